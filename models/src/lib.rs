@@ -1,1 +1,17 @@
-pub fn _x() {}
+//! `mm1-models`: the MM1 model stack (McKinnon et al. 2024, "MM1: Methods, Analysis &
+//! Insights from Multimodal LLM Pre-training").
+//!
+//! CLIP-style ViT (`vit`) → vision-language connector (`connector`: avg_pool, attn_pool,
+//! C-Abstractor) → Llama-style decoder, dense or MoE (`llm`), composed in `mm1`.
+//! Tensors in, tensors out: this crate knows nothing of files (except `weights`, the HF
+//! import/export), ranks or the data crate. See `docs/models.md`.
+
+pub mod config;
+mod error;
+pub mod presets;
+
+pub use config::{
+    Activation, AttnPoolConfig, AvgPoolConfig, CAbstractorConfig, ConnectorConfig, FreezeConfig, LlmConfig,
+    Mm1Config, MoeConfig, Size2, VisionConfig,
+};
+pub use error::ModelError;
