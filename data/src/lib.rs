@@ -9,18 +9,30 @@
 //! ```
 //! Formats, config keys and the loader state are documented in docs/data.md.
 
+pub mod assemble;
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod image;
+pub mod inspect;
 pub mod loader;
+pub mod pack;
+pub mod pipeline;
+pub mod rng;
+pub mod sample;
+pub mod shards;
 pub mod skip;
+pub mod source;
 pub mod state;
 pub mod synth;
+pub mod tokenizer;
 
 pub use batch::{Batch, SourceCounts};
 pub use config::{DataConfig, EvalConfig, PipelineShape, ResizeMode, SampleKind, SourceConfig};
 pub use error::{DataError, Result};
 pub use loader::Loader;
+pub use shards::{RawSample, ShardItem, ShardOpener, WdsOpener};
 pub use skip::{SkipCounts, SkipReason};
 pub use state::{LoaderState, LoaderStats, PartialDoc, SampleLoc, SourceState, SourceTotals};
 pub use synth::SynthConfig;
+pub use tokenizer::TextTokenizer;

@@ -1,28 +1,38 @@
-//! `Loader`: the public entry point. Shards → samples → decoded/tokenised → mixed → packed → `Batch`,
-//! with bounded prefetch on a background thread and exact resume through `LoaderState`.
+//! `Loader`: the public entry point. Runs the `Pipeline` on a background thread with a bounded
+//! queue of finished batches (`data.prefetch`), each paired with the state after it, so `state()`
+//! always describes the last batch *returned*, never the prefetched ones.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use crate::batch::Batch;
 use crate::config::{DataConfig, PipelineShape};
 use crate::error::{DataError, Result};
+use crate::pipeline::Pipeline;
+use crate::shards::{ShardOpener, WdsOpener};
 use crate::state::{LoaderState, LoaderStats};
+
+enum Engine {
+    /// `prefetch = 0`: batches are built on the caller's thread.
+    Inline(Box<Pipeline>),
+    Thread(Receiver<Result<(Batch, LoaderState)>>),
+}
 
 /// Yields packed batches for one rank of `world`.
 pub struct Loader {
-    cfg: DataConfig,
-    shape: PipelineShape,
-    rank: usize,
-    world: usize,
-    state: Option<LoaderState>,
+    engine: Engine,
+    state: LoaderState,
+    failed: Option<String>,
 }
 
 impl Loader {
-    /// Starts the pipeline at the beginning of the stream (validates config and tokenizer first).
+    /// Starts at the beginning of the stream. Validates the config, the model shape and the
+    /// tokenizer, and expands and splits the shard specs, before returning.
     pub fn new(cfg: &DataConfig, shape: PipelineShape, rank: usize, world: usize) -> Result<Self> {
-        cfg.validate(&shape)?;
-        Ok(Self { cfg: cfg.clone(), shape, rank, world, state: None })
+        Self::start(cfg, shape, rank, world, None, Arc::new(WdsOpener))
     }
 
-    /// Starts the pipeline exactly where `state` (from `Loader::state`) left off.
+    /// Starts exactly where `state` (from `Loader::state`, same config, rank and world) left off.
     pub fn restore(
         cfg: &DataConfig,
         shape: PipelineShape,
@@ -30,23 +40,87 @@ impl Loader {
         world: usize,
         state: LoaderState,
     ) -> Result<Self> {
-        cfg.validate(&shape)?;
-        Ok(Self { cfg: cfg.clone(), shape, rank, world, state: Some(state) })
+        Self::start(cfg, shape, rank, world, Some(state), Arc::new(WdsOpener))
     }
 
-    /// The next packed batch (blocks only when the pipeline is behind).
+    /// As `new`/`restore` with another shard reader behind the `ShardOpener` trait.
+    pub fn with_opener(
+        cfg: &DataConfig,
+        shape: PipelineShape,
+        rank: usize,
+        world: usize,
+        state: Option<LoaderState>,
+        opener: Arc<dyn ShardOpener>,
+    ) -> Result<Self> {
+        Self::start(cfg, shape, rank, world, state, opener)
+    }
+
+    fn start(
+        cfg: &DataConfig,
+        shape: PipelineShape,
+        rank: usize,
+        world: usize,
+        state: Option<LoaderState>,
+        opener: Arc<dyn ShardOpener>,
+    ) -> Result<Self> {
+        let mut p = Pipeline::new(cfg, shape, rank, world, opener)?;
+        if let Some(s) = state {
+            p.restore(s)?;
+        }
+        let state = p.state();
+        let engine = if cfg.prefetch == 0 {
+            Engine::Inline(Box::new(p))
+        } else {
+            let (tx, rx) = sync_channel(cfg.prefetch);
+            std::thread::Builder::new()
+                .name(format!("mm1-data-rank{rank}"))
+                .spawn(move || {
+                    loop {
+                        let r = p.next_batch().map(|b| (b, p.state()));
+                        let stop = r.is_err();
+                        // A failed send means the loader was dropped.
+                        if tx.send(r).is_err() || stop {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| DataError::Pipeline(format!("cannot start the loader thread: {e}")))?;
+            Engine::Thread(rx)
+        };
+        Ok(Self { engine, state, failed: None })
+    }
+
+    /// The next packed batch (blocks only when the pipeline is behind). After an error the
+    /// loader stays failed and repeats the error.
     pub fn next_batch(&mut self) -> Result<Batch> {
-        let _ = (&self.cfg, &self.shape, self.rank, self.world);
-        Err(DataError::Pipeline("loader not implemented yet".into()))
+        if let Some(m) = &self.failed {
+            return Err(DataError::Pipeline(format!("loader already failed: {m}")));
+        }
+        let r = match &mut self.engine {
+            Engine::Inline(p) => p.next_batch().map(|b| (b, p.state())),
+            Engine::Thread(rx) => rx
+                .recv()
+                .unwrap_or_else(|_| Err(DataError::Pipeline("the loader thread ended without a reason".into()))),
+        };
+        match r {
+            Ok((batch, state)) => {
+                self.state = state;
+                Ok(batch)
+            }
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 
-    /// State after the last batch returned by `next_batch` (not after prefetched ones).
+    /// State after the last batch returned by `next_batch` (before the first: the start state).
     pub fn state(&self) -> LoaderState {
-        self.state.clone().expect("not implemented yet")
+        self.state.clone()
     }
 
-    /// Running totals: realised mixture, skips per reason, drops.
-    pub fn stats(&self) -> LoaderStats {
-        self.state.as_ref().map(|s| s.stats.clone()).unwrap_or_default()
+    /// Running totals up to the last returned batch: realised mixture, skips per reason, drops.
+    pub fn stats(&self) -> &LoaderStats {
+        &self.state.stats
     }
 }

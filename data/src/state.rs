@@ -42,6 +42,9 @@ pub struct SourceState {
     pub rng: u64,
     /// Samples held in the shuffle buffer, in buffer order.
     pub buffer: Vec<SampleLoc>,
+    /// Samples read so far in this epoch (an epoch that reads none means no shard is readable).
+    #[serde(default)]
+    pub epoch_samples: u64,
 }
 
 /// Where a sample lives in a source's stream.
@@ -56,6 +59,8 @@ pub struct SampleLoc {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartialDoc {
     pub source: usize,
+    /// `shard/key` of the document, checked when it is read again on restore.
+    pub key: String,
     /// Packing units of the document already emitted (text tokens and images, see `pack.rs`).
     pub units_done: usize,
     /// Tokens of the first not-yet-finished text unit already emitted.
