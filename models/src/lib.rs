@@ -15,3 +15,11 @@ pub use config::{
     Mm1Config, MoeConfig, Size2, VisionConfig,
 };
 pub use error::ModelError;
+
+pub mod connector;
+pub mod llm;
+mod mm1;
+pub mod vit;
+
+pub use llm::{ExpertDispatch, LocalDispatch, MoeStats, RoutingPlan};
+pub use mm1::{DecodeCache, Mm1Input, Mm1Model, Mm1Output};

@@ -1,0 +1,93 @@
+//! Grouped-query self-attention with rotary embeddings (HF `LlamaAttention`, no biases).
+
+use super::rope::RopeTables;
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+#[derive(Module, Debug)]
+pub struct LlmAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub heads: usize,
+    pub kv_heads: usize,
+}
+
+/// Keys and values of the tokens seen so far (one layer), after RoPE.
+#[derive(Debug, Clone)]
+pub struct LayerKv {
+    /// `[b, kvh, t, dh]`
+    pub k: Tensor<4>,
+    /// `[b, kvh, t, dh]`
+    pub v: Tensor<4>,
+}
+
+impl LlmAttention {
+    pub fn new(width: usize, heads: usize, kv_heads: usize, device: &Device) -> Self {
+        let dh = width / heads;
+        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        Self {
+            q_proj: lin(width, heads * dh),
+            k_proj: lin(width, kv_heads * dh),
+            v_proj: lin(width, kv_heads * dh),
+            o_proj: lin(heads * dh, width),
+            heads,
+            kv_heads,
+        }
+    }
+
+    /// Attention over `x` and, if given, the cached keys/values of earlier tokens.
+    /// Returns the output and the extended cache.
+    ///
+    /// # Shapes
+    /// - `x`: `[b, t, d]`; `rope`: tables for these `t` tokens; `mask`: `[b, 1, t, t_past + t]`
+    ///   (`true` = masked) → `[b, t, d]`
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &RopeTables,
+        mask: Tensor<4, Bool>,
+        past: Option<LayerKv>,
+    ) -> (Tensor<3>, LayerKv) {
+        let [b, t, d] = x.dims();
+        let (h, kvh) = (self.heads, self.kv_heads);
+        let dh = d / h;
+        let split = |y: Tensor<3>, n: usize| y.reshape([b, t, n, dh]).swap_dims(1, 2); // [b, n, t, dh]
+        let q = rope.apply(split(self.q_proj.forward(x.clone()), h));
+        let k = rope.apply(split(self.k_proj.forward(x.clone()), kvh));
+        let v = split(self.v_proj.forward(x), kvh);
+        let (k, v) = match past {
+            Some(p) => (Tensor::cat(vec![p.k, k], 2), Tensor::cat(vec![p.v, v], 2)), // [b, kvh, tk, dh]
+            None => (k, v),
+        };
+        let cache = LayerKv { k: k.clone(), v: v.clone() };
+        let [_, _, tk, _] = k.dims();
+        let mask = mask.expand([b, h, t, tk]);
+        let a = attention(
+            q,
+            repeat_kv(k, h),
+            repeat_kv(v, h),
+            Some(mask),
+            None,
+            AttentionModuleOptions::default(),
+        ); // [b, h, t, dh]
+        (self.o_proj.forward(a.swap_dims(1, 2).reshape([b, t, d])), cache)
+    }
+}
+
+/// Share each KV head with `h / kvh` query heads (HF `repeat_kv`).
+///
+/// # Shapes
+/// - `x`: `[b, kvh, t, dh]` → `[b, h, t, dh]`
+fn repeat_kv(x: Tensor<4>, h: usize) -> Tensor<4> {
+    let [b, kvh, t, dh] = x.dims();
+    if kvh == h {
+        return x;
+    }
+    x.unsqueeze_dim::<5>(2) // [b, kvh, 1, t, dh]
+        .repeat_dim(2, h / kvh) // [b, kvh, rep, t, dh]
+        .reshape([b, h, t, dh])
+}

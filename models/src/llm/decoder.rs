@@ -1,0 +1,101 @@
+//! The Llama-style decoder (HF `LlamaForCausalLM`): embeddings in, logits out.
+//! Takes embeddings rather than token ids so the MM1 composite can splice image tokens in.
+
+use super::attention::LayerKv;
+use super::block::DecoderLayer;
+use super::mask::segment_causal_mask;
+use super::moe::MoeStats;
+use super::rope::Rope;
+use crate::config::LlmConfig;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::prelude::*;
+
+#[derive(Module, Debug)]
+pub struct LlmDecoder {
+    pub embed_tokens: Embedding,
+    pub layers: Vec<DecoderLayer>,
+    pub norm: RmsNorm,
+    /// `None` when tied to `embed_tokens`.
+    pub lm_head: Option<Linear>,
+    pub rope: Rope,
+}
+
+/// Decoder output.
+#[derive(Debug)]
+pub struct DecoderOutput {
+    /// `[b, t, vocab]`
+    pub logits: Tensor<3>,
+    /// Sum of the weighted MoE aux losses, `[1]` (zero if dense).
+    pub aux_loss: Tensor<1>,
+    pub moe: Vec<MoeStats>,
+    /// Per-layer keys/values including these tokens (for incremental decoding).
+    pub kv: Vec<LayerKv>,
+}
+
+impl LlmDecoder {
+    pub fn new(cfg: &LlmConfig, device: &Device) -> Self {
+        Self {
+            embed_tokens: EmbeddingConfig::new(cfg.vocab_size, cfg.width).init(device),
+            layers: (0..cfg.layers).map(|i| DecoderLayer::new(cfg, i, device)).collect(),
+            norm: RmsNormConfig::new(cfg.width).with_epsilon(cfg.rms_norm_eps).init(device),
+            lm_head: (!cfg.tie_embeddings)
+                .then(|| LinearConfig::new(cfg.width, cfg.vocab_size).with_bias(false).init(device)),
+            rope: Rope { head_dim: cfg.head_dim(), theta: cfg.rope_theta },
+        }
+    }
+
+    /// # Shapes
+    /// - `tokens`: `[b, t]` → `[b, t, d]`
+    pub fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.embed_tokens.forward(tokens)
+    }
+
+    /// Run the layers over `x`, optionally continuing from cached keys/values.
+    ///
+    /// # Shapes
+    /// - `x`: `[b, t, d]`; `position_ids`, `segment_ids`: `[b, t]`;
+    ///   `past_segments`: `[b, t_past]` segment ids of the cached tokens → logits `[b, t, vocab]`
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        position_ids: Tensor<2, Int>,
+        segment_ids: Tensor<2, Int>,
+        past: Option<(Vec<LayerKv>, Tensor<2, Int>)>,
+    ) -> DecoderOutput {
+        let device = x.device();
+        let rope = self.rope.tables(position_ids); // [b, 1, t, dh]
+        let (past_kv, k_seg) = match past {
+            Some((kv, seg)) => {
+                (kv.into_iter().map(Some).collect(), Tensor::cat(vec![seg, segment_ids.clone()], 1))
+            }
+            None => (vec![None; self.layers.len()], segment_ids.clone()),
+        };
+        let mask = segment_causal_mask(segment_ids, k_seg); // [b, 1, t, tk]
+        let (mut x, mut aux, mut moe, mut kv) = (x, Tensor::<1>::zeros([1], &device), Vec::new(), Vec::new());
+        for (layer, past) in self.layers.iter().zip(past_kv) {
+            let out = layer.forward(x, &rope, mask.clone(), past);
+            x = out.x;
+            kv.push(out.kv);
+            if let Some((loss, stats)) = out.moe {
+                aux = aux + loss;
+                moe.push(stats);
+            }
+        }
+        DecoderOutput { logits: self.head(self.norm.forward(x)), aux_loss: aux, moe, kv }
+    }
+
+    /// # Shapes
+    /// - `x`: `[b, t, d]` → `[b, t, vocab]`
+    fn head(&self, x: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(x),
+            None => {
+                // tied: x · Eᵀ
+                let [b, t, d] = x.dims();
+                let w = self.embed_tokens.weight.val(); // [vocab, d]
+                let [v, _] = w.dims();
+                x.reshape([b * t, d]).matmul(w.transpose()).reshape([b, t, v])
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The MM1 composite (MM1 Fig. 2): image → ViT → connector → image tokens written at the
+//! placeholder positions of the text embeddings → decoder → logits (+ MoE aux losses).
+
+use crate::ModelError;
+use crate::config::{FreezeConfig, Mm1Config};
+use crate::connector::Connector;
+use crate::llm::{DecoderOutput, LayerKv, LlmDecoder, MoeStats};
+use crate::vit::VisionTransformer;
+use burn::prelude::*;
+use burn::tensor::IndexingUpdateOp;
+
+#[derive(Module, Debug)]
+pub struct Mm1Model {
+    pub vision: VisionTransformer,
+    pub connector: Connector,
+    pub llm: LlmDecoder,
+    /// `[h, w]` pixels the connector was built for.
+    pub image_size: [usize; 2],
+    /// Image tokens per image (M).
+    pub num_image_tokens: usize,
+}
+
+/// One batch, as described in `docs/architecture.md`.
+#[derive(Debug, Clone)]
+pub struct Mm1Input {
+    /// `[b, t]` token ids (values at image placeholders are ignored).
+    pub tokens: Tensor<2, Int>,
+    /// `[b, t]`, `true` at image placeholders.
+    pub image_mask: Tensor<2, Bool>,
+    /// `[b, t]` document id per token; tokens only attend within their document.
+    pub segment_ids: Tensor<2, Int>,
+    /// `[b, t]` RoPE positions (restart at 0 per packed document).
+    pub position_ids: Tensor<2, Int>,
+    /// `[n, 3, h, w]` images in placeholder order (row-major over the batch).
+    pub images: Option<Tensor<4>>,
+}
+
+#[derive(Debug)]
+pub struct Mm1Output {
+    /// `[b, t, vocab]`
+    pub logits: Tensor<3>,
+    /// `[1]` weighted MoE losses (load balance + z-loss); zero for a dense LLM.
+    pub aux_loss: Tensor<1>,
+    /// One entry per MoE layer.
+    pub moe: Vec<MoeStats>,
+}
+
+/// Keys/values of every decoder layer for the tokens seen so far (incremental decoding).
+#[derive(Debug, Clone)]
+pub struct DecodeCache {
+    pub kv: Vec<LayerKv>,
+    /// `[b, t_past]` segment ids of the cached tokens.
+    pub segment_ids: Tensor<2, Int>,
+}
+
+impl DecodeCache {
+    /// Tokens already in the cache.
+    pub fn len(&self) -> usize {
+        self.segment_ids.dims()[1]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Mm1Config {
+    /// Validate, then allocate the model on `device` (frozen parts get no gradients).
+    pub fn init(&self, device: &Device) -> Result<Mm1Model, ModelError> {
+        self.validate()?;
+        let model = Mm1Model {
+            vision: VisionTransformer::new(&self.vision, device),
+            connector: Connector::new(&self.connector, &self.vision, self.llm.width, device),
+            llm: LlmDecoder::new(&self.llm, device),
+            image_size: self.vision.image_size.hw(),
+            num_image_tokens: self.connector.num_tokens(),
+        };
+        Ok(model.freeze(&self.freeze))
+    }
+}
+
+impl Mm1Model {
+    /// Stop gradients for the components `freeze` names (call again after loading weights).
+    pub fn freeze(mut self, freeze: &FreezeConfig) -> Self {
+        if freeze.vision {
+            self.vision = self.vision.no_grad();
+        }
+        if freeze.connector {
+            self.connector = self.connector.no_grad();
+        }
+        if freeze.llm {
+            self.llm = self.llm.no_grad();
+        }
+        self
+    }
+
+    /// Check shapes and that placeholders match the image tokens; returns the flat
+    /// placeholder positions (row-major over `[b, t]`).
+    pub fn validate_input(&self, input: &Mm1Input) -> Result<Vec<i64>, ModelError> {
+        let [b, t] = input.tokens.dims();
+        for (name, dims) in [
+            ("image_mask", input.image_mask.dims()),
+            ("segment_ids", input.segment_ids.dims()),
+            ("position_ids", input.position_ids.dims()),
+        ] {
+            if dims != [b, t] {
+                return Err(ModelError::Input(format!("{name} shape {dims:?} != tokens shape [{b}, {t}]")));
+            }
+        }
+        let positions: Vec<i64> = input
+            .image_mask
+            .to_data()
+            .iter::<bool>()
+            .enumerate()
+            .filter_map(|(i, m)| m.then_some(i as i64))
+            .collect();
+        let n = match &input.images {
+            Some(images) => {
+                let [n, c, h, w] = images.dims();
+                if [c, h, w] != [3, self.image_size[0], self.image_size[1]] {
+                    return Err(ModelError::Input(format!(
+                        "images are [{n}, {c}, {h}, {w}] but the model expects [n, 3, {}, {}]",
+                        self.image_size[0], self.image_size[1]
+                    )));
+                }
+                n
+            }
+            None => 0,
+        };
+        let expected = n * self.num_image_tokens;
+        if positions.len() != expected {
+            return Err(ModelError::Input(format!(
+                "image placeholders ({}) != connector tokens ({expected} = {n} images x {} tokens)",
+                positions.len(),
+                self.num_image_tokens
+            )));
+        }
+        Ok(positions)
+    }
+
+    /// Image tokens for a batch of images.
+    ///
+    /// # Shapes
+    /// - `images`: `[n, 3, h, w]` → `[n, m, d]`
+    pub fn encode_images(&self, images: Tensor<4>) -> Tensor<3> {
+        let [_, _, h, w] = images.dims();
+        let patch = self.vision.embeddings.patch_size;
+        let feats = self.vision.forward(images); // [n, p, dv]
+        self.connector.forward(feats, [h / patch, w / patch]) // [n, m, d]
+    }
+
+    /// Text embeddings with image tokens written at the placeholders.
+    ///
+    /// # Shapes
+    /// - output: `[b, t, d]`
+    pub fn embed(&self, input: &Mm1Input) -> Result<Tensor<3>, ModelError> {
+        let positions = self.validate_input(input)?;
+        let x = self.llm.embed(input.tokens.clone()); // [b, t, d]
+        let Some(images) = input.images.clone() else { return Ok(x) };
+        let [b, t, d] = x.dims();
+        let device = x.device();
+        let img = self.encode_images(images); // [n, m, d]
+        let [n, m, _] = img.dims();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(positions, [n * m]), &device);
+        let scattered = Tensor::<2>::zeros([b * t, d], &device).select_assign(
+            0,
+            idx,
+            img.reshape([n * m, d]),
+            IndexingUpdateOp::Add,
+        ); // [b*t, d]
+        let mask = input.image_mask.clone().reshape([b * t, 1]).expand([b * t, d]); // [b*t, d]
+        Ok(x.reshape([b * t, d]).mask_where(mask, scattered).reshape([b, t, d]))
+    }
+
+    /// The training forward pass.
+    pub fn forward(&self, input: Mm1Input) -> Result<Mm1Output, ModelError> {
+        let x = self.embed(&input)?; // [b, t, d]
+        let out = self.llm.forward(x, input.position_ids, input.segment_ids, None);
+        Ok(Mm1Output { logits: out.logits, aux_loss: out.aux_loss, moe: out.moe })
+    }
+
+    /// Incremental decoding: run `input` after the tokens in `cache` (none for the prompt)
+    /// and return the logits of the new tokens plus the extended cache. Images may come
+    /// with any chunk; `position_ids` continue where the cache ended.
+    pub fn forward_cached(
+        &self,
+        input: Mm1Input,
+        cache: Option<DecodeCache>,
+    ) -> Result<(Mm1Output, DecodeCache), ModelError> {
+        let x = self.embed(&input)?; // [b, t, d]
+        let segments = input.segment_ids.clone();
+        let past = cache.map(|c| (c.kv, c.segment_ids));
+        let all_segments = match &past {
+            Some((_, seg)) => Tensor::cat(vec![seg.clone(), segments.clone()], 1),
+            None => segments.clone(),
+        };
+        let DecoderOutput { logits, aux_loss, moe, kv } =
+            self.llm.forward(x, input.position_ids, segments, past);
+        Ok((Mm1Output { logits, aux_loss, moe }, DecodeCache { kv, segment_ids: all_segments }))
+    }
+}

@@ -1,0 +1,58 @@
+//! Pre-LN transformer block of the CLIP vision tower (HF `CLIPEncoderLayer`):
+//! `x = x + attn(ln1(x)); x = x + mlp(ln2(x))`.
+
+use super::attention::VitAttention;
+use crate::config::{Activation, VisionConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, sigmoid};
+
+/// `fc1 → activation → fc2`.
+#[derive(Module, Debug)]
+pub struct VitMlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+    /// `true`: quick_gelu (OpenAI CLIP), `false`: exact GELU.
+    pub quick_gelu: bool,
+}
+
+impl VitMlp {
+    /// # Shapes
+    /// - `x`: `[b, t, d]` → `[b, t, d]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.fc1.forward(x); // [b, t, mlp]
+        let h = if self.quick_gelu { h.clone() * sigmoid(h * 1.702) } else { gelu(h) };
+        self.fc2.forward(h)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct VitBlock {
+    pub layer_norm1: LayerNorm,
+    pub self_attn: VitAttention,
+    pub layer_norm2: LayerNorm,
+    pub mlp: VitMlp,
+}
+
+impl VitBlock {
+    pub fn new(cfg: &VisionConfig, device: &Device) -> Self {
+        let ln = || LayerNormConfig::new(cfg.width).with_epsilon(cfg.layer_norm_eps).init(device);
+        Self {
+            layer_norm1: ln(),
+            self_attn: VitAttention::new(cfg.width, cfg.heads, device),
+            layer_norm2: ln(),
+            mlp: VitMlp {
+                fc1: LinearConfig::new(cfg.width, cfg.mlp_dim).init(device),
+                fc2: LinearConfig::new(cfg.mlp_dim, cfg.width).init(device),
+                quick_gelu: cfg.activation == Activation::QuickGelu,
+            },
+        }
+    }
+
+    /// # Shapes
+    /// - `x`: `[b, t, d]` → `[b, t, d]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x));
+        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
+    }
+}
