@@ -79,3 +79,37 @@ where
     tok.save(out, false).map_err(err)?;
     Ok(tok)
 }
+
+/// Every text of the samples in `spec` (captions `txt`, interleaved `json.texts`, text `txt` or
+/// `json.text`), in shard order, for tokenizer training. Bad members are skipped silently here:
+/// `inspect` is the tool that reports them.
+pub fn shard_texts(spec: &str, opener: &dyn crate::shards::ShardOpener, max_samples: usize) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut n = 0usize;
+    for url in crate::shards::expand_spec(spec)? {
+        let Ok(it) = opener.open(&url) else { continue };
+        for item in it {
+            let crate::shards::ShardItem::Sample(raw) = item else { break };
+            if n >= max_samples {
+                return Ok(out);
+            }
+            n += 1;
+            if let Some(t) = raw.get("txt").and_then(|b| std::str::from_utf8(b).ok()) {
+                out.push(t.to_string());
+            }
+            let json = raw.get("json").and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+            if let Some(j) = json {
+                if let Some(t) = j.get("text").and_then(|t| t.as_str()) {
+                    out.push(t.to_string());
+                }
+                if let Some(ts) = j.get("texts").and_then(|t| t.as_array()) {
+                    out.extend(ts.iter().filter_map(|t| t.as_str().map(String::from)));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(DataError::Tokenizer(format!("no text found in {spec}")));
+    }
+    Ok(out)
+}
