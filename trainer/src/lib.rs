@@ -1,2 +1,5 @@
 
 pub mod eval;
+pub mod config;
+pub mod logging;
+pub mod schedule;

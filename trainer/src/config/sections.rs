@@ -1,0 +1,168 @@
+//! The small trainer-owned sections: `[schedule]`, `[train]`, `[eval]`, `[checkpoint]`,
+//! `[log]` and `[parallel]`. Each struct mirrors its TOML section 1:1.
+
+use serde::{Deserialize, Serialize};
+
+/// `[schedule]`: linear warmup, then decay to `min_lr_ratio · lr` at `train.steps`
+/// (MM1: 2000 warmup steps, cosine to 10% of peak).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Steps of linear warmup from 0 to the peak learning rate.
+    pub warmup_steps: u64,
+    /// Shape of the decay after warmup.
+    pub decay: Decay,
+    /// Floor of the decay as a fraction of the peak.
+    pub min_lr_ratio: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self { warmup_steps: 2000, decay: Decay::Cosine, min_lr_ratio: 0.1 }
+    }
+}
+
+/// Decay shape after warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decay {
+    /// Half cosine from the peak to the floor.
+    Cosine,
+    /// Straight line from the peak to the floor.
+    Linear,
+    /// Stay at the peak.
+    Constant,
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Total optimizer steps (scripts rely on this key: `train.steps`).
+    pub steps: u64,
+    /// Seed of parameter initialisation and of every trainer-side random draw.
+    pub seed: u64,
+    /// A step whose loss or gradient is NaN/Inf is skipped; this many in a row stop the run.
+    pub max_nonfinite_in_a_row: u32,
+    /// Backend the run uses.
+    pub device: DeviceKind,
+    /// Sequences per optimizer step over all ranks and micro-batches; when non-zero it must
+    /// equal `data.batch_size × parallel.dp × optim.grad_accum` (MM1: 512).
+    pub global_batch_size: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            seed: 0,
+            max_nonfinite_in_a_row: 5,
+            device: DeviceKind::Flex,
+            global_batch_size: 0,
+        }
+    }
+}
+
+/// Backend selected at run time (`flex` is burn's pure-Rust CPU backend).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Flex,
+    Wgpu,
+    Cuda,
+}
+
+impl DeviceKind {
+    /// The name as written in TOML.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Flex => "flex",
+            DeviceKind::Wgpu => "wgpu",
+            DeviceKind::Cuda => "cuda",
+        }
+    }
+}
+
+/// `[eval]`: held-out loss per source kind. The held-out shards themselves are
+/// `[[data.eval.sources]]` (the data crate reads them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Evaluate every this many steps (and at the end); `0` turns evaluation off.
+    pub every: u64,
+    /// Batches per evaluation.
+    pub batches: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self { every: 1000, batches: 20 }
+    }
+}
+
+/// `[checkpoint]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Steps between checkpoints (scripts rely on `checkpoint.every`); one is always written
+    /// at the end; `0` writes only that one.
+    pub every: u64,
+    /// Checkpoints kept in the run folder (older ones are deleted).
+    pub keep_last: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { every: 1000, keep_last: 3 }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Steps between log lines (scripts rely on `log.every`).
+    pub every: u64,
+    /// Write TensorBoard event files into the run folder.
+    pub tensorboard: bool,
+    /// How progress is shown on stderr.
+    pub progress: ProgressMode,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { every: 10, tensorboard: true, progress: ProgressMode::Auto }
+    }
+}
+
+/// Progress display on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, plain lines otherwise.
+    Auto,
+    /// Always the indicatif bar.
+    Bar,
+    /// Always plain lines (batch jobs, CI).
+    Plain,
+    /// Nothing on stderr (metrics still go to files).
+    Off,
+}
+
+/// `[parallel]`: data and expert parallelism (sizes are validated before anything runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParallelConfig {
+    /// Data-parallel ranks.
+    pub dp: usize,
+    /// Expert-parallel group size; divides `dp` and the number of experts.
+    pub ep: usize,
+    /// Seconds a collective may wait for the other ranks before the run fails.
+    pub collective_timeout_s: u64,
+}
+
+impl Default for ParallelConfig {
+    fn default() -> Self {
+        Self { dp: 1, ep: 1, collective_timeout_s: 600 }
+    }
+}
