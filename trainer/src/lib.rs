@@ -3,3 +3,4 @@ pub mod eval;
 pub mod config;
 pub mod logging;
 pub mod schedule;
+pub mod parallel;

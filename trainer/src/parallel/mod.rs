@@ -1,0 +1,58 @@
+//! Distributed training: how the computation is spread over processes (the model code knows
+//! nothing of ranks; see `docs/distributed.md`).
+//!
+//! - [`Collective`]: the communication interface; [`SingleProcess`] (default) and
+//!   `MpiCollective` (feature `mpi`); [`init_collective`] picks one from the launcher's
+//!   environment ([`LaunchInfo`]).
+//! - [`data_parallel`]: identical initial weights on every rank, token-weighted bucketed
+//!   gradient all-reduce, communication timing.
+//! - [`all_to_all_grad`]: a differentiable all-to-all (backward = the reverse exchange), the
+//!   building block of expert-parallel token dispatch.
+//! - [`watchdog`]: collective timeouts that name the dead or hung rank and the step.
+//! - `nccl` (feature `cuda`): burn's in-process NCCL all-reduce over the GPUs of one node.
+
+pub mod all_to_all_grad;
+mod collective;
+pub mod data_parallel;
+mod env;
+#[cfg(feature = "mpi")]
+mod mpi;
+#[cfg(feature = "mpi")]
+mod mpi_check_in;
+#[cfg(feature = "cuda")]
+pub mod nccl;
+mod single;
+pub mod watchdog;
+
+use std::sync::Arc;
+
+pub use collective::{Collective, CollectiveError, ReduceOp, exchange_counts};
+pub use env::{LaunchInfo, Launcher};
+#[cfg(feature = "mpi")]
+pub use mpi::MpiCollective;
+pub use single::SingleProcess;
+pub use watchdog::{EXIT_COLLECTIVE_TIMEOUT, FailureConfig};
+
+/// The world communicator for this process: [`SingleProcess`] when the launcher started one
+/// process, MPI when it started several (an error naming the launcher's variables when this
+/// build has no `mpi` feature).
+pub fn init_collective(failure: FailureConfig) -> Result<Arc<dyn Collective>, CollectiveError> {
+    let launch = LaunchInfo::from_process_env()?;
+    if launch.world_size == 1 {
+        return Ok(Arc::new(SingleProcess));
+    }
+    #[cfg(feature = "mpi")]
+    {
+        let _ = launch;
+        Ok(Arc::new(MpiCollective::init(failure)?))
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        let _ = failure;
+        Err(CollectiveError::Launch(format!(
+            "{:?} started {} ranks but mm1-trainer was built without the `mpi` feature \
+             (rebuild with `--features mpi`)",
+            launch.launcher, launch.world_size
+        )))
+    }
+}

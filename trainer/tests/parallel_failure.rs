@@ -1,0 +1,72 @@
+//! Failure handling on 2 MPI ranks: a hung rank and a crashed rank end the job with a clear
+//! error naming the rank (and, for the hang, the step), well within the timeout budget.
+
+mod parallel_support;
+
+use parallel_support::*;
+
+/// Check-in timeout of the workers below.
+const TIMEOUT_S: f64 = 2.0;
+
+#[test]
+fn a_hung_rank_is_named_with_its_step_and_the_job_aborts() {
+    let out = run_workers("workers::worker_hang", 2, &[]);
+    if out.skipped {
+        return;
+    }
+    let text = out.output();
+    assert!(!out.success, "the job should fail\n{text}");
+    assert!(
+        text.contains("rank(s) 1 did not arrive") && text.contains("step 3"),
+        "rank 0 should name rank 1 and step 3:\n{text}"
+    );
+    // Rank 1 sleeps 60 s: the job must end long before that.
+    assert!(out.elapsed.as_secs_f64() < 30.0, "took {:?}\n{text}", out.elapsed);
+}
+
+#[test]
+fn a_crashed_rank_ends_the_job() {
+    let out = run_workers("workers::worker_crash", 2, &[]);
+    if out.skipped {
+        return;
+    }
+    let text = out.output();
+    assert!(!out.success, "the job should fail\n{text}");
+    assert!(text.contains("rank 1"), "the launcher should name rank 1:\n{text}");
+    assert!(out.elapsed.as_secs_f64() < 30.0, "took {:?}\n{text}", out.elapsed);
+}
+
+#[cfg(feature = "mpi")]
+mod workers {
+    use mm1_trainer::parallel::{Collective, FailureConfig, MpiCollective, ReduceOp};
+
+    use super::TIMEOUT_S;
+
+    /// Five "steps" of one all-reduce each; `fail` runs on rank 1 at step 3.
+    fn steps(fail: impl Fn()) {
+        let c = MpiCollective::init(FailureConfig {
+            collective_timeout_s: TIMEOUT_S,
+        })
+        .expect("MPI init");
+        for step in 1..=5u64 {
+            c.set_step(step);
+            if step == 3 && c.rank() == 1 {
+                fail();
+            }
+            let s = c.all_reduce(vec![1.0], ReduceOp::Sum).unwrap();
+            assert_eq!(s, vec![2.0]);
+        }
+    }
+
+    #[test]
+    #[ignore = "run on 2 ranks by a_hung_rank_is_named_with_its_step_and_the_job_aborts"]
+    fn worker_hang() {
+        steps(|| std::thread::sleep(std::time::Duration::from_secs(60)));
+    }
+
+    #[test]
+    #[ignore = "run on 2 ranks by a_crashed_rank_ends_the_job"]
+    fn worker_crash() {
+        steps(|| std::process::abort());
+    }
+}
