@@ -24,6 +24,11 @@ fn two_rank_differentiable_all_to_all_has_the_reverse_exchange_as_gradient() {
     run_workers("workers::worker_all_to_all_grad", 2, &[]).expect_success();
 }
 
+#[test]
+fn two_rank_expert_parallel_moe_equals_local_experts() {
+    run_workers("workers::worker_expert_parallel", 2, &[]).expect_success();
+}
+
 #[cfg(feature = "mpi")]
 mod workers {
     use std::sync::Arc;
@@ -243,5 +248,81 @@ mod workers {
     /// Rows rank `from` sends to rank `to` (`to + 1 + from`).
     fn send_rows_of(from: usize, to: usize) -> usize {
         to + 1 + from
+    }
+
+    #[test]
+    #[ignore = "run on 2 ranks by two_rank_expert_parallel_moe_equals_local_experts"]
+    fn worker_expert_parallel() {
+        use mm1_models::MoeConfig;
+        use mm1_models::llm::MoeFfn;
+        use mm1_trainer::parallel::expert_parallel::{AllToAllDispatch, expert_param_ids};
+
+        let c = world();
+        let r = c.rank();
+        let device = Device::flex().autodiff();
+        let cfg = MoeConfig {
+            num_experts: 4,
+            top_k: 2,
+            capacity_factor: 0.0, // no drops: both paths see the same plan
+            ..MoeConfig::default()
+        };
+        let (b, t, d) = (2, 5, 8);
+        let dp = DataParallel::new(c.clone(), 1 << 20);
+        let (local, _) = dp.sync_module(MoeFfn::new(&cfg, d, 12, &device)).unwrap();
+        let ep = local
+            .clone()
+            .with_dispatch(Arc::new(AllToAllDispatch::new(c.clone(), 4).unwrap()));
+        // Different tokens on each rank.
+        let xs: Vec<f32> = (0..b * t * d)
+            .map(|i| (((i * 37 + r * 101) % 23) as f32 / 11.5 - 1.0) * 0.7)
+            .collect();
+        let w: Vec<f32> = (0..b * t * d).map(|i| ((i * 13 + r) % 7) as f32 - 3.0).collect();
+        let input = || Tensor::<3>::from_data(TensorData::new(xs.clone(), [b, t, d]), &device).require_grad();
+        let weight = || Tensor::<3>::from_data(TensorData::new(w.clone(), [b, t, d]), &device);
+        // Path 1: every expert local (EP = 1).
+        let x1 = input();
+        let out1 = local.forward(x1.clone(), 0);
+        let y1 = out1.y.clone().into_data().try_to_vec::<f32>().unwrap();
+        let g1 = (out1.y * weight()).sum().backward();
+        // Path 2: experts 0-1 on rank 0, 2-3 on rank 1.
+        let x2 = input();
+        let out2 = ep.forward(x2.clone(), 0);
+        let y2 = out2.y.clone().into_data().try_to_vec::<f32>().unwrap();
+        rel_close("moe output", &y2, &y1);
+        let g2 = (out2.y * weight()).sum().backward();
+        // Input gradients agree on every rank.
+        let gx1 = x1.grad(&g1).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let gx2 = x2.grad(&g2).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        rel_close("input gradient", &gx2, &gx1);
+        // Expert gradients: EP owner's gradient = sum over ranks of the local-path gradient.
+        let p1 = GradientsParams::from_grads(g1, &local);
+        let p2 = GradientsParams::from_grads(g2, &ep);
+        let experts = expert_param_ids(&local);
+        assert_eq!(experts.len(), 4 * 3, "4 experts x 3 projections");
+        let owned = 2 * r..2 * r + 2;
+        for (i, expert) in local.experts.iter().enumerate() {
+            for (name, lin) in [("gate", &expert.gate_proj), ("up", &expert.up_proj), ("down", &expert.down_proj)] {
+                let id = lin.weight.id;
+                let summed = c
+                    .all_reduce(
+                        p1.get::<2>(id).map(|g| g.into_data().try_to_vec::<f32>().unwrap()).unwrap_or_else(|| vec![0.0; lin.weight.lazy_shape().num_elements()]),
+                        ReduceOp::Sum,
+                    )
+                    .unwrap();
+                match p2.get::<2>(id) {
+                    Some(g) if owned.contains(&i) => {
+                        rel_close(&format!("expert {i} {name}"), &g.into_data().try_to_vec::<f32>().unwrap(), &summed)
+                    }
+                    None if !owned.contains(&i) => {}
+                    other => panic!("rank {r}: expert {i} {name}: gradient present = {}", other.is_some()),
+                }
+            }
+        }
+        // The router is dense: its gradient is the same in both paths.
+        let id = local.router.weight.id;
+        let a = p1.get::<2>(id).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let bb = p2.get::<2>(id).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        rel_close("router", &bb, &a);
+        println!("rank {r}: expert parallel matches local experts");
     }
 }

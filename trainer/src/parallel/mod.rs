@@ -6,6 +6,8 @@
 //!   environment ([`LaunchInfo`]).
 //! - [`data_parallel`]: identical initial weights on every rank, token-weighted bucketed
 //!   gradient all-reduce, communication timing.
+//! - [`expert_parallel`]: all-to-all token dispatch for MoE layers (the models crate's
+//!   `ExpertDispatch`), dense/expert gradient reduction groups.
 //! - [`all_to_all_grad`]: a differentiable all-to-all (backward = the reverse exchange), the
 //!   building block of expert-parallel token dispatch.
 //! - [`watchdog`]: collective timeouts that name the dead or hung rank and the step.
@@ -15,6 +17,7 @@ pub mod all_to_all_grad;
 mod collective;
 pub mod data_parallel;
 mod env;
+pub mod expert_parallel;
 #[cfg(feature = "mpi")]
 mod mpi;
 #[cfg(feature = "mpi")]
