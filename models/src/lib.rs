@@ -20,6 +20,7 @@ pub mod connector;
 pub mod llm;
 mod mm1;
 pub mod vit;
+pub mod weights;
 
 pub use llm::{ExpertDispatch, LocalDispatch, MoeStats, RoutingPlan};
 pub use mm1::{DecodeCache, Mm1Input, Mm1Model, Mm1Output};

@@ -12,7 +12,8 @@ pub fn segment_causal_mask(q_seg: Tensor<2, Int>, k_seg: Tensor<2, Int>) -> Tens
     let [b, tq] = q_seg.dims();
     let [_, tk] = k_seg.dims();
     let device = q_seg.device();
-    let future = Tensor::<2, Bool>::triu_mask([tq, tk], (tk - tq) as i64 + 1, &device); // [tq, tk]
+    // tril_mask is `true` strictly above the (shifted) diagonal: the future keys.
+    let future = Tensor::<2, Bool>::tril_mask([tq, tk], (tk - tq) as i64, &device); // [tq, tk]
     let other_doc =
         q_seg.reshape([b, tq, 1]).repeat_dim(2, tk).not_equal(k_seg.reshape([b, 1, tk]).repeat_dim(1, tq)); // [b, tq, tk]
     let mask = other_doc.bool_or(future.unsqueeze_dim::<3>(0).repeat_dim(0, b)); // [b, tq, tk]
