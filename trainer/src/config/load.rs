@@ -22,7 +22,7 @@ pub struct ConfigSources {
 pub struct LoadedConfig {
     pub config: RunConfig,
     pub sources: ConfigSources,
-    /// The merged TOML tree as written (before serde defaults).
+    /// The merged TOML tree that was deserialised (defaults filled in when patches ran).
     pub merged: Table,
     origins: Origins,
 }
@@ -62,7 +62,12 @@ impl ConfigSources {
             merge(&mut tree, overlay_tree, "", &Origin::File(clean(overlay)), &mut origins);
             patches.extend(overlay_patches);
         }
-        // Patches see the fully merged tree, so an overlay can patch what the file chose.
+        // Patches see the fully merged tree with every default filled in, so an overlay can
+        // match on what the file chose even where the file relied on a default.
+        if !patches.is_empty() {
+            let resolved = deserialize(tree, &origins)?;
+            tree = Table::try_from(&resolved).map_err(|e| ConfigError::Serialize(e.to_string()))?;
+        }
         for (file, patch) in &patches {
             apply_patch(&mut tree, patch, &Origin::File(file.clone()), &mut origins)
                 .map_err(|message| ConfigError::Layering { path: file.clone(), message })?;

@@ -38,15 +38,28 @@ impl Origins {
         self.0.insert(path.to_string(), origin.clone());
     }
 
+    /// Forgets `path` and everything below it (the value there was replaced).
+    pub fn forget(&mut self, path: &str) {
+        let below = format!("{path}.");
+        self.0.retain(|k, _| k != path && !k.starts_with(&below));
+    }
+
     /// The origin of `path` or of its nearest recorded ancestor.
+    /// A table nobody set as a whole (e.g. a misspelt section) answers with the origin of
+    /// its first key.
     pub fn find(&self, path: &str) -> Option<&Origin> {
         let mut p = path;
         loop {
             if let Some(o) = self.0.get(p) {
                 return Some(o);
             }
-            p = &p[..p.rfind('.')?];
+            match p.rfind('.') {
+                Some(i) => p = &p[..i],
+                None => break,
+            }
         }
+        let below = format!("{path}.");
+        self.0.range(below.clone()..).next().filter(|(k, _)| k.starts_with(&below)).map(|(_, o)| o)
     }
 
     /// Every file that contributed at least one key, in key order (deduplicated).
@@ -84,6 +97,14 @@ pub fn merge(dst: &mut Table, src: Table, prefix: &str, origin: &Origin, origins
         match (dst.get_mut(&key), value) {
             (Some(Value::Table(d)), Value::Table(s)) if same_kind(d, &s) => {
                 merge(d, s, &path, origin, origins);
+            }
+            // A new or replaced table: record its keys one by one, so keys it does not
+            // write keep answering "default".
+            (_, Value::Table(s)) => {
+                origins.forget(&path);
+                let mut fresh = Table::new();
+                merge(&mut fresh, s, &path, origin, origins);
+                dst.insert(key, Value::Table(fresh));
             }
             (_, value) => {
                 origins.record(&path, origin);
@@ -221,6 +242,7 @@ pub fn apply_set(root: &mut Table, arg: &str, origins: &mut Origins) -> Result<(
     }
     let (last, parents) = segs.split_last().expect("split yields at least one segment");
     let value = parse_set_value(raw);
+    let table_path = key.rsplit_once('.').map_or("", |(parent, _)| parent);
     with_tree(root, |tree| {
         let mut cur = tree;
         for seg in parents {
@@ -228,6 +250,12 @@ pub fn apply_set(root: &mut Table, arg: &str, origins: &mut Origins) -> Result<(
         }
         match cur {
             Value::Table(t) => {
+                // A new `kind` is a new design: drop the old kind's keys, as `merge` does.
+                let replaced = *last == "kind" && t.get("kind").is_some_and(|old| *old != value);
+                if replaced {
+                    t.clear();
+                    origins.forget(table_path);
+                }
                 t.insert(last.to_string(), value);
                 Ok(())
             }

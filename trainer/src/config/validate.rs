@@ -45,8 +45,8 @@ impl RunConfig {
         })?;
         self.validate_data()?;
         self.validate_optim()?;
-        self.validate_schedule()?;
         self.validate_loop()?;
+        self.validate_schedule()?;
         self.validate_parallel()
     }
 

@@ -42,12 +42,17 @@ impl MetricsJsonl {
         step: u64,
         values: impl IntoIterator<Item = (&'a str, f64)>,
     ) -> io::Result<()> {
-        let mut obj = Map::new();
-        obj.insert("step".into(), Value::from(step));
+        // Written by hand so keys keep the given order (`step` first) without
+        // serde_json's `preserve_order` feature.
+        let mut line = format!("{{\"step\":{step}");
         for (k, v) in values {
-            obj.insert(k.to_string(), Value::from(v));
+            line.push(',');
+            line.push_str(&Value::from(k).to_string());
+            line.push(':');
+            line.push_str(&Value::from(v).to_string());
         }
-        serde_json::to_writer(&mut self.out, &Value::Object(obj))?;
+        line.push('}');
+        self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;
         self.out.flush()
     }
