@@ -5,3 +5,4 @@ pub mod logging;
 pub mod schedule;
 pub mod parallel;
 pub mod sweep;
+pub mod report;

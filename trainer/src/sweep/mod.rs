@@ -24,7 +24,7 @@ mod spec;
 pub use base::{layered_tree, lookup};
 pub use cli::{format_plan, plan_file, sweep_dir, trainer_command};
 pub use error::SweepError;
-pub use plan::{Arm, Plan, PlannedRun, plain, plan_sweep, run_id, toml_literal};
+pub use plan::{Arm, Plan, PlannedRun, bundle, plain, plan_sweep, run_id, short, toml_literal};
 pub use runner::{
     DONE_FILE, RunOutcome, RunnerOptions, has_checkpoint, run_sweep, set_pairs, trainer_args, write_plan,
 };
