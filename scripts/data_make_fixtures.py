@@ -73,7 +73,12 @@ def main():
         json.dump(expected, f, indent=1)
 
     # CLIP preprocessing reference: shortest side -> 32 (bicubic), centre crop 32, normalise, CHW
-    png = image_bytes(7, "PNG", size=(64, 48))
+    # smooth content: resamplers agree on it up to rounding, so the comparison tests the geometry
+    yy, xx = np.mgrid[0:48, 0:64].astype(np.float32)
+    smooth = np.stack([128 + 100 * np.sin(xx / 9.0), 128 + 100 * np.cos(yy / 7.0), (xx + yy) * 2.0], axis=-1)
+    buf = io.BytesIO()
+    Image.fromarray(smooth.clip(0, 255).astype(np.uint8)).save(buf, format="PNG")
+    png = buf.getvalue()
     with open(os.path.join(OUT, "clip_ref.png"), "wb") as f:
         f.write(png)
     im = Image.open(io.BytesIO(png)).convert("RGB")
@@ -82,7 +87,7 @@ def main():
     scale = s / min(w, h)
     im = im.resize((round(w * scale), round(h * scale)), Image.BICUBIC)
     w, h = im.size
-    left, top = (w - s) // 2, (h - s) // 2
+    left, top = int(round((w - s) / 2.0)), int(round((h - s) / 2.0))  # torchvision CenterCrop
     im = im.crop((left, top, left + s, top + s))
     x = (np.asarray(im, dtype=np.float32) / 255.0 - MEAN) / STD
     with open(os.path.join(OUT, "clip_ref.json"), "w") as f:

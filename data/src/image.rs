@@ -105,10 +105,17 @@ pub fn resize_rgb8(img: &Rgb8, size: usize, mode: ResizeMode) -> Result<Vec<u8>,
     let mut dst = Image::new(size as u32, size as u32, PixelType::U8x3);
     let mut opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
     if mode == ResizeMode::ShortestSideCrop {
-        let side = img.width.min(img.height) as f64;
-        let left = (img.width as f64 - side) / 2.0;
-        let top = (img.height as f64 - side) / 2.0;
-        opts = opts.crop(left, top, side, side);
+        // torchvision `Resize(size)` + `CenterCrop(size)`: the shortest side becomes `size`, the
+        // other `round(side * size / shortest)`, then an integer crop at
+        // `round_half_even((resized - size) / 2)`. Cropping the matching fractional source
+        // window and resizing only that is the same maths with less work.
+        let (w, h) = (img.width as f64, img.height as f64);
+        let scale = size as f64 / w.min(h);
+        let (rw, rh) = ((w * scale).round(), (h * scale).round());
+        let left = ((rw - size as f64) / 2.0).round_ties_even();
+        let top = ((rh - size as f64) / 2.0).round_ties_even();
+        let (sx, sy) = (w / rw, h / rh);
+        opts = opts.crop(left * sx, top * sy, size as f64 * sx, size as f64 * sy);
     }
     RESIZER
         .with(|r| r.borrow_mut().resize(&src, &mut dst, &opts))
@@ -124,7 +131,7 @@ pub fn normalize_clip(rgb: &[u8], size: usize) -> Vec<f32> {
     let shift: [f32; 3] = std::array::from_fn(|c| CLIP_MEAN[c] / CLIP_STD[c]);
     let (r, rest) = out.split_at_mut(hw);
     let (g, b) = rest.split_at_mut(hw);
-    for (i, px) in rgb.chunks_exact(3).enumerate() {
+    for (i, px) in rgb.chunks_exact(3).take(hw).enumerate() {
         r[i] = px[0] as f32 * scale[0] - shift[0];
         g[i] = px[1] as f32 * scale[1] - shift[1];
         b[i] = px[2] as f32 * scale[2] - shift[2];
