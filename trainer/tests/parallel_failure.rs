@@ -44,10 +44,7 @@ mod workers {
 
     /// Five "steps" of one all-reduce each; `fail` runs on rank 1 at step 3.
     fn steps(fail: impl Fn()) {
-        let c = MpiCollective::init(FailureConfig {
-            collective_timeout_s: TIMEOUT_S,
-        })
-        .expect("MPI init");
+        let c = MpiCollective::init(FailureConfig { collective_timeout_s: TIMEOUT_S }).expect("MPI init");
         for step in 1..=5u64 {
             c.set_step(step);
             if step == 3 && c.rank() == 1 {

@@ -40,15 +40,10 @@ mod workers {
     use burn::tensor::{Device, Int, Tensor, TensorData};
     use mm1_trainer::parallel::all_to_all_grad::all_to_allv_rows;
     use mm1_trainer::parallel::data_parallel::{DataParallel, GradScaling, module_checksum};
-    use mm1_trainer::parallel::{
-        Collective, FailureConfig, MpiCollective, ReduceOp, exchange_counts,
-    };
+    use mm1_trainer::parallel::{Collective, FailureConfig, MpiCollective, ReduceOp, exchange_counts};
 
     fn world() -> Arc<dyn Collective> {
-        let c = MpiCollective::init(FailureConfig {
-            collective_timeout_s: 30.0,
-        })
-        .expect("MPI init");
+        let c = MpiCollective::init(FailureConfig { collective_timeout_s: 30.0 }).expect("MPI init");
         assert_eq!(c.world_size(), 2, "these workers expect mpirun -n 2");
         Arc::new(c)
     }
@@ -82,15 +77,13 @@ mod workers {
         assert_eq!(a2a, vec![r as f32, 10.0 + r as f32]);
         // all_to_allv with uneven counts: rank r sends (j + 1 + r) values to rank j.
         let send_counts: Vec<usize> = (0..w).map(|j| j + 1 + r).collect();
-        let send: Vec<f32> = (0..w)
-            .flat_map(|j| std::iter::repeat_n((100 * r + j) as f32, j + 1 + r))
-            .collect();
+        let send: Vec<f32> =
+            (0..w).flat_map(|j| std::iter::repeat_n((100 * r + j) as f32, j + 1 + r)).collect();
         let recv_counts = exchange_counts(c.as_ref(), &send_counts).unwrap();
         assert_eq!(recv_counts, (0..w).map(|i| r + 1 + i).collect::<Vec<_>>());
         let got = c.all_to_allv(send, &send_counts, &recv_counts).unwrap();
-        let want: Vec<f32> = (0..w)
-            .flat_map(|i| std::iter::repeat_n((100 * i + r) as f32, r + 1 + i))
-            .collect();
+        let want: Vec<f32> =
+            (0..w).flat_map(|i| std::iter::repeat_n((100 * i + r) as f32, r + 1 + i)).collect();
         assert_eq!(got, want);
         // Size errors name both numbers, before any communication.
         let err = c.all_to_allv(vec![0.0; 3], &[1, 1], &[1, 1]).unwrap_err();
@@ -114,10 +107,7 @@ mod workers {
 
     impl Tiny {
         fn new(device: &Device) -> Self {
-            Self {
-                l1: LinearConfig::new(6, 16).init(device),
-                l2: LinearConfig::new(16, 11).init(device),
-            }
+            Self { l1: LinearConfig::new(6, 16).init(device), l2: LinearConfig::new(16, 11).init(device) }
         }
         /// Mean cross-entropy over the positions where `mask` is 1.
         fn loss(&self, x: Tensor<2>, targets: Tensor<1, Int>, mask: Tensor<1>) -> Tensor<1> {
@@ -150,18 +140,14 @@ mod workers {
     }
 
     fn assert_close(a: &GradientsParams, b: &GradientsParams, model: &Tiny) {
-        for (name, id) in [
-            ("l1.weight", model.l1.weight.id),
-            ("l2.weight", model.l2.weight.id),
-        ] {
+        for (name, id) in [("l1.weight", model.l1.weight.id), ("l2.weight", model.l2.weight.id)] {
             let x = a.get::<2>(id).unwrap().into_data().try_to_vec::<f32>().unwrap();
             let y = b.get::<2>(id).unwrap().into_data().try_to_vec::<f32>().unwrap();
             rel_close(name, &x, &y);
         }
-        for (name, id) in [
-            ("l1.bias", model.l1.bias.as_ref().unwrap().id),
-            ("l2.bias", model.l2.bias.as_ref().unwrap().id),
-        ] {
+        for (name, id) in
+            [("l1.bias", model.l1.bias.as_ref().unwrap().id), ("l2.bias", model.l2.bias.as_ref().unwrap().id)]
+        {
             let x = a.get::<1>(id).unwrap().into_data().try_to_vec::<f32>().unwrap();
             let y = b.get::<1>(id).unwrap().into_data().try_to_vec::<f32>().unwrap();
             rel_close(name, &x, &y);
@@ -196,9 +182,7 @@ mod workers {
         let loss = model.loss(x, t, m);
         let local_loss = loss.clone().into_scalar::<f32>() as f64;
         let grads = grads_of(&model, loss);
-        let reduced = dp
-            .all_reduce_gradients(&model, grads, GradScaling::LocalMean(weights))
-            .unwrap();
+        let reduced = dp.all_reduce_gradients(&model, grads, GradScaling::LocalMean(weights)).unwrap();
         let stats = dp.take_comm_stats();
         assert!(stats.calls >= 4 && stats.bytes > 0, "{stats:?}");
         // Reference: one process over the concatenated batch.
@@ -239,7 +223,11 @@ mod workers {
         let g = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
         // Reference: the same reverse exchange done by hand on the host.
         let back = c
-            .all_to_allv(w, &recv_rows.iter().map(|n| n * d).collect::<Vec<_>>(), &send_rows.iter().map(|n| n * d).collect::<Vec<_>>())
+            .all_to_allv(
+                w,
+                &recv_rows.iter().map(|n| n * d).collect::<Vec<_>>(),
+                &send_rows.iter().map(|n| n * d).collect::<Vec<_>>(),
+            )
             .unwrap();
         assert_eq!(g, back);
         println!("rank {r}: all-to-all gradient ok");
@@ -269,13 +257,10 @@ mod workers {
         let (b, t, d) = (2, 5, 8);
         let dp = DataParallel::new(c.clone(), 1 << 20);
         let (local, _) = dp.sync_module(MoeFfn::new(&cfg, d, 12, &device)).unwrap();
-        let ep = local
-            .clone()
-            .with_dispatch(Arc::new(AllToAllDispatch::new(c.clone(), 4).unwrap()));
+        let ep = local.clone().with_dispatch(Arc::new(AllToAllDispatch::new(c.clone(), 4).unwrap()));
         // Different tokens on each rank.
-        let xs: Vec<f32> = (0..b * t * d)
-            .map(|i| (((i * 37 + r * 101) % 23) as f32 / 11.5 - 1.0) * 0.7)
-            .collect();
+        let xs: Vec<f32> =
+            (0..b * t * d).map(|i| (((i * 37 + r * 101) % 23) as f32 / 11.5 - 1.0) * 0.7).collect();
         let w: Vec<f32> = (0..b * t * d).map(|i| ((i * 13 + r) % 7) as f32 - 3.0).collect();
         let input = || Tensor::<3>::from_data(TensorData::new(xs.clone(), [b, t, d]), &device).require_grad();
         let weight = || Tensor::<3>::from_data(TensorData::new(w.clone(), [b, t, d]), &device);
@@ -301,18 +286,24 @@ mod workers {
         assert_eq!(experts.len(), 4 * 3, "4 experts x 3 projections");
         let owned = 2 * r..2 * r + 2;
         for (i, expert) in local.experts.iter().enumerate() {
-            for (name, lin) in [("gate", &expert.gate_proj), ("up", &expert.up_proj), ("down", &expert.down_proj)] {
+            for (name, lin) in
+                [("gate", &expert.gate_proj), ("up", &expert.up_proj), ("down", &expert.down_proj)]
+            {
                 let id = lin.weight.id;
                 let summed = c
                     .all_reduce(
-                        p1.get::<2>(id).map(|g| g.into_data().try_to_vec::<f32>().unwrap()).unwrap_or_else(|| vec![0.0; lin.weight.lazy_shape().num_elements()]),
+                        p1.get::<2>(id)
+                            .map(|g| g.into_data().try_to_vec::<f32>().unwrap())
+                            .unwrap_or_else(|| vec![0.0; lin.weight.lazy_shape().num_elements()]),
                         ReduceOp::Sum,
                     )
                     .unwrap();
                 match p2.get::<2>(id) {
-                    Some(g) if owned.contains(&i) => {
-                        rel_close(&format!("expert {i} {name}"), &g.into_data().try_to_vec::<f32>().unwrap(), &summed)
-                    }
+                    Some(g) if owned.contains(&i) => rel_close(
+                        &format!("expert {i} {name}"),
+                        &g.into_data().try_to_vec::<f32>().unwrap(),
+                        &summed,
+                    ),
                     None if !owned.contains(&i) => {}
                     other => panic!("rank {r}: expert {i} {name}: gradient present = {}", other.is_some()),
                 }

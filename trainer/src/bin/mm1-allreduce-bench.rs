@@ -44,10 +44,8 @@ fn run() -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
-    let coll = init_collective(FailureConfig {
-        collective_timeout_s: timeout_s,
-    })
-    .map_err(|e| e.to_string())?;
+    let coll =
+        init_collective(FailureConfig { collective_timeout_s: timeout_s }).map_err(|e| e.to_string())?;
     let n = coll.world_size();
     if coll.rank() == 0 {
         println!(

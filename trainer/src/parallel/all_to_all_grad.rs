@@ -37,29 +37,22 @@ pub fn all_to_allv_rows(
     recv_rows: &[usize],
 ) -> Result<Tensor<2>, CollectiveError> {
     let [_, d] = x.dims();
-    let plan = Plan {
-        coll: coll.clone(),
-        send_rows: send_rows.to_vec(),
-        recv_rows: recv_rows.to_vec(),
-        d,
-    };
+    let plan = Plan { coll: coll.clone(), send_rows: send_rows.to_vec(), recv_rows: recv_rows.to_vec(), d };
     if !x.is_autodiff() {
         let device = x.device();
         return plan.forward(x, &device);
     }
-    let x = match tracked::<burn::backend::Flex, NoCheckpointing>(x, &plan)
-        .or_else(|x| tracked::<burn::backend::Flex, BalancedCheckpointing>(x, &plan))
+    if let Some(out) = tracked::<burn::backend::Flex, NoCheckpointing>(&x, &plan)
+        .or_else(|| tracked::<burn::backend::Flex, BalancedCheckpointing>(&x, &plan))
     {
-        Ok(out) => return out,
-        Err(x) => x,
-    };
+        return out;
+    }
     #[cfg(feature = "cuda")]
-    let x = match tracked::<burn::backend::Cube, NoCheckpointing>(x, &plan)
-        .or_else(|x| tracked::<burn::backend::Cube, BalancedCheckpointing>(x, &plan))
+    if let Some(out) = tracked::<burn::backend::Cube, NoCheckpointing>(&x, &plan)
+        .or_else(|| tracked::<burn::backend::Cube, BalancedCheckpointing>(&x, &plan))
     {
-        Ok(out) => return out,
-        Err(x) => x,
-    };
+        return out;
+    }
     Err(CollectiveError::Mpi(format!(
         "differentiable all-to-all: unsupported backend for device {:?}",
         x.device()
@@ -95,11 +88,7 @@ fn exchange(
     d: usize,
     device: &burn::tensor::Device,
 ) -> Result<Tensor<2>, CollectiveError> {
-    let values = x
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("converted to f32");
+    let values = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
     let out_counts: Vec<usize> = out_rows.iter().map(|r| r * d).collect();
     let in_counts: Vec<usize> = in_rows.iter().map(|r| r * d).collect();
     let got = coll.all_to_allv(values, &out_counts, &in_counts)?;
@@ -128,41 +117,31 @@ where
             .unwrap_or_else(|e| panic!("backward of the expert-parallel all-to-all failed: {e}"));
         let [parent] = ops.parents;
         if let Some(node) = parent {
-            let back = back
-                .try_into_primitive::<B>()
-                .expect("created on the inner backend");
+            let back = back.try_into_primitive::<B>().expect("created on the inner backend");
             grads.register::<B>(node.id, back);
         }
     }
 }
 
-/// Forward on backend `B` with checkpoint strategy `C`; `Err(x)` when `x` lives elsewhere.
-fn tracked<B, C>(
-    x: Tensor<2>,
-    plan: &Plan,
-) -> Result<Result<Tensor<2>, CollectiveError>, Tensor<2>>
+/// Forward on backend `B` with checkpoint strategy `C`; `None` when `x` lives elsewhere.
+fn tracked<B, C>(x: &Tensor<2>, plan: &Plan) -> Option<Result<Tensor<2>, CollectiveError>>
 where
     B: Backend,
     C: CheckpointStrategy,
     DispatchTensor: DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, C>>,
 {
-    let prim = match x.clone().try_into_primitive::<Autodiff<B, C>>() {
-        Ok(p) => p,
-        Err(_) => return Err(x),
-    };
+    let prim = x.clone().try_into_primitive::<Autodiff<B, C>>().ok()?;
     let (inner, guard) = prim.into_parts();
     let inner = Tensor::<2>::from_primitive::<B>(inner);
     let device = inner.device();
     let out = match plan.forward(inner, &device) {
         Ok(out) => out,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Some(Err(e)),
     };
-    let out = out
-        .try_into_primitive::<B>()
-        .expect("created on the inner backend");
+    let out = out.try_into_primitive::<B>().expect("created on the inner backend");
     let out = match AllToAllBackward.prepare::<C>([guard]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish(plan.clone(), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
-    Ok(Ok(Tensor::<2>::from_primitive::<Autodiff<B, C>>(out)))
+    Some(Ok(Tensor::<2>::from_primitive::<Autodiff<B, C>>(out)))
 }

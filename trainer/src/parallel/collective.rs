@@ -26,19 +26,10 @@ pub enum ReduceOp {
 pub enum CollectiveError {
     /// A buffer or count list does not have the size the operation needs.
     #[error("{op}: {what} is {got}, expected {expected}")]
-    Size {
-        op: &'static str,
-        what: &'static str,
-        got: usize,
-        expected: usize,
-    },
+    Size { op: &'static str, what: &'static str, got: usize, expected: usize },
     /// A root or peer rank outside the communicator.
     #[error("{op}: rank {rank} is outside the world of {world}")]
-    Rank {
-        op: &'static str,
-        rank: usize,
-        world: usize,
-    },
+    Rank { op: &'static str, rank: usize, world: usize },
     /// The launcher's environment is inconsistent or names more ranks than this build supports.
     #[error("launch environment: {0}")]
     Launch(String),
@@ -102,10 +93,7 @@ pub trait Collective: Send + Sync + fmt::Debug {
 }
 
 /// The `recv_counts` of an [`Collective::all_to_allv`]: what every peer will send to us.
-pub fn exchange_counts(
-    coll: &dyn Collective,
-    send_counts: &[usize],
-) -> Result<Vec<usize>, CollectiveError> {
+pub fn exchange_counts(coll: &dyn Collective, send_counts: &[usize]) -> Result<Vec<usize>, CollectiveError> {
     check_len("all_to_allv", "send_counts length", send_counts.len(), coll.world_size())?;
     let send = send_counts.iter().map(|&c| c as u64).collect();
     Ok(coll.all_to_all_u64(send)?.into_iter().map(|c| c as usize).collect())
@@ -118,25 +106,12 @@ pub(crate) fn check_len(
     got: usize,
     expected: usize,
 ) -> Result<(), CollectiveError> {
-    if got == expected {
-        Ok(())
-    } else {
-        Err(CollectiveError::Size {
-            op,
-            what,
-            got,
-            expected,
-        })
-    }
+    if got == expected { Ok(()) } else { Err(CollectiveError::Size { op, what, got, expected }) }
 }
 
 /// Fail when `len` is not a multiple of the world size (chunked collectives).
-pub(crate) fn check_divisible(
-    op: &'static str,
-    len: usize,
-    world: usize,
-) -> Result<(), CollectiveError> {
-    if len % world == 0 {
+pub(crate) fn check_divisible(op: &'static str, len: usize, world: usize) -> Result<(), CollectiveError> {
+    if len.is_multiple_of(world) {
         Ok(())
     } else {
         Err(CollectiveError::Size {
@@ -150,9 +125,5 @@ pub(crate) fn check_divisible(
 
 /// Fail when a root rank is outside the world.
 pub(crate) fn check_rank(op: &'static str, rank: usize, world: usize) -> Result<(), CollectiveError> {
-    if rank < world {
-        Ok(())
-    } else {
-        Err(CollectiveError::Rank { op, rank, world })
-    }
+    if rank < world { Ok(()) } else { Err(CollectiveError::Rank { op, rank, world }) }
 }

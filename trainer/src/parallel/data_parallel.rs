@@ -40,11 +40,7 @@ impl TokenWeights {
     /// `local / global`: multiply a local-mean loss or gradient by this to get this rank's
     /// share of the global-mean one (0 when no rank had a loss token).
     pub fn share(&self) -> f64 {
-        if self.global == 0 {
-            0.0
-        } else {
-            self.local as f64 / self.global as f64
-        }
+        if self.global == 0 { 0.0 } else { self.local as f64 / self.global as f64 }
     }
 }
 
@@ -90,11 +86,7 @@ pub struct DataParallel {
 impl DataParallel {
     /// `bucket_elems`: values per all-reduce call (at least 1).
     pub fn new(coll: Arc<dyn Collective>, bucket_elems: usize) -> Self {
-        Self {
-            coll,
-            bucket_elems: bucket_elems.max(1),
-            stats: Mutex::new(CommStats::default()),
-        }
+        Self { coll, bucket_elems: bucket_elems.max(1), stats: Mutex::new(CommStats::default()) }
     }
 
     /// The communicator gradients are reduced over.
@@ -114,20 +106,14 @@ impl DataParallel {
     ) -> Result<T, CollectiveError> {
         let t0 = Instant::now();
         let out = f()?;
-        self.stats
-            .lock()
-            .expect("stats lock")
-            .add(t0.elapsed().as_secs_f64(), bytes);
+        self.stats.lock().expect("stats lock").add(t0.elapsed().as_secs_f64(), bytes);
         Ok(out)
     }
 
     /// Rank 0's parameters on every rank (forcing lazy initialisation), verified by checksum.
     /// Returns the module and the checksum all ranks agree on.
     pub fn sync_module<M: Module>(&self, module: M) -> Result<(M, u64), CollectiveError> {
-        let mut mapper = Broadcaster {
-            dp: self,
-            error: None,
-        };
+        let mut mapper = Broadcaster { dp: self, error: None };
         let module = module.map(&mut mapper);
         if let Some(e) = mapper.error {
             return Err(e);
@@ -140,17 +126,12 @@ impl DataParallel {
     /// error listing each rank's.
     pub fn verify_replicated<M: Module>(&self, module: &M) -> Result<u64, CollectiveError> {
         let mine = module_checksum(module);
-        let all = self.timed(8 * self.coll.world_size(), || {
-            self.coll.all_gather_u64(vec![mine])
-        })?;
+        let all = self.timed(8 * self.coll.world_size(), || self.coll.all_gather_u64(vec![mine]))?;
         if all.iter().all(|&c| c == mine) {
             Ok(mine)
         } else {
-            let list: Vec<String> = all
-                .iter()
-                .enumerate()
-                .map(|(r, c)| format!("rank {r}: {c:016x}"))
-                .collect();
+            let list: Vec<String> =
+                all.iter().enumerate().map(|(r, c)| format!("rank {r}: {c:016x}")).collect();
             Err(CollectiveError::Mismatch(format!(
                 "parameter checksums differ after broadcast ({})",
                 list.join(", ")
@@ -161,10 +142,7 @@ impl DataParallel {
     /// Exchange loss-token counts: this rank's `local` and the group's total.
     pub fn token_weights(&self, local: u64) -> Result<TokenWeights, CollectiveError> {
         let all = self.timed(8, || self.coll.all_gather_u64(vec![local]))?;
-        Ok(TokenWeights {
-            local,
-            global: all.iter().sum(),
-        })
+        Ok(TokenWeights { local, global: all.iter().sum() })
     }
 
     /// Token-weighted mean of a per-rank scalar (e.g. the local-mean loss, for the logs).
@@ -207,12 +185,7 @@ impl DataParallel {
             error: None,
         };
         module.visit(&mut flat);
-        let Flatten {
-            values,
-            present,
-            error,
-            ..
-        } = flat;
+        let Flatten { values, present, error, .. } = flat;
         if let Some(e) = error {
             return Err(e);
         }
@@ -231,26 +204,16 @@ impl DataParallel {
                 )));
             }
         }
-        let present = self.timed(4 * present.len(), || {
-            self.coll.all_reduce(present, ReduceOp::Sum)
-        })?;
+        let present = self.timed(4 * present.len(), || self.coll.all_reduce(present, ReduceOp::Sum))?;
         // 3. Bucketed all-reduce.
         let mut reduced = Vec::with_capacity(values.len());
         for chunk in values.chunks(self.bucket_elems) {
-            let out = self.timed(4 * chunk.len(), || {
-                self.coll.all_reduce(chunk.to_vec(), ReduceOp::Sum)
-            })?;
+            let out = self.timed(4 * chunk.len(), || self.coll.all_reduce(chunk.to_vec(), ReduceOp::Sum))?;
             reduced.extend_from_slice(&out);
         }
         // 4. Back into tensors, in the same visit order.
-        let mut unflat = Unflatten {
-            grads: &mut grads,
-            select,
-            values: &reduced,
-            present: &present,
-            offset: 0,
-            index: 0,
-        };
+        let mut unflat =
+            Unflatten { grads: &mut grads, select, values: &reduced, present: &present, offset: 0, index: 0 };
         module.visit(&mut unflat);
         Ok(grads)
     }
@@ -290,20 +253,13 @@ impl ModuleMapper for Broadcaster<'_> {
             let data = t.to_data();
             let dtype = data.dtype();
             let shape = data.shape().clone();
-            let values = data
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("converted to f32");
+            let values = data.convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
             let n = values.len();
             match self.dp.timed(4 * n, || self.dp.coll.broadcast(values, 0)) {
                 Ok(v) => {
                     let fresh =
                         Tensor::<D>::from_data(TensorData::new(v, shape).convert_dtype(dtype), &t.device());
-                    if t.is_require_grad() {
-                        fresh.require_grad()
-                    } else {
-                        fresh
-                    }
+                    if t.is_require_grad() { fresh.require_grad() } else { fresh }
                 }
                 Err(e) => {
                     self.error = Some(e);

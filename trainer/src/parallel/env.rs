@@ -39,12 +39,7 @@ pub struct LaunchInfo {
 impl LaunchInfo {
     /// One process, no launcher.
     pub fn single() -> Self {
-        Self {
-            launcher: Launcher::None,
-            rank: 0,
-            world_size: 1,
-            local_rank: 0,
-        }
+        Self { launcher: Launcher::None, rank: 0, world_size: 1, local_rank: 0 }
     }
 
     /// Read the current process environment.
@@ -73,9 +68,8 @@ impl LaunchInfo {
             let Some(rank) = read(env, rank_var)? else {
                 continue;
             };
-            let world_size = read(env, size_var)?.ok_or_else(|| {
-                CollectiveError::Launch(format!("{rank_var} is set but {size_var} is not"))
-            })?;
+            let world_size = read(env, size_var)?
+                .ok_or_else(|| CollectiveError::Launch(format!("{rank_var} is set but {size_var} is not")))?;
             if world_size == 0 || rank >= world_size {
                 return Err(CollectiveError::Launch(format!(
                     "{rank_var}={rank} is not below {size_var}={world_size}"
@@ -104,9 +98,11 @@ impl LaunchInfo {
 fn read(env: &HashMap<String, String>, var: &str) -> Result<Option<usize>, CollectiveError> {
     match env.get(var) {
         None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            CollectiveError::Launch(format!("{var}={v:?} is not a non-negative integer"))
-        }),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| CollectiveError::Launch(format!("{var}={v:?} is not a non-negative integer"))),
     }
 }
 
@@ -115,10 +111,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -137,7 +130,10 @@ mod tests {
             ("SLURM_LOCALID", "0"),
         ]);
         let info = LaunchInfo::from_env(&e).unwrap();
-        assert_eq!((info.launcher, info.rank, info.world_size, info.local_rank), (Launcher::OpenMpi, 3, 8, 1));
+        assert_eq!(
+            (info.launcher, info.rank, info.world_size, info.local_rank),
+            (Launcher::OpenMpi, 3, 8, 1)
+        );
     }
 
     #[test]
@@ -149,8 +145,8 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!((s.launcher, s.rank, s.world_size, s.local_rank), (Launcher::Slurm, 5, 16, 1));
-        let t = LaunchInfo::from_env(&env(&[("RANK", "2"), ("WORLD_SIZE", "4"), ("LOCAL_RANK", "2")]))
-            .unwrap();
+        let t =
+            LaunchInfo::from_env(&env(&[("RANK", "2"), ("WORLD_SIZE", "4"), ("LOCAL_RANK", "2")])).unwrap();
         assert_eq!((t.launcher, t.rank, t.world_size, t.local_rank), (Launcher::Torchrun, 2, 4, 2));
     }
 

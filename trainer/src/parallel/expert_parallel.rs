@@ -38,7 +38,7 @@ impl AllToAllDispatch {
     /// `group`: the expert-parallel communicator; its size must divide `num_experts`.
     pub fn new(group: Arc<dyn Collective>, num_experts: usize) -> Result<Self, CollectiveError> {
         let ep = group.world_size();
-        if num_experts == 0 || num_experts % ep != 0 {
+        if num_experts == 0 || !num_experts.is_multiple_of(ep) {
             return Err(CollectiveError::Launch(format!(
                 "expert parallel: {num_experts} experts cannot be split over {ep} ranks"
             )));
@@ -78,7 +78,8 @@ impl AllToAllDispatch {
     ) -> Result<Tensor<2>, CollectiveError> {
         let [n, d] = x.dims();
         let device = x.device();
-        let (e, k, ep, per) = (self.num_experts, plan.top_k, self.group.world_size(), self.experts_per_rank());
+        let (e, k, ep, per) =
+            (self.num_experts, plan.top_k, self.group.world_size(), self.experts_per_rank());
         if experts.len() != e || plan.assignments.len() != e {
             return Err(CollectiveError::Launch(format!(
                 "expert parallel: model has {} experts and the plan {}, dispatcher built for {e}",
@@ -95,16 +96,10 @@ impl AllToAllDispatch {
             rows.extend(routed.iter().map(|&(t, _)| t as i64));
             slots.extend(routed.iter().map(|&(t, s)| (t * k + s) as i64));
         }
-        let send_rows: Vec<usize> = per_expert
-            .chunks(per)
-            .map(|c| c.iter().sum::<u64>() as usize)
-            .collect();
+        let send_rows: Vec<usize> = per_expert.chunks(per).map(|c| c.iter().sum::<u64>() as usize).collect();
         // 2. recv_counts[i * per + j]: rows rank i sends to my local expert j.
         let recv_counts = self.group.all_to_all_u64(per_expert)?;
-        let recv_rows: Vec<usize> = recv_counts
-            .chunks(per)
-            .map(|c| c.iter().sum::<u64>() as usize)
-            .collect();
+        let recv_rows: Vec<usize> = recv_counts.chunks(per).map(|c| c.iter().sum::<u64>() as usize).collect();
         // 3. Tokens to their experts' ranks.
         let m = rows.len();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [m]), &device);
@@ -165,10 +160,7 @@ pub fn expert_param_ids<M: Module>(module: &M) -> HashSet<ParamId> {
             }
         }
     }
-    let mut c = Collect {
-        depth_in_experts: 0,
-        ids: HashSet::new(),
-    };
+    let mut c = Collect { depth_in_experts: 0, ids: HashSet::new() };
     module.visit(&mut c);
     c.ids
 }
@@ -192,7 +184,7 @@ impl MoeGradientReduction {
         bucket_elems: usize,
     ) -> Result<(Self, Arc<dyn Collective>), CollectiveError> {
         let n = world.world_size();
-        if ep == 0 || n % ep != 0 {
+        if ep == 0 || !n.is_multiple_of(ep) {
             return Err(CollectiveError::Launch(format!(
                 "parallel.ep = {ep} must divide the number of ranks ({n})"
             )));
@@ -216,17 +208,10 @@ impl MoeGradientReduction {
         grads: GradientsParams,
     ) -> Result<GradientsParams, CollectiveError> {
         let experts = expert_param_ids(module);
-        let grads = self.dense.all_reduce_gradients_where(
-            module,
-            grads,
-            GradScaling::PreScaled,
-            &|id| !experts.contains(id),
-        )?;
-        self.experts.all_reduce_gradients_where(
-            module,
-            grads,
-            GradScaling::PreScaled,
-            &|id| experts.contains(id),
-        )
+        let grads = self
+            .dense
+            .all_reduce_gradients_where(module, grads, GradScaling::PreScaled, &|id| !experts.contains(id))?;
+        self.experts
+            .all_reduce_gradients_where(module, grads, GradScaling::PreScaled, &|id| experts.contains(id))
     }
 }

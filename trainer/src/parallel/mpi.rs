@@ -15,9 +15,7 @@ use mpi::datatype::{Partition, PartitionMut};
 use mpi::topology::{Color, SimpleCommunicator};
 use mpi::traits::*;
 
-use super::collective::{
-    Collective, CollectiveError, ReduceOp, check_divisible, check_len, check_rank,
-};
+use super::collective::{Collective, CollectiveError, ReduceOp, check_divisible, check_len, check_rank};
 use super::env::LaunchInfo;
 use super::mpi_check_in::{CheckIn, check_in};
 use super::watchdog::{self, FailureConfig};
@@ -33,11 +31,7 @@ pub(crate) enum Op {
     ReduceScatter(Vec<f32>, ReduceOp),
     AllToAll(Vec<f32>),
     AllToAllU64(Vec<u64>),
-    AllToAllV {
-        send: Vec<f32>,
-        send_counts: Vec<usize>,
-        recv_counts: Vec<usize>,
-    },
+    AllToAllV { send: Vec<f32>, send_counts: Vec<usize>, recv_counts: Vec<usize> },
     Barrier,
     Split(usize),
 }
@@ -94,12 +88,7 @@ enum Reply {
 }
 
 enum Msg {
-    Call {
-        comm: usize,
-        step: u64,
-        op: Op,
-        reply: mpsc::Sender<Result<Reply, CollectiveError>>,
-    },
+    Call { comm: usize, step: u64, op: Op, reply: mpsc::Sender<Result<Reply, CollectiveError>> },
     Shutdown,
 }
 
@@ -156,9 +145,7 @@ impl MpiCollective {
         let (rank, size) = ready_rx
             .recv()
             .map_err(|_| CollectiveError::Mpi("the MPI thread died during MPI_Init".into()))??;
-        if launch.launcher != super::env::Launcher::None
-            && (launch.rank, launch.world_size) != (rank, size)
-        {
+        if launch.launcher != super::env::Launcher::None && (launch.rank, launch.world_size) != (rank, size) {
             return Err(CollectiveError::Launch(format!(
                 "{:?} says rank {} of {}, MPI says rank {rank} of {size}",
                 launch.launcher, launch.rank, launch.world_size
@@ -185,12 +172,7 @@ impl MpiCollective {
         let (reply_tx, reply_rx) = mpsc::channel();
         self.shared
             .tx
-            .send(Msg::Call {
-                comm: self.comm,
-                step,
-                op,
-                reply: reply_tx,
-            })
+            .send(Msg::Call { comm: self.comm, step, op, reply: reply_tx })
             .map_err(|_| CollectiveError::Mpi("the MPI thread has exited".into()))?;
         let reply = match self.shared.failure.caller_deadline() {
             None => reply_rx.recv().ok(),
@@ -293,12 +275,9 @@ impl Collective for MpiCollective {
     }
     fn split(&self, color: usize) -> Result<Arc<dyn Collective>, CollectiveError> {
         match self.call(Op::Split(color))? {
-            Reply::Comm { id, rank, size } => Ok(Arc::new(Self {
-                shared: self.shared.clone(),
-                comm: id,
-                rank,
-                size,
-            })),
+            Reply::Comm { id, rank, size } => {
+                Ok(Arc::new(Self { shared: self.shared.clone(), comm: id, rank, size }))
+            }
             other => Err(CollectiveError::Mpi(format!("unexpected reply {other:?}"))),
         }
     }
@@ -310,8 +289,7 @@ fn worker(
     ready: mpsc::Sender<Result<(usize, usize), CollectiveError>>,
     failure: FailureConfig,
 ) {
-    let Some((universe, _threading)) = mpi::initialize_with_threading(mpi::Threading::Funneled)
-    else {
+    let Some((universe, _threading)) = mpi::initialize_with_threading(mpi::Threading::Funneled) else {
         let _ = ready.send(Err(CollectiveError::Mpi("MPI_Init_thread failed".into())));
         return;
     };
@@ -321,20 +299,10 @@ fn worker(
     let mut comms = vec![world];
     // Per-communicator count of collectives issued, compared at check-in.
     let mut seqs = vec![0u64];
-    while let Ok(Msg::Call {
-        comm,
-        step,
-        op,
-        reply,
-    }) = rx.recv()
-    {
+    while let Ok(Msg::Call { comm, step, op, reply }) = rx.recv() {
         seqs[comm] += 1;
         if let Some(timeout) = failure.timeout() {
-            let check = CheckIn {
-                step,
-                seq: seqs[comm],
-                op: op.code(),
-            };
+            let check = CheckIn { step, seq: seqs[comm], op: op.code() };
             if let Err(msg) = check_in(&comms[comm], check, timeout) {
                 eprintln!("mm1: {msg}; aborting the job");
                 comms[0].abort(watchdog::EXIT_COLLECTIVE_TIMEOUT);
@@ -347,11 +315,7 @@ fn worker(
                 comms.push(c);
                 seqs.push(0);
                 let c = comms.last().expect("just pushed");
-                Ok(Reply::Comm {
-                    id: comms.len() - 1,
-                    rank: c.rank() as usize,
-                    size: c.size() as usize,
-                })
+                Ok(Reply::Comm { id: comms.len() - 1, rank: c.rank() as usize, size: c.size() as usize })
             }
             Ok(r) => Ok(r),
             Err(Fail(e)) => Err(e),
@@ -431,11 +395,7 @@ fn run(comm: &SimpleCommunicator, op: Op) -> Result<Reply, NotReply> {
             comm.all_to_all_into(&send[..], &mut recv[..]);
             Ok(Reply::U64(recv))
         }
-        Op::AllToAllV {
-            send,
-            send_counts,
-            recv_counts,
-        } => {
+        Op::AllToAllV { send, send_counts, recv_counts } => {
             let (sc, sd) = counts_displs(&send_counts, count)?;
             let (rc, rd) = counts_displs(&recv_counts, count)?;
             let mut recv = vec![0f32; recv_counts.iter().sum()];
@@ -451,14 +411,11 @@ fn run(comm: &SimpleCommunicator, op: Op) -> Result<Reply, NotReply> {
             Ok(Reply::Unit)
         }
         Op::Split(color) => {
-            let color = i32::try_from(color).map_err(|_| {
-                Fail(CollectiveError::Mpi(format!("split color {color} exceeds i32")))
-            })?;
+            let color = i32::try_from(color)
+                .map_err(|_| Fail(CollectiveError::Mpi(format!("split color {color} exceeds i32"))))?;
             match comm.split_by_color(Color::with_value(color)) {
                 Some(c) => Err(Split(c)),
-                None => Err(Fail(CollectiveError::Mpi(
-                    "MPI_Comm_split returned no communicator".into(),
-                ))),
+                None => Err(Fail(CollectiveError::Mpi("MPI_Comm_split returned no communicator".into()))),
             }
         }
     }

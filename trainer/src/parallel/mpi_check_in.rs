@@ -34,11 +34,7 @@ impl CheckIn {
 }
 
 /// Run one check-in round on `comm`. `Err` carries the message to print before aborting.
-pub(crate) fn check_in(
-    comm: &SimpleCommunicator,
-    me: CheckIn,
-    timeout: Duration,
-) -> Result<(), String> {
+pub(crate) fn check_in(comm: &SimpleCommunicator, me: CheckIn, timeout: Duration) -> Result<(), String> {
     let size = comm.size() as usize;
     if size == 1 {
         return Ok(());
@@ -53,9 +49,7 @@ pub(crate) fn check_in(
         let deadline = Instant::now() + timeout + timeout / 4 + Duration::from_millis(500);
         let mut go = [0u64; 1];
         let ok = mpi::request::scope(|scope| {
-            let req = comm
-                .process_at_rank(0)
-                .immediate_receive_into_with_tag(scope, &mut go[..], TAG_GO);
+            let req = comm.process_at_rank(0).immediate_receive_into_with_tag(scope, &mut go[..], TAG_GO);
             settle(req, deadline)
         });
         if ok {
@@ -79,18 +73,18 @@ fn coordinate(comm: &SimpleCommunicator, me: CheckIn, timeout: Duration) -> Resu
     let mut got = vec![[0u64; 3]; size];
     for r in 1..size {
         let arrived = mpi::request::scope(|scope| {
-            let req = comm
-                .process_at_rank(r as i32)
-                .immediate_receive_into_with_tag(scope, &mut got[r][..], TAG_CHECK_IN);
+            let req = comm.process_at_rank(r as i32).immediate_receive_into_with_tag(
+                scope,
+                &mut got[r][..],
+                TAG_CHECK_IN,
+            );
             settle(req, deadline)
         });
         if !arrived {
             // Name every rank that is missing, not only the first.
             let missing: Vec<String> = std::iter::once(r)
                 .chain((r + 1..size).filter(|&p| {
-                    comm.process_at_rank(p as i32)
-                        .immediate_probe_with_tag(TAG_CHECK_IN)
-                        .is_none()
+                    comm.process_at_rank(p as i32).immediate_probe_with_tag(TAG_CHECK_IN).is_none()
                 }))
                 .map(|p| p.to_string())
                 .collect();
@@ -102,11 +96,7 @@ fn coordinate(comm: &SimpleCommunicator, me: CheckIn, timeout: Duration) -> Resu
                 timeout.as_secs_f64()
             ));
         }
-        let other = CheckIn {
-            step: got[r][0],
-            seq: got[r][1],
-            op: got[r][2],
-        };
+        let other = CheckIn { step: got[r][0], seq: got[r][1], op: got[r][2] };
         if other != me {
             return Err(format!(
                 "ranks out of step: rank {r} is at {}, rank 0 at {}",

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use super::collective::{
-    Collective, CollectiveError, ReduceOp, check_divisible, check_len, check_rank,
-};
+use super::collective::{Collective, CollectiveError, ReduceOp, check_divisible, check_len, check_rank};
 
 /// A communicator containing only this process.
 #[derive(Debug, Default, Clone, Copy)]

@@ -27,18 +27,14 @@ pub struct FailureConfig {
 impl Default for FailureConfig {
     fn default() -> Self {
         // Same default as `[parallel] collective_timeout_s`.
-        Self {
-            collective_timeout_s: 600.0,
-        }
+        Self { collective_timeout_s: 600.0 }
     }
 }
 
 impl FailureConfig {
     /// Detection off: collectives block for as long as MPI does.
     pub fn disabled() -> Self {
-        Self {
-            collective_timeout_s: 0.0,
-        }
+        Self { collective_timeout_s: 0.0 }
     }
 
     /// The check-in timeout, `None` when disabled.
@@ -68,9 +64,7 @@ mod tests {
     fn zero_timeout_disables_detection() {
         assert_eq!(FailureConfig::disabled().timeout(), None);
         assert_eq!(FailureConfig::disabled().caller_deadline(), None);
-        let f = FailureConfig {
-            collective_timeout_s: 2.5,
-        };
+        let f = FailureConfig { collective_timeout_s: 2.5 };
         assert_eq!(f.timeout(), Some(Duration::from_millis(2500)));
         // The caller waits longer than the check-in so rank 0's message comes first.
         assert!(f.caller_deadline().unwrap() > f.timeout().unwrap() * 2);

@@ -72,15 +72,14 @@ pub fn run_workers(worker: &str, ranks: usize, env: &[(&str, &str)]) -> Outcome 
     for (k, v) in env {
         cmd.args(["-x", &format!("{k}={v}")]);
     }
-    cmd.arg(exe)
-        .args(["--ignored", "--exact", worker, "--nocapture", "--test-threads=1"]);
+    cmd.arg(exe).args(["--ignored", "--exact", worker, "--nocapture", "--test-threads=1"]);
     // Keep Open MPI quiet about missing high-speed interconnects.
     cmd.env("OMPI_MCA_btl", "self,vader,tcp");
     cmd.env("OMPI_MCA_btl_vader_single_copy_mechanism", "none");
     let t0 = Instant::now();
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run mpirun ({e}); install openmpi-bin (scripts/test.sh does)")
-    });
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mpirun ({e}); install openmpi-bin (scripts/test.sh does)"));
     Outcome {
         success: out.status.success(),
         code: out.status.code(),
