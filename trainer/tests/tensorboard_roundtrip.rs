@@ -28,7 +28,9 @@ fn masked_crc_matches_tensorflow() {
 #[test]
 fn scalars_and_text_read_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = EventWriter::create(dir.path()).unwrap();
+    // MM1_TB_OUT=DIR keeps a copy for scripts/check_tensorboard.py (real TensorBoard).
+    let keep = std::env::var_os("MM1_TB_OUT").map(std::path::PathBuf::from);
+    let mut w = EventWriter::create(keep.as_deref().unwrap_or(dir.path())).unwrap();
     let name = w.path().file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("events.out.tfevents."), "{name}");
     let losses: Vec<f64> = (0..50).map(|i| 6.0 * (-0.05 * i as f64).exp() + 0.1).collect();
@@ -51,9 +53,10 @@ fn scalars_and_text_read_back() {
     assert_eq!(log.scalars["loss/caption"][0].1, (losses[0] * 1.1) as f32);
     assert_eq!(log.texts["config"], vec![(0, "[train]\nsteps = 50".to_string())]);
     // A second writer in the same folder (a resumed run) never overwrites the first file.
-    let w2 = EventWriter::create(dir.path()).unwrap();
-    assert_ne!(w2.path(), w.path());
-    assert_eq!(event_files(dir.path()).unwrap().len(), 2);
+    let first = EventWriter::create(dir.path()).unwrap();
+    let second = EventWriter::create(dir.path()).unwrap();
+    assert_ne!(first.path(), second.path());
+    assert_eq!(event_files(dir.path()).unwrap().len(), 2 + usize::from(keep.is_none()));
 }
 
 #[test]
