@@ -38,7 +38,7 @@ fn check_row(r: usize, row: &Row, s: &PackShape) -> Result<()> {
         if b {
             run += 1;
         } else if run > 0 {
-            if run % s.num_image_tokens != 0 {
+            if !run.is_multiple_of(s.num_image_tokens) {
                 return Err(DataError::Invariant(format!(
                     "row {r}: placeholder run of {run} ending at {i} is not a multiple of num_image_tokens ({})",
                     s.num_image_tokens
@@ -98,7 +98,10 @@ pub fn assemble(
         batch.position_ids.extend_from_slice(&row.pos);
         for im in &row.images {
             if im.len() != img_len {
-                return Err(DataError::Invariant(format!("image has {} values, expected 3*{image_size}^2 = {img_len}", im.len())));
+                return Err(DataError::Invariant(format!(
+                    "image has {} values, expected 3*{image_size}^2 = {img_len}",
+                    im.len()
+                )));
             }
             batch.images.extend_from_slice(im);
         }

@@ -15,7 +15,9 @@ pub enum DataError {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     /// More samples were skipped than `data.max_skip_fraction` allows.
-    #[error("too many bad samples: {skipped} of {seen} skipped ({fraction:.3} > max_skip_fraction {max}); by reason: {reasons}")]
+    #[error(
+        "too many bad samples: {skipped} of {seen} skipped ({fraction:.3} > max_skip_fraction {max}); by reason: {reasons}"
+    )]
     TooManySkipped { skipped: u64, seen: u64, fraction: f64, max: f64, reasons: String },
     /// A restored `LoaderState` does not belong to this config / rank.
     #[error("loader state: {0}")]

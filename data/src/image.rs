@@ -20,7 +20,7 @@ use crate::skip::SkipReason;
 
 /// CLIP's normalisation constants (openai/CLIP `clip.py` `_transform`).
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 /// Image extensions a caption sample may carry, in lookup order.
 pub const IMAGE_EXTS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
@@ -87,7 +87,11 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Rgb8, ImageError> {
     check_pixels(w, h, max_pixels)?;
     let pixels = dec.decode().map_err(|e| corrupt(format!("jpeg data: {e:?}")))?;
     if pixels.len() != w * h * 3 {
-        return Err(corrupt(format!("jpeg decoded to {} bytes, expected {w}x{h}x3 = {}", pixels.len(), w * h * 3)));
+        return Err(corrupt(format!(
+            "jpeg decoded to {} bytes, expected {w}x{h}x3 = {}",
+            pixels.len(),
+            w * h * 3
+        )));
     }
     Ok(Rgb8 { width: w, height: h, pixels })
 }
@@ -140,7 +144,12 @@ pub fn normalize_clip(rgb: &[u8], size: usize) -> Vec<f32> {
 }
 
 /// The whole image path: bytes → `[3, size, size]` f32.
-pub fn preprocess(bytes: &[u8], size: usize, mode: ResizeMode, max_pixels: u64) -> Result<Vec<f32>, ImageError> {
+pub fn preprocess(
+    bytes: &[u8],
+    size: usize,
+    mode: ResizeMode,
+    max_pixels: u64,
+) -> Result<Vec<f32>, ImageError> {
     let img = decode_rgb8(bytes, max_pixels)?;
     let rgb = resize_rgb8(&img, size, mode)?;
     Ok(normalize_clip(&rgb, size))

@@ -54,7 +54,15 @@ pub fn inspect(
         let it = match opener.open(url) {
             Ok(it) => it,
             Err(e) => {
-                skip(&mut report, Skip { reason: SkipReason::MissingShard, shard: url.clone(), key: String::new(), detail: e });
+                skip(
+                    &mut report,
+                    Skip {
+                        reason: SkipReason::MissingShard,
+                        shard: url.clone(),
+                        key: String::new(),
+                        detail: e,
+                    },
+                );
                 continue;
             }
         };
@@ -96,7 +104,15 @@ pub fn inspect(
                 }
                 ShardItem::Truncated(e) => {
                     flush(&mut report, &mut raws);
-                    skip(&mut report, Skip { reason: SkipReason::TruncatedShard, shard: url.clone(), key: String::new(), detail: e });
+                    skip(
+                        &mut report,
+                        Skip {
+                            reason: SkipReason::TruncatedShard,
+                            shard: url.clone(),
+                            key: String::new(),
+                            detail: e,
+                        },
+                    );
                 }
             }
         }

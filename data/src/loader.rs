@@ -98,9 +98,9 @@ impl Loader {
         }
         let r = match &mut self.engine {
             Engine::Inline(p) => p.next_batch().map(|b| (b, p.state())),
-            Engine::Thread(rx) => rx
-                .recv()
-                .unwrap_or_else(|_| Err(DataError::Pipeline("the loader thread ended without a reason".into()))),
+            Engine::Thread(rx) => rx.recv().unwrap_or_else(|_| {
+                Err(DataError::Pipeline("the loader thread ended without a reason".into()))
+            }),
         };
         match r {
             Ok((batch, state)) => {

@@ -116,7 +116,11 @@ impl Pipeline {
             let urls = mine.into_iter().map(|j| urls[j].clone()).collect();
             sources.push(SourceStream::new(s, i, urls, cfg.seed, rank, cfg.shuffle_buffer, opener.clone()));
         }
-        let workers = if cfg.workers == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cfg.workers };
+        let workers = if cfg.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            cfg.workers
+        };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers)
             .thread_name(|i| format!("mm1-data-decode-{i}"))
@@ -163,7 +167,12 @@ impl Pipeline {
         })
     }
 
-    pub fn with_default_opener(cfg: &DataConfig, shape: PipelineShape, rank: usize, world: usize) -> Result<Self> {
+    pub fn with_default_opener(
+        cfg: &DataConfig,
+        shape: PipelineShape,
+        rank: usize,
+        world: usize,
+    ) -> Result<Self> {
         Self::new(cfg, shape, rank, world, Arc::new(WdsOpener))
     }
 
@@ -171,7 +180,10 @@ impl Pipeline {
     pub fn restore(&mut self, state: LoaderState) -> Result<()> {
         let bad = |m: String| Err(DataError::State(m));
         if state.version != STATE_VERSION {
-            return bad(format!("state version {} but this build reads version {STATE_VERSION}", state.version));
+            return bad(format!(
+                "state version {} but this build reads version {STATE_VERSION}",
+                state.version
+            ));
         }
         if (state.rank, state.world) != (self.rank, self.world) {
             return bad(format!(
@@ -180,10 +192,16 @@ impl Pipeline {
             ));
         }
         if state.fingerprint != self.fingerprint {
-            return bad("state was saved under a different [data] config (seed, sources, seq_len, shape ...)".into());
+            return bad(
+                "state was saved under a different [data] config (seed, sources, seq_len, shape ...)".into(),
+            );
         }
         if state.sources.len() != self.sources.len() {
-            return bad(format!("state has {} sources, config has {}", state.sources.len(), self.sources.len()));
+            return bad(format!(
+                "state has {} sources, config has {}",
+                state.sources.len(),
+                self.sources.len()
+            ));
         }
         for (src, st) in self.sources.iter_mut().zip(state.sources) {
             src.restore(st)?;
@@ -196,7 +214,10 @@ impl Pipeline {
     }
 
     fn live(&self) -> Snapshot {
-        Snapshot { mixture_rng: self.mixture_rng.0, sources: self.sources.iter().map(|s| s.state().clone()).collect() }
+        Snapshot {
+            mixture_rng: self.mixture_rng.0,
+            sources: self.sources.iter().map(|s| s.state().clone()).collect(),
+        }
     }
 
     /// State at the current batch boundary (see the module docs).
@@ -234,7 +255,7 @@ impl Pipeline {
         for _ in 0..self.chunk {
             let snap = self.live();
             let s = self.mixture_rng.weighted(&self.weights);
-            raws.push((snap, s, self.sources[s].next()?));
+            raws.push((snap, s, self.sources[s].pull()?));
         }
         let (kinds, ctx) = (&self.kinds, &self.ctx);
         let items: Vec<Item> = self.pool.install(|| {
@@ -320,7 +341,8 @@ impl Pipeline {
             }
         }
         let (rows, dt, di) = self.packer.take_rows();
-        let batch = assemble(rows, &self.packer.shape, self.shape.image_size, &self.names, (dt, di), self.batches)?;
+        let batch =
+            assemble(rows, &self.packer.shape, self.shape.image_size, &self.names, (dt, di), self.batches)?;
         self.batches += 1;
         for (acc, c) in self.stats.sources.iter_mut().zip(&batch.sources) {
             acc.samples += c.samples;

@@ -46,12 +46,12 @@ pub struct ProcessCtx {
 
 /// Infers the kind from the members (used by `inspect` without `--kind`).
 pub fn infer_kind(raw: &RawSample) -> SampleKind {
-    if let Some(j) = raw.get("json") {
-        if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(j) {
-            if m.contains_key("texts") && m.contains_key("images") {
-                return SampleKind::Interleaved;
-            }
-        }
+    if let Some(j) = raw.get("json")
+        && let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(j)
+        && m.contains_key("texts")
+        && m.contains_key("images")
+    {
+        return SampleKind::Interleaved;
     }
     if IMAGE_EXTS.iter().any(|e| raw.get(e).is_some()) { SampleKind::Caption } else { SampleKind::Text }
 }
@@ -68,20 +68,23 @@ impl Parse<'_> {
     }
 
     fn utf8<'b>(&self, bytes: &'b [u8], member: &str) -> Result<&'b str, Skip> {
-        std::str::from_utf8(bytes).map_err(|e| self.skip(SkipReason::InvalidUtf8, format!("member {member}: {e}")))
+        std::str::from_utf8(bytes)
+            .map_err(|e| self.skip(SkipReason::InvalidUtf8, format!("member {member}: {e}")))
     }
 
     fn json(&self) -> Result<Option<Value>, Skip> {
         let Some(bytes) = self.raw.get("json") else { return Ok(None) };
         let text = self.utf8(bytes, "json")?;
-        serde_json::from_str(text).map(Some).map_err(|e| self.skip(SkipReason::MalformedJson, format!("member json: {e}")))
+        serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| self.skip(SkipReason::MalformedJson, format!("member json: {e}")))
     }
 
     fn text_unit(&self, text: &str, member: &str) -> Result<Unit, Skip> {
         let Some(tok) = &self.ctx.tokenizer else { return Ok(Unit::Text(Vec::new())) };
-        let mut ids = tok
-            .encode(text)
-            .map_err(|e| self.skip(SkipReason::MissingText, format!("member {member}: tokenizer failed: {e}")))?;
+        let mut ids = tok.encode(text).map_err(|e| {
+            self.skip(SkipReason::MissingText, format!("member {member}: tokenizer failed: {e}"))
+        })?;
         ids.push(tok.end_of_chunk_id);
         Ok(Unit::Text(ids))
     }
@@ -97,10 +100,9 @@ impl Parse<'_> {
     }
 
     fn caption(&self) -> Result<Vec<Unit>, Skip> {
-        let member = IMAGE_EXTS
-            .iter()
-            .find(|e| self.raw.get(e).is_some())
-            .ok_or_else(|| self.skip(SkipReason::MissingImage, format!("no image member ({})", IMAGE_EXTS.join("/"))))?;
+        let member = IMAGE_EXTS.iter().find(|e| self.raw.get(e).is_some()).ok_or_else(|| {
+            self.skip(SkipReason::MissingImage, format!("no image member ({})", IMAGE_EXTS.join("/")))
+        })?;
         let txt = self.raw.get("txt").ok_or_else(|| self.skip(SkipReason::MissingText, "no txt member"))?;
         let caption = self.utf8(txt, "txt")?.trim();
         if caption.is_empty() {
@@ -113,7 +115,8 @@ impl Parse<'_> {
     fn interleaved(&self) -> Result<Vec<Unit>, Skip> {
         let bad = |d: String| self.skip(SkipReason::MalformedJson, d);
         let json = self.json()?.ok_or_else(|| bad("no json member".into()))?;
-        let (Some(Value::Array(texts)), Some(Value::Array(images))) = (json.get("texts"), json.get("images")) else {
+        let (Some(Value::Array(texts)), Some(Value::Array(images))) = (json.get("texts"), json.get("images"))
+        else {
             return Err(bad("json needs lists \"texts\" and \"images\"".into()));
         };
         if texts.len() != images.len() {
@@ -122,9 +125,17 @@ impl Parse<'_> {
         let mut units = Vec::with_capacity(texts.len());
         for (i, (t, im)) in texts.iter().zip(images).enumerate() {
             match (t, im) {
-                (Value::String(t), Value::Null) => units.push(self.text_unit(t, &format!("json texts[{i}]"))?),
-                (Value::Null, Value::String(name)) => units.push(self.image_unit(&name.to_ascii_lowercase())?),
-                _ => return Err(bad(format!("position {i}: exactly one of texts/images must be a non-null string"))),
+                (Value::String(t), Value::Null) => {
+                    units.push(self.text_unit(t, &format!("json texts[{i}]"))?)
+                }
+                (Value::Null, Value::String(name)) => {
+                    units.push(self.image_unit(&name.to_ascii_lowercase())?)
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "position {i}: exactly one of texts/images must be a non-null string"
+                    )));
+                }
             }
         }
         if units.is_empty() {
@@ -140,7 +151,9 @@ impl Parse<'_> {
                 Some(Value::String(t)) => t.clone(),
                 _ => return Err(self.skip(SkipReason::MalformedJson, "json has no string field \"text\"")),
             },
-            (None, None) => return Err(self.skip(SkipReason::MissingText, "no txt member and no json member")),
+            (None, None) => {
+                return Err(self.skip(SkipReason::MissingText, "no txt member and no json member"));
+            }
         };
         if text.trim().is_empty() {
             return Err(self.skip(SkipReason::Empty, "empty text"));

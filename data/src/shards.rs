@@ -102,7 +102,13 @@ pub fn expand_spec(spec: &str) -> Result<Vec<String>> {
 /// The shard indices of `rank` among `world` ranks (each with `workers` reader workers, this one
 /// being `worker`): shard `i` goes to global worker `i % (world*workers)`. Every shard is read by
 /// exactly one worker of one rank; fails when there are fewer shards than workers in total.
-pub fn split_shards(n_shards: usize, rank: usize, world: usize, worker: usize, workers: usize) -> Result<Vec<usize>> {
+pub fn split_shards(
+    n_shards: usize,
+    rank: usize,
+    world: usize,
+    worker: usize,
+    workers: usize,
+) -> Result<Vec<usize>> {
     if world == 0 || rank >= world || workers == 0 || worker >= workers {
         return Err(DataError::Config(format!(
             "rank {rank} of world {world}, worker {worker} of {workers} is not a valid position"

@@ -57,7 +57,14 @@ pub struct Skip {
 
 impl fmt::Display for Skip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "skipped {} in shard {} key {:?}: {}", self.reason.name(), self.shard, self.key, self.detail)
+        write!(
+            f,
+            "skipped {} in shard {} key {:?}: {}",
+            self.reason.name(),
+            self.shard,
+            self.key,
+            self.detail
+        )
     }
 }
 

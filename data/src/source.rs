@@ -84,7 +84,10 @@ impl SourceStream {
     /// Puts the stream where `st` says, re-reading the shuffle buffer's samples.
     pub fn restore(&mut self, st: SourceState) -> Result<()> {
         if st.name != self.name {
-            return Err(DataError::State(format!("source {:?} in state, {:?} in config", st.name, self.name)));
+            return Err(DataError::State(format!(
+                "source {:?} in state, {:?} in config",
+                st.name, self.name
+            )));
         }
         if st.shard_pos >= self.urls.len() {
             return Err(DataError::State(format!(
@@ -111,10 +114,10 @@ impl SourceStream {
             ..st.clone()
         };
         while (self.st.epoch, self.st.shard_pos, self.st.sample_index) < head {
-            if let Step::Sample(loc, raw) = self.step()? {
-                if let Some(&i) = wanted.get(&loc) {
-                    found[i] = Some((self.url(loc.epoch, loc.shard_pos).to_string(), raw));
-                }
+            if let Step::Sample(loc, raw) = self.step()?
+                && let Some(&i) = wanted.get(&loc)
+            {
+                found[i] = Some((self.url(loc.epoch, loc.shard_pos).to_string(), raw));
             }
         }
         if (self.st.epoch, self.st.shard_pos, self.st.sample_index) != head {
@@ -134,7 +137,7 @@ impl SourceStream {
     }
 
     /// The next sample out of the shuffle buffer, or a skip (missing/truncated shard) to count.
-    pub fn next(&mut self) -> Result<Pulled> {
+    pub fn pull(&mut self) -> Result<Pulled> {
         while self.buf.len() < self.buffer_cap {
             match self.step()? {
                 Step::Sample(loc, raw) => {
@@ -209,7 +212,11 @@ impl SourceStream {
         let next = self.reader.as_mut().and_then(|r| r.next());
         match next {
             Some(ShardItem::Sample(raw)) => {
-                let loc = SampleLoc { epoch: self.st.epoch, shard_pos: self.st.shard_pos, index: self.st.sample_index };
+                let loc = SampleLoc {
+                    epoch: self.st.epoch,
+                    shard_pos: self.st.shard_pos,
+                    index: self.st.sample_index,
+                };
                 self.st.sample_index += 1;
                 self.st.epoch_samples += 1;
                 Ok(Step::Sample(loc, raw))

@@ -30,10 +30,18 @@ impl TextTokenizer {
             .map_err(|e| DataError::Tokenizer(format!("cannot load {}: {e}", path.display())))?;
         let id = |t: &str| {
             tok.token_to_id(t).ok_or_else(|| {
-                DataError::Tokenizer(format!("special token {t:?} is not in the vocabulary of {}", path.display()))
+                DataError::Tokenizer(format!(
+                    "special token {t:?} is not in the vocabulary of {}",
+                    path.display()
+                ))
             })
         };
-        Ok(Self { image_id: id(specials[0])?, end_of_chunk_id: id(specials[1])?, pad_id: id(specials[2])?, tok })
+        Ok(Self {
+            image_id: id(specials[0])?,
+            end_of_chunk_id: id(specials[1])?,
+            pad_id: id(specials[2])?,
+            tok,
+        })
     }
 
     /// Token ids of `text` (no special tokens added).
@@ -83,7 +91,11 @@ where
 /// Every text of the samples in `spec` (captions `txt`, interleaved `json.texts`, text `txt` or
 /// `json.text`), in shard order, for tokenizer training. Bad members are skipped silently here:
 /// `inspect` is the tool that reports them.
-pub fn shard_texts(spec: &str, opener: &dyn crate::shards::ShardOpener, max_samples: usize) -> Result<Vec<String>> {
+pub fn shard_texts(
+    spec: &str,
+    opener: &dyn crate::shards::ShardOpener,
+    max_samples: usize,
+) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut n = 0usize;
     for url in crate::shards::expand_spec(spec)? {

@@ -115,7 +115,8 @@ fn truncated_and_missing_shards_are_skipped() {
     let r = inspect(&spec, Some(SampleKind::Caption), &ctx(1 << 24), &WdsOpener, &pool()).unwrap();
     assert_eq!(r.skipped.get(SkipReason::TruncatedShard), 1);
     assert_eq!(r.skipped.get(SkipReason::MissingShard), 1);
-    assert!(r.samples >= 6 + 1 && r.samples < 12, "{} samples", r.samples);
+    // all 6 of the full shard, and the complete samples before the cut
+    assert!(r.samples > 6 && r.samples < 12, "{} samples", r.samples);
 }
 
 #[test]
@@ -135,14 +136,21 @@ fn interleaved_schema_errors_are_malformed_json_or_missing_image() {
     }
     let p = dir.path().join("il.tar");
     write_tar(&p, &m).unwrap();
-    let r = inspect(&p.display().to_string(), Some(SampleKind::Interleaved), &ctx(1 << 24), &WdsOpener, &pool()).unwrap();
+    let r =
+        inspect(&p.display().to_string(), Some(SampleKind::Interleaved), &ctx(1 << 24), &WdsOpener, &pool())
+            .unwrap();
     assert_eq!(r.samples, 1);
     assert_eq!(r.skipped.get(SkipReason::MalformedJson), 3);
     assert_eq!(r.skipped.get(SkipReason::MissingImage), 1);
 }
 
 fn loader_cfg(spec: String, max_skip: f64) -> mm1_data::DataConfig {
-    let mut cfg = config(vec![SourceConfig { name: "bad".into(), kind: SampleKind::Caption, shards: spec, weight: 1.0 }]);
+    let mut cfg = config(vec![SourceConfig {
+        name: "bad".into(),
+        kind: SampleKind::Caption,
+        shards: spec,
+        weight: 1.0,
+    }]);
     cfg.max_skip_fraction = max_skip;
     cfg.min_samples_for_skip_check = 10;
     cfg.batch_size = 1;

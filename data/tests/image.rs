@@ -10,7 +10,8 @@ use mm1_data::image::{CLIP_MEAN, CLIP_STD, decode_rgb8, normalize_clip, preproce
 #[test]
 fn matches_pil_bicubic_resize_centre_crop_and_clip_normalisation() {
     let png = std::fs::read(fixture("clip_ref.png")).unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture("clip_ref.json")).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("clip_ref.json")).unwrap()).unwrap();
     let size = r["size"].as_u64().unwrap() as usize;
     let want: Vec<f32> = r["chw"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     let got = preprocess(&png, size, ResizeMode::ShortestSideCrop, 1 << 20).unwrap();

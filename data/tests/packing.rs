@@ -11,7 +11,14 @@ use mm1_data::{Batch, Loader, SampleKind, TextTokenizer};
 /// Every invariant a batch must satisfy, checked from the flat buffers alone.
 fn check_batch(b: &Batch, tok: &TextTokenizer) {
     let (bs, t, m) = (b.batch_size, b.seq_len, b.num_image_tokens);
-    for v in [b.input_ids.len(), b.targets.len(), b.loss_mask.len(), b.image_mask.len(), b.segment_ids.len(), b.position_ids.len()] {
+    for v in [
+        b.input_ids.len(),
+        b.targets.len(),
+        b.loss_mask.len(),
+        b.image_mask.len(),
+        b.segment_ids.len(),
+        b.position_ids.len(),
+    ] {
         assert_eq!(v, bs * t);
     }
     assert_eq!(b.images.len(), b.n_images * 3 * b.image_size * b.image_size);
@@ -40,7 +47,12 @@ fn check_batch(b: &Batch, tok: &TextTokenizer) {
             }
             // segments are numbered 1, 2, ... in order, padding only at the end
             if i > 0 && seg[i] != seg[i - 1] {
-                assert!(seg[i] == seg[i - 1] + 1 || seg[i] == 0, "row {r}: segment {} after {}", seg[i], seg[i - 1]);
+                assert!(
+                    seg[i] == seg[i - 1] + 1 || seg[i] == 0,
+                    "row {r}: segment {} after {}",
+                    seg[i],
+                    seg[i - 1]
+                );
             }
             let same = i + 1 < t && seg[i] != 0 && seg[i + 1] == seg[i];
             assert_eq!(tgt[i], if same { ids[i + 1] } else { tok.pad_id });
@@ -98,7 +110,8 @@ fn images_are_in_placeholder_order() {
     assert_eq!(b.n_images, b.keys.len(), "one image per caption piece");
     let (shard, key) = b.keys[1].rsplit_once('/').unwrap();
     let bytes = read_member(shard, &format!("{key}.jpg"));
-    let want = mm1_data::image::preprocess(&bytes, SHAPE.image_size, cfg.resize, cfg.max_image_pixels).unwrap();
+    let want =
+        mm1_data::image::preprocess(&bytes, SHAPE.image_size, cfg.resize, cfg.max_image_pixels).unwrap();
     let n = want.len();
     assert_eq!(&b.images[n..2 * n], want.as_slice());
 }
@@ -116,8 +129,14 @@ fn read_member(shard: &str, name: &str) -> Vec<u8> {
     panic!("{name} not in {shard}");
 }
 
-const SHAPE_P: PackShape =
-    PackShape { seq_len: 10, num_image_tokens: 3, max_images_per_seq: 2, image_id: 0, pad_id: 2, split: true };
+const SHAPE_P: PackShape = PackShape {
+    seq_len: 10,
+    num_image_tokens: 3,
+    max_images_per_seq: 2,
+    image_id: 0,
+    pad_id: 2,
+    split: true,
+};
 
 fn doc(kind: SampleKind, units: Vec<Unit>) -> Doc {
     Doc { kind, key: "s/k".into(), units }

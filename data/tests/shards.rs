@@ -44,7 +44,8 @@ fn grouping_matches_python_webdataset() {
         .unwrap()
         .iter()
         .map(|s| {
-            let m = s["members"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+            let m =
+                s["members"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
             (s["key"].as_str().unwrap().to_string(), m)
         })
         .collect();

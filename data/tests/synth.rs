@@ -26,12 +26,19 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn tiny(dir: &Path, seed: u64) -> SynthConfig {
-    SynthConfig { image_size: 96, samples_per_shard: 8, eval_vqa: 8, eval_captions: 4, ..SynthConfig::small(dir, seed) }
+    SynthConfig {
+        image_size: 96,
+        samples_per_shard: 8,
+        eval_vqa: 8,
+        eval_captions: 4,
+        ..SynthConfig::small(dir, seed)
+    }
 }
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     generate(&tiny(a.path(), 3)).unwrap();
     generate(&tiny(b.path(), 3)).unwrap();
     generate(&tiny(c.path(), 4)).unwrap();
@@ -51,7 +58,8 @@ fn shards_read_back_clean_and_eval_sets_have_ground_truth() {
     let cfg = tiny(dir.path(), 1);
     let out = generate(&cfg).unwrap();
     let d = DataConfig::default();
-    let tok = TextTokenizer::from_file(&out.tokenizer, [&d.image_token, &d.end_of_chunk_token, &d.pad_token]).unwrap();
+    let tok = TextTokenizer::from_file(&out.tokenizer, [&d.image_token, &d.end_of_chunk_token, &d.pad_token])
+        .unwrap();
     assert_eq!((tok.image_id, tok.end_of_chunk_id, tok.pad_id), (0, 1, 2));
     let ids = tok.encode("2 red circles and a blue square. the text reads K7Q.").unwrap();
     assert_eq!(tok.decode(&ids).unwrap(), "2 red circles and a blue square. the text reads K7Q.");

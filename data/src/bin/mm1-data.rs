@@ -19,7 +19,9 @@ use std::time::Instant;
 use mm1_data::inspect::inspect;
 use mm1_data::sample::ProcessCtx;
 use mm1_data::synth::{SynthConfig, generate};
-use mm1_data::{DataConfig, DataError, Loader, PipelineShape, ResizeMode, SampleKind, SourceConfig, WdsOpener};
+use mm1_data::{
+    DataConfig, DataError, Loader, PipelineShape, ResizeMode, SampleKind, SourceConfig, WdsOpener,
+};
 
 type Res<T> = Result<T, String>;
 
@@ -81,7 +83,11 @@ fn pool(workers: usize) -> Res<rayon::ThreadPool> {
 fn cmd_synth(a: &Args) -> Res<()> {
     let out: PathBuf = a.get("out")?.ok_or("synth needs --out DIR")?;
     let seed = a.or("seed", 0u64)?;
-    let base = if a.flag("--small") { SynthConfig::small(out, seed) } else { SynthConfig { out, seed, ..Default::default() } };
+    let base = if a.flag("--small") {
+        SynthConfig::small(out, seed)
+    } else {
+        SynthConfig { out, seed, ..Default::default() }
+    };
     let cfg = SynthConfig {
         image_size: a.or("image-size", base.image_size)?,
         shards_per_kind: a.or("shards-per-kind", base.shards_per_kind)?,
@@ -129,11 +135,18 @@ fn cmd_tokenizer(a: &Args) -> Res<()> {
     }
     let spec = a.pos.get(1).ok_or("missing SHARD_SPEC")?;
     let out: PathBuf = a.get("out")?.ok_or("tokenizer train needs --out PATH")?;
-    let texts = mm1_data::tokenizer::shard_texts(spec, &WdsOpener, a.or("max-samples", usize::MAX)?).map_err(err)?;
+    let texts =
+        mm1_data::tokenizer::shard_texts(spec, &WdsOpener, a.or("max-samples", usize::MAX)?).map_err(err)?;
     let d = DataConfig::default();
     let specials = [d.image_token.as_str(), d.end_of_chunk_token.as_str(), d.pad_token.as_str()];
-    let tok = mm1_data::tokenizer::train_bpe(texts.iter(), a.or("vocab-size", 8192usize)?, &specials, &out).map_err(err)?;
-    eprintln!("tokenizer: {} texts, vocabulary {} -> {}", texts.len(), tok.get_vocab_size(true), out.display());
+    let tok = mm1_data::tokenizer::train_bpe(texts.iter(), a.or("vocab-size", 8192usize)?, &specials, &out)
+        .map_err(err)?;
+    eprintln!(
+        "tokenizer: {} texts, vocabulary {} -> {}",
+        texts.len(),
+        tok.get_vocab_size(true),
+        out.display()
+    );
     Ok(())
 }
 
@@ -156,7 +169,10 @@ fn cmd_bench(a: &Args) -> Res<()> {
         sources: vec![SourceConfig { name: kind.name().into(), kind, shards: a.spec()?.into(), weight: 1.0 }],
         ..Default::default()
     };
-    let shape = PipelineShape { image_size: a.or("resolution", 224usize)?, num_image_tokens: a.or("num-image-tokens", 64usize)? };
+    let shape = PipelineShape {
+        image_size: a.or("resolution", 224usize)?,
+        num_image_tokens: a.or("num-image-tokens", 64usize)?,
+    };
     let batches = a.or("batches", 20usize)?;
     let mut loader = Loader::new(&cfg, shape, 0, 1).map_err(err)?;
     loader.next_batch().map_err(err)?; // warm-up: thread start, first shard open

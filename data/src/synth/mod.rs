@@ -185,7 +185,7 @@ fn interleaved_sample(cfg: &SynthConfig, key: &str, rng: &mut Rng) -> (Members, 
 
 fn text_sample(key: &str, i: usize, rng: &mut Rng) -> (Members, Vec<String>) {
     let text = text_document(rng);
-    let member = if i % 2 == 0 {
+    let member = if i.is_multiple_of(2) {
         (format!("{key}.txt"), text.clone().into_bytes())
     } else {
         (format!("{key}.json"), json!({"text": text}).to_string().into_bytes())
@@ -288,6 +288,9 @@ pub fn generate(cfg: &SynthConfig) -> Result<SynthOutput> {
     let specials = [d.image_token.as_str(), d.end_of_chunk_token.as_str(), d.pad_token.as_str()];
     crate::tokenizer::train_bpe(corpus.iter(), cfg.vocab_size, &specials, &out.tokenizer)?;
     let manifest = json!({"config": cfg, "output": out, "format": "docs/data.md#synthetic-benchmark"});
-    write_file(&cfg.out.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
+    write_file(
+        &cfg.out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes(),
+    )?;
     Ok(out)
 }

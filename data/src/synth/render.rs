@@ -73,8 +73,14 @@ impl Canvas {
     pub fn encode_jpeg(&self, quality: u8) -> Vec<u8> {
         let mut out = Vec::new();
         let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
-        image::ImageEncoder::write_image(enc, &self.px, self.w as u32, self.h as u32, image::ExtendedColorType::Rgb8)
-            .expect("encoding an in-memory RGB8 buffer of matching size cannot fail");
+        image::ImageEncoder::write_image(
+            enc,
+            &self.px,
+            self.w as u32,
+            self.h as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("encoding an in-memory RGB8 buffer of matching size cannot fail");
         out
     }
 }

@@ -51,13 +51,21 @@ impl Scene {
         let mut cells: Vec<usize> = (0..9).collect();
         rng.shuffle(&mut cells);
         let n = 1 + rng.below(5);
-        let objects: Vec<Object> =
-            (0..n).map(|i| Object { shape: rng.below(3), colour: rng.below(COLOURS.len()), cell: cells[i] }).collect();
+        let objects: Vec<Object> = (0..n)
+            .map(|i| Object { shape: rng.below(3), colour: rng.below(COLOURS.len()), cell: cells[i] })
+            .collect();
         let len = 2 + rng.below(3);
         let text = (0..len).map(|_| GLYPHS[rng.below(GLYPHS.len())] as char).collect();
         let sizes = (0..n).map(|_| 0.5 + 0.35 * rng.next_f64()).collect();
         let g = 200 + rng.below(40) as u8;
-        Scene { objects, text, text_cell: cells[n], text_scale: 1 + rng.below(4), bg: [g, g, g.saturating_sub(10)], sizes }
+        Scene {
+            objects,
+            text,
+            text_cell: cells[n],
+            text_scale: 1 + rng.below(4),
+            bg: [g, g, g.saturating_sub(10)],
+            sizes,
+        }
     }
 
     pub fn render(&self, size: usize) -> Canvas {
@@ -120,7 +128,10 @@ impl Scene {
             .collect();
         vec![
             format!("{objs}. the text reads {}.", self.text),
-            format!("a picture of {objs} with the word {} written at the {}.", self.text, CELLS[self.text_cell]),
+            format!(
+                "a picture of {objs} with the word {} written at the {}.",
+                self.text, CELLS[self.text_cell]
+            ),
             format!("{}. it says {}.", where_.join(", "), self.text),
         ]
     }
