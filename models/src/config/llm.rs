@@ -38,7 +38,7 @@ impl LlmConfig {
 
     /// Whether layer `i` (0-based) uses the MoE FFN: layers `every-1, 2*every-1, ...`.
     pub fn is_moe_layer(&self, i: usize) -> bool {
-        self.moe.as_ref().is_some_and(|m| m.every > 0 && (i + 1) % m.every == 0)
+        self.moe.as_ref().is_some_and(|m| m.every > 0 && (i + 1).is_multiple_of(m.every))
     }
 }
 

@@ -16,7 +16,7 @@ fn positive(key: &str, v: usize) -> Result<(), ModelError> {
 }
 
 fn divides(key: &str, num: usize, den_key: &str, den: usize) -> Result<(), ModelError> {
-    if den == 0 || num % den != 0 {
+    if den == 0 || !num.is_multiple_of(den) {
         return fail(format!("{key} ({num}) must be divisible by {den_key} ({den})"));
     }
     Ok(())
@@ -109,7 +109,7 @@ impl LlmConfig {
         positive("model.llm.max_seq_len", self.max_seq_len)?;
         divides("model.llm.width", self.width, "model.llm.heads", self.heads)?;
         divides("model.llm.heads", self.heads, "model.llm.kv_heads", self.kv_heads)?;
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return fail(format!(
                 "rotary embedding needs an even head dim: model.llm.width ({}) / model.llm.heads ({}) = {}",
                 self.width,

@@ -16,6 +16,8 @@ use crate::config::{ConnectorConfig, VisionConfig};
 use burn::prelude::*;
 
 /// The configured connector (`kind` matched once, here).
+// One value per model, built once: variant size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Connector {
     AvgPool(AvgPool),

@@ -10,6 +10,8 @@ use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
 /// The feed-forward sub-layer: dense SwiGLU or mixture of experts.
+// One value per model, built once: variant size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Ffn {
     Dense(Mlp),
