@@ -4,13 +4,32 @@
 //! pycocoevalcap computes it (after its PTB tokenisation), VQA accuracy with the official VQAv2 answer
 //! normalisation. Parity with the references is checked by `trainer/tests/eval_metrics.rs` on committed
 //! fixtures (`scripts/eval_make_*_fixture.py`).
+//!
+//! The harness ([`evaluate_tasks`]) is model-agnostic: it builds few-shot prompts ([`build_prompt`]),
+//! asks a `generate` callback for continuations and scores them.
 
 mod cider;
 mod error;
+mod harness;
+mod prompt;
 mod ptb;
+mod tasks;
 mod vqa;
 
 pub use cider::{CIDER_N, CIDER_SIGMA, CiderScores, cider_d};
 pub use error::EvalError;
+pub use harness::{
+    EvalOptions, EvalReport, Prediction, ShotResult, TaskResult, evaluate_tasks, score, write_eval_json,
+};
+pub use prompt::{
+    Prompt, PromptTemplate, Segment, ZeroShot, build_prompt, demo_indices, postprocess, tokenize_prompt,
+};
 pub use ptb::ptb_tokenize;
-pub use vqa::{exact_match, normalize_answer, process_digit_article, process_punctuation, vqa_accuracy};
+pub use tasks::{
+    AnswerScheme, EvalItem, EvalTask, TaskKind, load_coco_captions, load_synth_jsonl, load_vqav2,
+    split_support,
+};
+pub use vqa::{
+    alternatives_accuracy, alternatives_exact_match, exact_match, normalize_answer, process_digit_article,
+    process_punctuation, vqa_accuracy,
+};

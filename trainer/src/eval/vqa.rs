@@ -246,3 +246,17 @@ pub fn exact_match(prediction: &str, answers: &[String]) -> f64 {
         None => 0.0,
     }
 }
+
+/// Accuracy against a list of equally correct answers (synthetic benchmark): 1 when the normalised
+/// prediction equals any normalised answer.
+pub fn alternatives_accuracy(prediction: &str, answers: &[String]) -> f64 {
+    let pred = normalize_answer(prediction);
+    f64::from(u8::from(answers.iter().any(|a| normalize_answer(a) == pred)))
+}
+
+/// Strict exact match against a list of equally correct answers: the trimmed prediction equals one
+/// of them character for character.
+pub fn alternatives_exact_match(prediction: &str, answers: &[String]) -> f64 {
+    let pred = prediction.trim();
+    f64::from(u8::from(answers.iter().any(|a| a.trim() == pred)))
+}
