@@ -88,6 +88,9 @@ mod workers {
         // Size errors name both numbers, before any communication.
         let err = c.all_to_allv(vec![0.0; 3], &[1, 1], &[1, 1]).unwrap_err();
         assert!(err.to_string().contains("send buffer length is 3, expected 2"), "{err}");
+        // Variable-length bytes from every rank (loader states for the checkpoint).
+        let all = mm1_trainer::parallel::all_gather_bytes(c.as_ref(), vec![r as u8 + 1; r + 2]).unwrap();
+        assert_eq!(all, vec![vec![1u8; 2], vec![2u8; 3]]);
         c.barrier().unwrap();
         // split: each rank alone in its colour; then both together.
         let solo = c.split(r).unwrap();
@@ -193,6 +196,14 @@ mod workers {
         assert!((global_loss - want).abs() <= 1e-5 * want.abs(), "{global_loss} vs {want}");
         let reference = grads_of(&model, ref_loss);
         assert_close(&reduced, &reference, &model);
+        // The one-call step helper gives the same gradients and the global loss.
+        let (x, t, m) = batch(if r == 0 { 0..5 } else { 5..13 }, &device);
+        let loss = model.loss(x, t, m);
+        let local = loss.clone().into_scalar::<f32>() as f64;
+        let synced = dp.sync_step(&model, grads_of(&model, loss), local_tokens, local).unwrap();
+        assert_close(&synced.grads, &reference, &model);
+        assert!((synced.loss - want).abs() <= 1e-5 * want.abs(), "{} vs {want}", synced.loss);
+        assert!(synced.comm.calls >= 5, "{:?}", synced.comm);
         println!("rank {r}: data-parallel gradients match; comm {stats:?}");
     }
 

@@ -99,6 +99,23 @@ pub fn exchange_counts(coll: &dyn Collective, send_counts: &[usize]) -> Result<V
     Ok(coll.all_to_all_u64(send)?.into_iter().map(|c| c as usize).collect())
 }
 
+/// Every rank's byte string, in rank order (e.g. the data loaders' states, which rank 0 saves
+/// in the checkpoint so a resume continues every rank exactly). Lengths may differ.
+pub fn all_gather_bytes(coll: &dyn Collective, mine: Vec<u8>) -> Result<Vec<Vec<u8>>, CollectiveError> {
+    let lens = coll.all_gather_u64(vec![mine.len() as u64])?;
+    let mut mine = Some(mine);
+    let mut out = Vec::with_capacity(lens.len());
+    for (r, &len) in lens.iter().enumerate() {
+        let buf = if r == coll.rank() {
+            mine.take().expect("own rank visited once")
+        } else {
+            vec![0u8; len as usize]
+        };
+        out.push(coll.broadcast_bytes(buf, r)?);
+    }
+    Ok(out)
+}
+
 /// Fail with both numbers when a length is not the expected one.
 pub(crate) fn check_len(
     op: &'static str,

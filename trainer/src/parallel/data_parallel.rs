@@ -75,6 +75,19 @@ impl CommStats {
     }
 }
 
+/// Result of [`DataParallel::sync_step`].
+#[derive(Debug)]
+pub struct SyncedStep {
+    /// Gradients of the global-batch mean loss (identical on every rank).
+    pub grads: GradientsParams,
+    /// This rank's and the global loss-token counts.
+    pub weights: TokenWeights,
+    /// Global mean loss over all ranks' tokens.
+    pub loss: f64,
+    /// Communication of this step (log `comm.seconds / step_seconds` as its share).
+    pub comm: CommStats,
+}
+
 /// Data-parallel helper around a communicator.
 #[derive(Debug)]
 pub struct DataParallel {
@@ -143,6 +156,22 @@ impl DataParallel {
     pub fn token_weights(&self, local: u64) -> Result<TokenWeights, CollectiveError> {
         let all = self.timed(8, || self.coll.all_gather_u64(vec![local]))?;
         Ok(TokenWeights { local, global: all.iter().sum() })
+    }
+
+    /// Everything a training step needs after its local backward, in one call: exchange loss
+    /// token counts, all-reduce the (local-mean) gradients with token weights, and the
+    /// global loss for the logs. Clip the returned gradients afterwards.
+    pub fn sync_step<M: Module>(
+        &self,
+        module: &M,
+        grads: GradientsParams,
+        local_loss_tokens: u64,
+        local_mean_loss: f64,
+    ) -> Result<SyncedStep, CollectiveError> {
+        let weights = self.token_weights(local_loss_tokens)?;
+        let grads = self.all_reduce_gradients(module, grads, GradScaling::LocalMean(weights))?;
+        let loss = self.weighted_mean(local_mean_loss, weights)?;
+        Ok(SyncedStep { grads, weights, loss, comm: self.take_comm_stats() })
     }
 
     /// Token-weighted mean of a per-rank scalar (e.g. the local-mean loss, for the logs).

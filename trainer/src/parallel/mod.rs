@@ -29,7 +29,7 @@ pub mod watchdog;
 
 use std::sync::Arc;
 
-pub use collective::{Collective, CollectiveError, ReduceOp, exchange_counts};
+pub use collective::{Collective, CollectiveError, ReduceOp, all_gather_bytes, exchange_counts};
 pub use env::{LaunchInfo, Launcher};
 #[cfg(feature = "mpi")]
 pub use mpi::MpiCollective;
