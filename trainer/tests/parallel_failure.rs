@@ -5,9 +5,6 @@ mod parallel_support;
 
 use parallel_support::*;
 
-/// Check-in timeout of the workers below.
-const TIMEOUT_S: f64 = 2.0;
-
 #[test]
 fn a_hung_rank_is_named_with_its_step_and_the_job_aborts() {
     let out = run_workers("workers::worker_hang", 2, &[]);
@@ -40,7 +37,8 @@ fn a_crashed_rank_ends_the_job() {
 mod workers {
     use mm1_trainer::parallel::{Collective, FailureConfig, MpiCollective, ReduceOp};
 
-    use super::TIMEOUT_S;
+    /// Check-in timeout of these workers.
+    const TIMEOUT_S: f64 = 2.0;
 
     /// Five "steps" of one all-reduce each; `fail` runs on rank 1 at step 3.
     fn steps(fail: impl Fn()) {
