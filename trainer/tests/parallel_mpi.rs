@@ -25,6 +25,11 @@ fn two_rank_differentiable_all_to_all_has_the_reverse_exchange_as_gradient() {
 }
 
 #[test]
+fn two_rank_training_equals_one_rank_with_gradient_accumulation() {
+    run_workers("workers::worker_dp_training", 2, &[]).expect_success();
+}
+
+#[test]
 fn two_rank_expert_parallel_moe_equals_local_experts() {
     run_workers("workers::worker_expert_parallel", 2, &[]).expect_success();
 }
@@ -326,5 +331,57 @@ mod workers {
         let bb = p2.get::<2>(id).unwrap().into_data().try_to_vec::<f32>().unwrap();
         rel_close("router", &bb, &a);
         println!("rank {r}: expert parallel matches local experts");
+    }
+
+    #[test]
+    #[ignore = "run on 2 ranks by two_rank_training_equals_one_rank_with_gradient_accumulation"]
+    fn worker_dp_training() {
+        use burn::optim::{AdamWConfig, GradientsAccumulator};
+
+        let c = world();
+        let r = c.rank();
+        let device = Device::flex().autodiff();
+        let dp = DataParallel::new(c.clone(), 64);
+        let (mut model, _) = dp.sync_module(Tiny::new(&device)).unwrap();
+        let mut reference = model.clone();
+        let mut opt = AdamWConfig::new().with_weight_decay(0.1).init();
+        let mut opt_ref = AdamWConfig::new().with_weight_decay(0.1).init();
+        let lr = 0.05;
+        for step in 0..4usize {
+            c.set_step(step as u64);
+            // Global batch of 13 rows per step; rank 0 takes 5, rank 1 takes 8.
+            let base = 13 * step;
+            let halves = [base..base + 5, base + 5..base + 13];
+            // 2 ranks: local mean loss, token-weighted all-reduce, AdamW.
+            let (x, t, m) = batch(halves[r].clone(), &device);
+            let tokens = m.clone().sum().into_scalar::<f32>() as u64;
+            let loss = model.loss(x, t, m);
+            let local = loss.clone().into_scalar::<f32>() as f64;
+            let synced = dp.sync_step(&model, grads_of(&model, loss), tokens, local).unwrap();
+            model = opt.step(lr, model, synced.grads);
+            // 1 process: both halves as micro-batches, each loss divided by the step's tokens.
+            let global = synced.weights.global as f64;
+            let mut accum = GradientsAccumulator::new();
+            let mut ref_loss = 0.0;
+            for rows in halves {
+                let (x, t, m) = batch(rows, &device);
+                let n = m.clone().sum().into_scalar::<f32>() as f64;
+                let micro = reference.loss(x, t, m) * (n / global);
+                ref_loss += micro.clone().into_scalar::<f32>() as f64;
+                accum.accumulate(&reference, grads_of(&reference, micro));
+            }
+            reference = opt_ref.step(lr, reference, accum.grads());
+            assert!(
+                (synced.loss - ref_loss).abs() <= 1e-5 * ref_loss.abs(),
+                "step {step}: 2-rank loss {} vs 1-rank {ref_loss}",
+                synced.loss
+            );
+        }
+        let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+        rel_close("final l1.weight", &values(model.l1.weight.val()), &values(reference.l1.weight.val()));
+        rel_close("final l2.weight", &values(model.l2.weight.val()), &values(reference.l2.weight.val()));
+        // And the ranks still agree with each other.
+        dp.verify_replicated(&model).unwrap();
+        println!("rank {r}: 4 steps of 2-rank training match 1 rank with accumulation");
     }
 }
