@@ -10,10 +10,9 @@ use std::time::Duration;
 
 #[test]
 fn masked_crc_matches_tensorflow() {
-    // crc32c("123456789") = 0xE3069283 (the CRC-32C check value); TF's mask:
-    // ((crc >> 15) | (crc << 17)) + 0xa282ead8, computed by hand.
-    let crc: u32 = 0xE306_9283;
-    let want = ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8);
+    // crc32c("123456789") = 0xE3069283 (the CRC-32C check value); TF's mask
+    // ((crc >> 15) | (crc << 17)) + 0xa282ead8 (mod 2^32), by hand: 0xC78AB0E5.
+    let want: u32 = 0xC78A_B0E5;
     assert_eq!(masked_crc32c(b"123456789"), want);
     // Record layout: 8-byte length, its masked crc, data, data's masked crc.
     let mut buf = Vec::new();
@@ -151,4 +150,23 @@ fn plain_progress_lines() {
     assert_eq!(format_line(0, 5, &[], None), "step 0/5  eta ?");
     assert_eq!(format_duration(Duration::from_secs(3723)), "1h02m03s");
     assert_eq!(format_duration(Duration::from_secs(45)), "45s");
+}
+
+#[test]
+fn reads_a_file_written_by_python_tensorboard() {
+    // Written by TensorBoard's own EventFileWriter (scripts/make_tensorboard_fixture.py).
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tensorboard/python.tfevents");
+    let log = read_event_file(&path).unwrap();
+    assert_eq!(log.file_version.as_deref(), Some("brain.Event:2"));
+    assert!(!log.truncated);
+    let loss = &log.scalars["loss"];
+    assert_eq!(loss.len(), 20);
+    for (i, (step, v)) in loss.iter().enumerate() {
+        let want = (6.0 * (-0.1 * i as f64).exp() + 0.25) as f32;
+        assert_eq!(*step, i as i64);
+        assert!((v - want).abs() <= 1e-6, "step {i}: {v} vs {want}");
+    }
+    assert_eq!(log.scalars["lr"][19], (19, 1e-3_f32));
+    assert_eq!(log.texts["config"], vec![(0, "[train]\nsteps = 20".to_string())]);
 }

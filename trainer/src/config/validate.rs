@@ -161,7 +161,7 @@ impl RunConfig {
         at_least("parallel.dp", p.dp as u64, 1)?;
         at_least("parallel.ep", p.ep as u64, 1)?;
         at_least("parallel.collective_timeout_s", p.collective_timeout_s, 1)?;
-        if p.dp % p.ep != 0 {
+        if !p.dp.is_multiple_of(p.ep) {
             return fail("parallel.ep", format!("parallel.ep ({}) must divide parallel.dp ({})", p.ep, p.dp));
         }
         if p.ep > 1 {
@@ -171,7 +171,7 @@ impl RunConfig {
                     format!("parallel.ep ({}) > 1 needs a MoE model ([model.llm.moe])", p.ep),
                 );
             };
-            if moe.num_experts % p.ep != 0 {
+            if !moe.num_experts.is_multiple_of(p.ep) {
                 return fail(
                     "parallel.ep",
                     format!(

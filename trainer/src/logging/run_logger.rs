@@ -29,7 +29,7 @@ impl RunLogger {
 
     /// Whether `step` is a logging step (`step % log.every == 0`).
     pub fn should_log(&self, step: u64) -> bool {
-        step % self.every == 0
+        step.is_multiple_of(self.every)
     }
 
     /// The resolved config as a TensorBoard text summary (shown in TensorBoard's Text tab).
