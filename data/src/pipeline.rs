@@ -153,7 +153,7 @@ impl Pipeline {
                 max_pixels: cfg.max_image_pixels,
             },
             pool,
-            chunk: (workers * 4).clamp(4, 64),
+            chunk: (workers * 4).clamp(4, 32),
             queue: VecDeque::new(),
             carry: None,
             packer: Packer::new(pack, names.len()),
