@@ -1,4 +1,3 @@
-
 pub mod eval;
 pub mod config;
 pub mod logging;
@@ -6,3 +5,10 @@ pub mod schedule;
 pub mod parallel;
 pub mod sweep;
 pub mod report;
+pub mod optim;
+pub mod checkpoint;
+pub mod step;
+pub mod heldout;
+pub mod run;
+pub mod bench;
+pub mod generate;

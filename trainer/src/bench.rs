@@ -1,0 +1,104 @@
+//! `mm1-train bench`: time the full training step (forward, loss, backward, global-norm
+//! clip, AdamW) on a batch already in memory, exactly as `shared/bench/torch_step_baseline.py`
+//! does: random tokens, one image per sequence whose tokens lead the sequence, two
+//! untimed warm-up steps, median over the timed ones.
+
+use std::time::Instant;
+
+use mm1_data::{Batch, SourceCounts};
+use rand::{Rng, SeedableRng};
+
+use crate::config::RunConfig;
+use crate::optim::GroupedAdamW;
+use crate::run::{RunError, train_device};
+use crate::step::train_step;
+
+/// Result of a benchmark, printed as one JSON line with `--json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchResult {
+    pub ms_per_step: f64,
+    pub tokens_per_s: f64,
+    pub steps: usize,
+    pub params: usize,
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub mean_ms_per_step: f64,
+    pub min_ms_per_step: f64,
+}
+
+/// A batch of `b` sequences of `t` random tokens, each led by one image's placeholders.
+pub fn synthetic_batch(cfg: &RunConfig, seed: u64) -> Batch {
+    let (b, t) = (cfg.data.batch_size, cfg.data.seq_len);
+    let m = cfg.model.num_image_tokens();
+    let s = cfg.model.image_size()[0];
+    let vocab = cfg.model.llm.vocab_size as u32;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let row = |_| (0..t).map(|i| i < m).collect::<Vec<bool>>();
+    let image_mask: Vec<bool> = (0..b).flat_map(row).collect();
+    Batch {
+        batch_size: b,
+        seq_len: t,
+        input_ids: (0..b * t).map(|_| rng.random_range(0..vocab)).collect(),
+        targets: (0..b * t).map(|_| rng.random_range(0..vocab)).collect(),
+        loss_mask: image_mask.iter().map(|&im| !im).collect(),
+        image_mask,
+        segment_ids: vec![1; b * t],
+        position_ids: (0..b).flat_map(|_| 0..t as u32).collect(),
+        n_images: b,
+        image_size: s,
+        num_image_tokens: m,
+        images: (0..b * 3 * s * s).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
+        sources: vec![SourceCounts {
+            name: "bench".into(),
+            samples: b as u64,
+            tokens: (b * t) as u64,
+            images: b as u64,
+        }],
+        dropped_tokens: 0,
+        dropped_images: 0,
+        keys_sha256: String::new(),
+        keys: Vec::new(),
+        index: 0,
+    }
+}
+
+/// Run `steps` timed training steps (after 2 warm-up steps) on one in-memory batch.
+pub fn bench(cfg: &RunConfig, steps: usize) -> Result<BenchResult, RunError> {
+    let device = train_device(cfg.train.device)?;
+    device.seed(cfg.train.seed);
+    let mut model = cfg.model.init(&device)?;
+    let resolved = cfg.optim.resolve(crate::run::non_embedding_params(&model));
+    let settings = crate::optim::AdamWSettings::from_config(&cfg.optim, &resolved, &cfg.model.freeze);
+    let mut optim = GroupedAdamW::new(&model, &settings)?;
+    let params = optim.plan().total_numel;
+    let batch = [synthetic_batch(cfg, cfg.train.seed)];
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..steps + 2 {
+        let t0 = Instant::now();
+        let (m, report) = train_step(model, &mut optim, &batch, resolved.lr, &device)?;
+        model = m;
+        // `train_step` reads the loss and grad norm back, so the step has finished here.
+        let dt = t0.elapsed().as_secs_f64();
+        if !report.loss.is_finite() {
+            return Err(RunError::Stop(format!("bench: non-finite loss at step {i}")));
+        }
+        if i >= 2 {
+            times.push(dt);
+        }
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) };
+    let (b, t) = (cfg.data.batch_size, cfg.data.seq_len);
+    Ok(BenchResult {
+        ms_per_step: median * 1e3,
+        tokens_per_s: (b * t) as f64 / median,
+        steps,
+        params,
+        batch_size: b,
+        seq_len: t,
+        mean_ms_per_step: times.iter().sum::<f64>() / n as f64 * 1e3,
+        min_ms_per_step: sorted[0] * 1e3,
+    })
+}

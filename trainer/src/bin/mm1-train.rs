@@ -1,0 +1,182 @@
+//! `mm1-train`: pre-train an MM1-style model from one TOML run file.
+//!
+//! ```text
+//! mm1-train --config FILE [--with OVERLAY]... [--set key=value]... [--run-dir DIR] [--resume]
+//! mm1-train bench --config configs/bench-cpu.toml [--steps N] [--json]
+//! mm1-train generate --checkpoint DIR --prompt TEXT [--image FILE]... [--max-new-tokens N]
+//!                    [--temperature T] [--top-k K] [--seed S]
+//! mm1-train export --checkpoint DIR --out FILE.safetensors
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use mm1_trainer::config::{ConfigSources, LoadedConfig};
+use mm1_trainer::run::{RunOptions, train};
+
+#[derive(Parser, Debug)]
+#[command(name = "mm1-train", version, about = "Pre-train an MM1-style multimodal LLM")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ConfigArgs {
+    /// The run file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Overlay file applied after the config (e.g. configs/scale/cpu-tiny.toml); repeatable.
+    #[arg(long = "with", value_name = "OVERLAY")]
+    with: Vec<PathBuf>,
+    /// Override one key, value parsed as TOML (`--set optim.lr=3e-4`); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    #[command(flatten)]
+    cfg: ConfigArgs,
+    /// Run folder (default: runs/<config stem>-<config hash>).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+    /// Fail unless the run folder holds a checkpoint to continue from (a run resumes
+    /// automatically whenever it finds one).
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Time the full training step on an in-memory batch.
+    Bench {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Timed steps (after 2 warm-up steps).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode from a checkpoint given images and a prompt.
+    Generate {
+        /// A checkpoint folder (`RUN/checkpoints/step-N`) or a run folder (newest checkpoint).
+        #[arg(long, value_name = "DIR")]
+        checkpoint: PathBuf,
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// Image file(s), placed before the prompt in order.
+        #[arg(long = "image", value_name = "FILE")]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value_t = 32)]
+        max_new_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Export the weights of a checkpoint as HF-style safetensors.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        checkpoint: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+fn load(args: &ConfigArgs) -> Result<LoadedConfig, String> {
+    let file = args.config.clone().ok_or("missing --config FILE")?;
+    let mut src = ConfigSources::new(file);
+    for w in &args.with {
+        src = src.overlay(w.clone());
+    }
+    for s in &args.set {
+        src = src.set(s.clone());
+    }
+    src.load().map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run_train(&cli.train),
+        Some(Command::Bench { cfg, steps, json }) => run_bench(&cfg, steps, json),
+        Some(Command::Generate {
+            checkpoint,
+            prompt,
+            images,
+            max_new_tokens,
+            temperature,
+            top_k,
+            seed,
+        }) => {
+            let opts = mm1_trainer::generate::GenerateOptions {
+                max_new_tokens,
+                temperature,
+                top_k,
+                seed,
+                ..Default::default()
+            };
+            mm1_trainer::generate::generate_from_checkpoint(&checkpoint, &prompt, &images, &opts)
+                .map(|text| println!("{text}"))
+                .map_err(|e| e.to_string())
+        }
+        Some(Command::Export { checkpoint, out }) => {
+            mm1_trainer::generate::export_checkpoint(&checkpoint, &out)
+                .map(|n| eprintln!("[mm1-train] wrote {n} tensors to {}", out.display()))
+                .map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mm1-train: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_train(args: &TrainArgs) -> Result<(), String> {
+    let loaded = load(&args.cfg)?;
+    let opts = RunOptions {
+        run_dir: args.run_dir.clone(),
+        resume: args.resume,
+    };
+    let s = train(&loaded, &opts).map_err(|e| e.to_string())?;
+    let first = s.losses.first().map(|l| l.1).unwrap_or(f64::NAN);
+    let last = s.losses.last().map(|l| l.1).unwrap_or(f64::NAN);
+    eprintln!(
+        "[mm1-train] done: steps {}..{}, loss {first:.4} -> {last:.4}, skipped {}, run folder {}",
+        s.start_step,
+        s.end_step,
+        s.skipped_steps,
+        s.run_dir.display()
+    );
+    for (name, loss) in &s.eval {
+        eprintln!("[mm1-train] held-out loss {name}: {loss:.4}");
+    }
+    Ok(())
+}
+
+fn run_bench(args: &ConfigArgs, steps: usize, json: bool) -> Result<(), String> {
+    let loaded = load(args)?;
+    let r = mm1_trainer::bench::bench(&loaded.config, steps).map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+    } else {
+        println!(
+            "{:.1} ms/step (median of {}), {:.0} tokens/s, {} parameters",
+            r.ms_per_step, r.steps, r.tokens_per_s, r.params
+        );
+    }
+    Ok(())
+}

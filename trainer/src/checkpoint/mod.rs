@@ -1,0 +1,248 @@
+//! Checkpoints: model and optimizer in burnpack (which keeps parameter ids, so AdamW moments
+//! find their parameters again), plus `state.json` and the resolved `config.toml`.
+//!
+//! A checkpoint is written into `checkpoints/.tmp-step-N/` and renamed to
+//! `checkpoints/step-N/` only when complete, so a crash (even `kill -9`) never leaves a
+//! folder that looks complete. Only `step-N` folders holding a parsable `state.json` count.
+
+mod state;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+
+pub use state::{Counters, RngState, TrainState};
+
+use crate::optim::GroupedAdamW;
+
+const MODEL: &str = "model.bpk";
+const OPTIM: &str = "optim.bpk";
+const STATE: &str = "state.json";
+const CONFIG: &str = "config.toml";
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Errors reading or writing checkpoints; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path}: {msg}")]
+    Format { path: PathBuf, msg: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn format_err(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Format {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
+}
+
+/// The `checkpoints/` folder of a run, keeping the last `keep` checkpoints.
+#[derive(Debug, Clone)]
+pub struct CheckpointDir {
+    root: PathBuf,
+    keep: usize,
+}
+
+/// One complete checkpoint found on disk.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub path: PathBuf,
+    pub state: TrainState,
+}
+
+/// Folder name of the checkpoint after `step` optimizer steps.
+pub fn step_dir_name(step: u64) -> String {
+    format!("step-{step:08}")
+}
+
+impl CheckpointDir {
+    /// `keep = 0` keeps every checkpoint.
+    pub fn new(root: impl Into<PathBuf>, keep: usize) -> Self {
+        Self {
+            root: root.into(),
+            keep,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Write a checkpoint for `state.step` and prune old ones. Returns its folder.
+    pub fn save<M: Module>(
+        &self,
+        model: &M,
+        optim: &GroupedAdamW,
+        state: &TrainState,
+        config_toml: &str,
+    ) -> Result<PathBuf, CheckpointError> {
+        fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let name = step_dir_name(state.step);
+        let tmp = self.root.join(format!("{TMP_PREFIX}{name}"));
+        let dst = self.root.join(&name);
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+
+        // 1. tensors
+        let model_path = tmp.join(MODEL);
+        model
+            .save_into(
+                &mut BurnpackStore::from_file(&model_path)
+                    .auto_extension(false)
+                    .overwrite(true)
+                    .metadata("step", state.step.to_string()),
+            )
+            .map_err(|e| format_err(&model_path, e))?;
+        let optim_path = tmp.join(OPTIM);
+        let bytes = optim.to_bytes().map_err(|e| format_err(&optim_path, e))?;
+        fs::write(&optim_path, &*bytes).map_err(io(&optim_path))?;
+        // 2. config, then state.json last: its presence marks the folder complete.
+        let config_path = tmp.join(CONFIG);
+        fs::write(&config_path, config_toml).map_err(io(&config_path))?;
+        let state_path = tmp.join(STATE);
+        let json = serde_json::to_string_pretty(state).map_err(|e| format_err(&state_path, e))?;
+        fs::write(&state_path, json).map_err(io(&state_path))?;
+        for f in [&model_path, &optim_path, &config_path, &state_path] {
+            fs::File::open(f).and_then(|f| f.sync_all()).map_err(io(f))?;
+        }
+        // 3. publish atomically; a checkpoint of the same step (re-saved after a resume) is replaced.
+        if dst.exists() {
+            let old = self.root.join(format!("{TMP_PREFIX}old-{name}"));
+            fs::rename(&dst, &old).map_err(io(&dst))?;
+            fs::rename(&tmp, &dst).map_err(io(&dst))?;
+            fs::remove_dir_all(&old).map_err(io(&old))?;
+        } else {
+            fs::rename(&tmp, &dst).map_err(io(&dst))?;
+        }
+        if let Ok(d) = fs::File::open(&self.root) {
+            let _ = d.sync_all();
+        }
+        self.prune()?;
+        Ok(dst)
+    }
+
+    /// Complete checkpoints, oldest first. Incomplete ones (no `state.json`, unreadable
+    /// state, missing tensor files) and `.tmp-*` leftovers are not listed.
+    pub fn list(&self) -> Result<Vec<Checkpoint>, CheckpointError> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&self.root)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&self.root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok()) else {
+                continue;
+            };
+            let path = entry.path();
+            if let Some(state) = read_complete(&path)
+                && state.step == step
+            {
+                out.push(Checkpoint { path, state });
+            }
+        }
+        out.sort_by_key(|c| c.state.step);
+        Ok(out)
+    }
+
+    /// The newest complete checkpoint, if any.
+    pub fn latest(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        Ok(self.list()?.pop())
+    }
+
+    /// Remove `.tmp-*` leftovers of an interrupted save. Returns what was removed.
+    pub fn clean_partial(&self) -> Result<Vec<PathBuf>, CheckpointError> {
+        let mut removed = Vec::new();
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Ok(removed);
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                let p = entry.path();
+                fs::remove_dir_all(&p).map_err(io(&p))?;
+                removed.push(p);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn prune(&self) -> Result<(), CheckpointError> {
+        if self.keep == 0 {
+            return Ok(());
+        }
+        let all = self.list()?;
+        let n = all.len().saturating_sub(self.keep);
+        for c in &all[..n] {
+            fs::remove_dir_all(&c.path).map_err(io(&c.path))?;
+        }
+        Ok(())
+    }
+}
+
+fn read_complete(dir: &Path) -> Option<TrainState> {
+    if !dir.join(MODEL).is_file() || !dir.join(OPTIM).is_file() || !dir.join(CONFIG).is_file() {
+        return None;
+    }
+    let text = fs::read_to_string(dir.join(STATE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+impl Checkpoint {
+    /// Load the weights (and their parameter ids) into `model`, which must have the same
+    /// structure; missing or unexpected tensors are an error.
+    pub fn load_model<M: Module>(&self, model: M) -> Result<M, CheckpointError> {
+        load_model_file(model, &self.path.join(MODEL))
+    }
+
+    /// Restore the optimizer state into `optim` (built for the loaded model).
+    pub fn load_optim(&self, optim: GroupedAdamW) -> Result<GroupedAdamW, CheckpointError> {
+        let path = self.path.join(OPTIM);
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        optim
+            .load_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| format_err(&path, e))
+    }
+
+    /// The resolved config this checkpoint was trained with.
+    pub fn config_text(&self) -> Result<String, CheckpointError> {
+        let path = self.path.join(CONFIG);
+        fs::read_to_string(&path).map_err(io(&path))
+    }
+}
+
+/// Load a burnpack weights file into `model`, failing on any missing/unused/mismatched tensor.
+pub fn load_model_file<M: Module>(mut model: M, path: &Path) -> Result<M, CheckpointError> {
+    let result = model
+        .load_from(&mut BurnpackStore::from_file(path).auto_extension(false))
+        .map_err(|e| format_err(path, e))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
+        return Err(format_err(
+            path,
+            format!(
+                "does not match the model: {} errors {:?}, missing {:?}, unused {:?}",
+                result.errors.len(),
+                result.errors.iter().take(3).map(|e| e.to_string()).collect::<Vec<_>>(),
+                result.missing.iter().take(5).collect::<Vec<_>>(),
+                result.unused.iter().take(5).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    Ok(model)
+}

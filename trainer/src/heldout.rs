@@ -1,0 +1,80 @@
+//! Held-out loss per source kind (`[[data.eval.sources]]`): each held-out source is read by
+//! its own loader from the start, so every evaluation scores the same batches.
+
+use burn::module::Module;
+use burn::tensor::Device;
+use mm1_data::{DataConfig, Loader, PipelineShape, SourceConfig};
+use mm1_models::Mm1Model;
+
+use crate::step::{StepError, batch_to_tensors, forward_batch};
+
+/// Loss of one held-out source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldOutLoss {
+    /// The `[[data.eval.sources]]` name.
+    pub name: String,
+    /// `caption`, `interleaved` or `text`.
+    pub kind: String,
+    /// Mean cross-entropy per scored token.
+    pub loss: f64,
+    pub tokens: usize,
+}
+
+/// Errors of an evaluation pass.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("eval source `{name}`: {source}")]
+    Data {
+        name: String,
+        source: mm1_data::DataError,
+    },
+    #[error(transparent)]
+    Step(#[from] StepError),
+}
+
+/// Score `batches` batches of every held-out source with the model in inference mode.
+pub fn evaluate(
+    model: &Mm1Model,
+    data: &DataConfig,
+    shape: PipelineShape,
+    batches: usize,
+    device: &Device,
+) -> Result<Vec<HeldOutLoss>, EvalError> {
+    let model = model.valid(); // no autodiff graph
+    let device = device.clone().inner();
+    let mut out = Vec::new();
+    for src in &data.eval.sources {
+        let cfg = DataConfig {
+            sources: vec![SourceConfig {
+                weight: 1.0,
+                ..src.clone()
+            }],
+            ..data.clone()
+        };
+        let err = |source| EvalError::Data {
+            name: src.name.clone(),
+            source,
+        };
+        let mut loader = Loader::new(&cfg, shape, 0, 1).map_err(err)?;
+        let (mut sum, mut tokens) = (0.0f64, 0usize);
+        for _ in 0..batches {
+            let batch = loader.next_batch().map_err(err)?;
+            tokens += batch.loss_tokens();
+            let (ce, _aux, _moe) = forward_batch(&model, batch_to_tensors(&batch, &device)?)?;
+            sum += ce.into_scalar::<f32>() as f64;
+        }
+        out.push(HeldOutLoss {
+            name: src.name.clone(),
+            kind: src.kind.name().to_string(),
+            loss: sum / tokens.max(1) as f64,
+            tokens,
+        });
+    }
+    Ok(out)
+}
+
+/// Token-weighted mean over sources.
+pub fn mean_loss(losses: &[HeldOutLoss]) -> Option<f64> {
+    let tokens: usize = losses.iter().map(|l| l.tokens).sum();
+    (tokens > 0).then(|| losses.iter().map(|l| l.loss * l.tokens as f64).sum::<f64>() / tokens as f64)
+}

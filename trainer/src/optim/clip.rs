@@ -1,0 +1,76 @@
+//! Global-norm gradient clipping (as `torch.nn.utils.clip_grad_norm_`).
+//!
+//! burn's `GradientClipping::Norm` clips every tensor by its own norm; MM1/LLaVA/torchtitan
+//! clip the *global* norm over all parameters: `g <- g * min(1, max_norm / (||g||_2 + 1e-6))`.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+
+/// `sqrt(sum over parameters of sum(g^2))`, over the gradients `grads` holds for `module`.
+/// Non-finite when any gradient holds NaN or Inf. One device sync.
+pub fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+    let mut v = SquareSum {
+        grads,
+        total: None,
+    };
+    module.visit(&mut v);
+    match v.total {
+        Some(t) => (t.into_scalar::<f32>() as f64).sqrt(),
+        None => 0.0,
+    }
+}
+
+/// Scale the gradients so that their global norm is at most `max_norm`; returns the norm
+/// before clipping. `max_norm <= 0` disables clipping (the norm is still returned).
+pub fn clip_global_norm<M: Module>(
+    module: &M,
+    grads: GradientsParams,
+    max_norm: f64,
+) -> (GradientsParams, f64) {
+    let norm = global_grad_norm(module, &grads);
+    if max_norm <= 0.0 || !norm.is_finite() || norm <= max_norm {
+        return (grads, norm);
+    }
+    // Same epsilon as torch's clip_grad_norm_.
+    let scale = max_norm / (norm + 1e-6);
+    (scale_grads(module, grads, scale), norm)
+}
+
+/// Multiply every gradient of `module` held in `grads` by `scale`.
+pub fn scale_grads<M: Module>(module: &M, grads: GradientsParams, scale: f64) -> GradientsParams {
+    let mut v = Scale { grads, scale };
+    module.visit(&mut v);
+    v.grads
+}
+
+struct SquareSum<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SquareSum<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some(g) = self.grads.get::<D>(param.id) else {
+            return;
+        };
+        let sq = g.square().sum(); // [1]
+        self.total = Some(match self.total.take() {
+            Some(t) => t + sq,
+            None => sq,
+        });
+    }
+}
+
+struct Scale {
+    grads: GradientsParams,
+    scale: f64,
+}
+
+impl ModuleVisitor for Scale {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.scale));
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! One optimizer step: data `Batch`es (micro-batches) → model tensors → forward →
+//! next-token cross-entropy on the loss-masked positions + MoE auxiliary loss → backward →
+//! gradients summed over micro-batches → global-norm clip → AdamW.
+//!
+//! The loss of an accumulated step is the mean over *all* scored tokens of all its
+//! micro-batches (each micro-batch's summed loss is divided by that total), so accumulating
+//! k micro-batches equals one batch k times larger. A step whose loss or gradient norm is
+//! NaN/Inf is skipped (model and optimizer untouched) and counted.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use mm1_data::Batch;
+use mm1_models::{Mm1Input, Mm1Model, MoeStats, ModelError};
+
+use crate::optim::{Accumulator, GroupedAdamW, global_grad_norm};
+
+/// Errors of a training step; the message names what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("batch {index}: {msg}")]
+    Batch { index: u64, msg: String },
+    #[error("model: {0}")]
+    Model(#[from] ModelError),
+    #[error("no batches given to the step")]
+    Empty,
+}
+
+/// One batch as tensors on a device.
+///
+/// # Shapes
+/// - `input`: see [`Mm1Input`] (`[b, t]` ids/masks, `[n, 3, h, w]` images)
+/// - `targets`: `[b, t]` next-token ids
+/// - `loss_mask`: `[b, t]` 1.0 where the target is scored, else 0.0
+#[derive(Debug, Clone)]
+pub struct BatchTensors {
+    pub input: Mm1Input,
+    pub targets: Tensor<2, Int>,
+    pub loss_mask: Tensor<2>,
+}
+
+fn ids(v: &[u32], [b, t]: [usize; 2], device: &Device) -> Tensor<2, Int> {
+    let v: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+    Tensor::from_data(TensorData::new(v, [b, t]), device)
+}
+
+fn flags(v: &[bool], [b, t]: [usize; 2], device: &Device) -> Tensor<2, Bool> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [b, t]), device)
+}
+
+/// Turn the data crate's flat buffers into tensors, checking every length first.
+pub fn batch_to_tensors(batch: &Batch, device: &Device) -> Result<BatchTensors, StepError> {
+    let (b, t) = (batch.batch_size, batch.seq_len);
+    let bt = b * t;
+    let err = |msg: String| StepError::Batch {
+        index: batch.index,
+        msg,
+    };
+    for (name, len) in [
+        ("input_ids", batch.input_ids.len()),
+        ("targets", batch.targets.len()),
+        ("loss_mask", batch.loss_mask.len()),
+        ("image_mask", batch.image_mask.len()),
+        ("segment_ids", batch.segment_ids.len()),
+        ("position_ids", batch.position_ids.len()),
+    ] {
+        if len != bt {
+            return Err(err(format!("{name} has {len} entries, expected b*t = {b}*{t} = {bt}")));
+        }
+    }
+    let s = batch.image_size;
+    let want = batch.n_images * 3 * s * s;
+    if batch.images.len() != want {
+        return Err(err(format!(
+            "images has {} floats, expected n*3*h*w = {}*3*{s}*{s} = {want}",
+            batch.images.len(),
+            batch.n_images
+        )));
+    }
+    let images = (batch.n_images > 0).then(|| {
+        Tensor::<4>::from_data(
+            TensorData::new(batch.images.clone(), [batch.n_images, 3, s, s]),
+            device,
+        )
+    });
+    let mask: Vec<f32> = batch.loss_mask.iter().map(|&m| m as u8 as f32).collect();
+    Ok(BatchTensors {
+        input: Mm1Input {
+            tokens: ids(&batch.input_ids, [b, t], device),
+            image_mask: flags(&batch.image_mask, [b, t], device),
+            segment_ids: ids(&batch.segment_ids, [b, t], device),
+            position_ids: ids(&batch.position_ids, [b, t], device),
+            images,
+        },
+        targets: ids(&batch.targets, [b, t], device),
+        loss_mask: Tensor::from_data(TensorData::new(mask, [b, t]), device),
+    })
+}
+
+/// Summed next-token cross-entropy over the scored positions.
+///
+/// # Shapes
+/// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` → `[1]`
+pub fn masked_cross_entropy_sum(
+    logits: Tensor<3>,
+    targets: Tensor<2, Int>,
+    loss_mask: Tensor<2>,
+) -> Tensor<1> {
+    let [b, t, _v] = logits.dims();
+    let logp = log_softmax(logits, 2); // [b, t, v]
+    let picked = logp.gather(2, targets.reshape([b, t, 1])); // [b, t, 1]
+    let nll = picked.reshape([b, t]).neg(); // [b, t]
+    (nll * loss_mask).sum()
+}
+
+/// Forward one batch: `(summed CE over scored tokens [1], weighted aux loss [1], MoE stats)`.
+pub fn forward_batch(
+    model: &Mm1Model,
+    tensors: BatchTensors,
+) -> Result<(Tensor<1>, Tensor<1>, Vec<MoeStats>), StepError> {
+    let out = model.forward(tensors.input)?;
+    let ce = masked_cross_entropy_sum(out.logits, tensors.targets, tensors.loss_mask);
+    Ok((ce, out.aux_loss, out.moe))
+}
+
+/// What one optimizer step did.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Mean cross-entropy per scored token over all micro-batches (the logged `loss`).
+    pub loss: f64,
+    /// MoE auxiliary loss (mean over micro-batches; 0 for a dense LLM).
+    pub aux_loss: f64,
+    /// Global gradient norm before clipping (NaN/Inf when the step was skipped for it).
+    pub grad_norm: f64,
+    pub clipped: bool,
+    /// `false` when the loss or a gradient was NaN/Inf and nothing was updated.
+    pub applied: bool,
+    /// Scored tokens, non-padding tokens and images in the step.
+    pub loss_tokens: usize,
+    pub tokens: usize,
+    pub images: usize,
+    /// Per MoE layer: assignments per expert, summed over micro-batches.
+    pub expert_load: Vec<Vec<usize>>,
+    /// Assignments dropped by the capacity limit, summed over layers and micro-batches.
+    pub moe_dropped: usize,
+}
+
+/// Run one optimizer step over `batches` (the micro-batches of this step) with base
+/// learning rate `lr`. Returns the updated model; on a non-finite loss or gradient the
+/// model comes back unchanged and `applied` is false.
+pub fn train_step(
+    model: Mm1Model,
+    optim: &mut GroupedAdamW,
+    batches: &[Batch],
+    lr: f64,
+    device: &Device,
+) -> Result<(Mm1Model, StepReport), StepError> {
+    if batches.is_empty() {
+        return Err(StepError::Empty);
+    }
+    let loss_tokens: usize = batches.iter().map(|b| b.loss_tokens()).sum();
+    // A step with nothing to score still runs (aux loss), dividing by 1 instead of 0.
+    let denom = loss_tokens.max(1) as f64;
+    let micro = batches.len() as f64;
+    let mut accum = Accumulator::<Mm1Model>::default();
+    let (mut ce_total, mut aux_total) = (0.0f64, 0.0f64);
+    let mut report = StepReport {
+        loss: 0.0,
+        aux_loss: 0.0,
+        grad_norm: 0.0,
+        clipped: false,
+        applied: false,
+        loss_tokens,
+        tokens: batches.iter().map(|b| b.real_tokens()).sum(),
+        images: batches.iter().map(|b| b.n_images).sum(),
+        expert_load: Vec::new(),
+        moe_dropped: 0,
+    };
+    for batch in batches {
+        let tensors = batch_to_tensors(batch, device)?;
+        let (ce_sum, aux, moe) = forward_batch(&model, tensors)?;
+        // 1. the scalar we differentiate: this micro-batch's share of the step's mean loss
+        let objective = ce_sum.clone().div_scalar(denom) + aux.clone().div_scalar(micro);
+        let grads = optim.grads(objective.backward(), &model);
+        accum.add(&model, grads);
+        // 2. numbers for the log (after backward: no extra graph work)
+        ce_total += ce_sum.into_scalar::<f32>() as f64;
+        aux_total += aux.into_scalar::<f32>() as f64;
+        add_moe_stats(&mut report, &moe);
+    }
+    report.loss = ce_total / denom;
+    report.aux_loss = aux_total / micro;
+    let grads = accum.take();
+    let norm = global_grad_norm(&model, &grads);
+    report.grad_norm = norm;
+    if !report.loss.is_finite() || !report.aux_loss.is_finite() || !norm.is_finite() {
+        return Ok((model, report));
+    }
+    let (model, stats) = optim.step(lr, model, grads);
+    report.clipped = stats.clipped;
+    report.applied = true;
+    Ok((model, report))
+}
+
+fn add_moe_stats(report: &mut StepReport, moe: &[MoeStats]) {
+    for (i, s) in moe.iter().enumerate() {
+        if report.expert_load.len() <= i {
+            report.expert_load.push(vec![0; s.expert_load.len()]);
+        }
+        for (acc, &n) in report.expert_load[i].iter_mut().zip(&s.expert_load) {
+            *acc += n;
+        }
+        report.moe_dropped += s.dropped;
+    }
+}
+
+/// Stops the run after too many non-finite steps in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonFiniteGuard {
+    pub max_in_a_row: u64,
+    pub in_a_row: u64,
+    pub total: u64,
+}
+
+impl NonFiniteGuard {
+    /// Record one step; `Err` with the message to stop on when the limit is reached.
+    pub fn record(&mut self, step: u64, report: &StepReport) -> Result<(), String> {
+        if report.applied {
+            self.in_a_row = 0;
+            return Ok(());
+        }
+        self.in_a_row += 1;
+        self.total += 1;
+        if self.in_a_row >= self.max_in_a_row {
+            return Err(format!(
+                "stopping at step {step}: {} steps in a row had a NaN/Inf loss or gradient \
+                 (train.max_nonfinite_in_a_row = {}; last loss {}, grad norm {}); \
+                 lower optim.lr, check the data, or resume from the last checkpoint",
+                self.in_a_row, self.max_in_a_row, report.loss, report.grad_norm
+            ));
+        }
+        Ok(())
+    }
+}
