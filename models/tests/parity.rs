@@ -1,14 +1,16 @@
 //! Ours vs HF `transformers`: every case folder under `tests/fixtures/parity/` (and under
 //! `$MM1_EXTRA_PARITY_DIR` if set) is loaded through the HF import path and run; every
 //! output element must be within the case's `atol`. Fixtures: `scripts/make_parity_fixtures.py`.
+//! Kinds: `clip_vision`, `llama` (transformers) and `c_abstractor` (Honeybee's maths in PyTorch).
 
 use burn::prelude::*;
+use mm1_models::connector::CAbstractor;
 use mm1_models::llm::LlmDecoder;
 use mm1_models::vit::VisionTransformer;
 use mm1_models::weights::{
     self, HostTensor, llm_from_hf, read_config_json, read_safetensors, vision_from_hf,
 };
-use mm1_models::{Size2, VisionConfig};
+use mm1_models::{CAbstractorConfig, Size2, VisionConfig, presets};
 use std::path::{Path, PathBuf};
 
 fn case_dirs() -> Vec<PathBuf> {
@@ -67,6 +69,37 @@ fn run_clip(
     vit.forward_hidden(tensor(px, device))
 }
 
+/// Honeybee C-Abstractor written out in PyTorch (weights under our own parameter paths).
+fn run_c_abstractor(
+    case: &Path,
+    spec: &serde_json::Value,
+    io: &std::collections::BTreeMap<String, HostTensor>,
+    device: &Device,
+) -> Tensor<3> {
+    let n =
+        |k: &str| spec[k].as_u64().unwrap_or_else(|| panic!("{}: case.json {k}", case.display())) as usize;
+    let grid = [spec["grid"][0].as_u64().unwrap() as usize, spec["grid"][1].as_u64().unwrap() as usize];
+    let patch = 8;
+    let vision = VisionConfig {
+        image_size: Size2 { h: grid[0] * patch, w: grid[1] * patch },
+        patch_size: patch,
+        width: n("vision_width"),
+        ..presets::tiny().vision
+    };
+    let cfg = CAbstractorConfig {
+        num_tokens: n("num_tokens"),
+        hidden: n("hidden"),
+        depth: n("depth"),
+        mlp_depth: 2,
+        pos_emb: true,
+    };
+    let conn = CAbstractor::new(&cfg, &vision, n("llm_width"), device);
+    let tensors = read_safetensors(&case.join("model.safetensors")).unwrap();
+    let (conn, report) = weights::load_into(conn, &tensors, &[], "").unwrap();
+    assert!(report.missing.is_empty() && report.unused.is_empty(), "{}: {report}", case.display());
+    conn.forward(tensor(&io["features"], device), grid)
+}
+
 fn run_llama(case: &Path, io: &std::collections::BTreeMap<String, HostTensor>, device: &Device) -> Tensor<3> {
     let cfg = llm_from_hf(&read_config_json(case).unwrap()).unwrap();
     cfg.validate().unwrap();
@@ -96,6 +129,9 @@ fn parity_with_transformers() {
                 compare(&case, run_clip(&case, &spec, &io, &device), &io["last_hidden_state"], atol)
             }
             Some("llama") => compare(&case, run_llama(&case, &io, &device), &io["logits"], atol),
+            Some("c_abstractor") => {
+                compare(&case, run_c_abstractor(&case, &spec, &io, &device), &io["tokens"], atol)
+            }
             other => panic!("{}: unknown kind {other:?}", case.display()),
         }
     }
