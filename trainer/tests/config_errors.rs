@@ -16,6 +16,8 @@ fn unknown_key_names_key_section_and_file() {
         ("model.llm", "hidden"),
         ("data", "seqlen"),
         ("parallel", "tp"),
+        ("model.llm.moe", "experts"),
+        ("data.synth", "shards"),
     ] {
         let child = f.write("child.toml", &format!("base = \"configs/base.toml\"\n[{section}]\n{key} = 1\n"));
         let err = ConfigSources::new(&child).load().unwrap_err();

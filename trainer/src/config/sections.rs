@@ -141,9 +141,7 @@ impl Default for LogConfig {
 pub enum ProgressMode {
     /// A bar when stderr is a terminal, plain lines otherwise.
     Auto,
-    /// Always the indicatif bar.
-    Bar,
-    /// Always plain lines (batch jobs, CI).
+    /// Always plain lines (batch jobs, CI, `tee`).
     Plain,
     /// Nothing on stderr (metrics still go to files).
     Off,

@@ -26,11 +26,7 @@ impl Progress {
     /// `start_step`: steps already done (non-zero when resuming), so the ETA only uses
     /// the throughput of this process.
     pub fn new(mode: ProgressMode, start_step: u64, total_steps: u64) -> Self {
-        let bar = match mode {
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
-            ProgressMode::Bar => true,
-            ProgressMode::Plain | ProgressMode::Off => false,
-        };
+        let bar = mode == ProgressMode::Auto && std::io::stderr().is_terminal();
         let sink = if bar {
             let pb = ProgressBar::new(total_steps).with_position(start_step);
             let style =
