@@ -93,7 +93,14 @@ fn report_tables_plots_and_deltas() {
     assert!(row.contains("| 2/3 |"), "{row}");
     // Deltas name the base value and the new one.
     assert!(md.contains("`model.vision.image_size: 32 → 48`"), "{md}");
-    assert!(md.contains("`model.connector: { kind = \"c_abstractor\" } → { kind = \"avg_pool\" }`"), "{md}");
+    // The base side is the resolved section, defaults included.
+    let line = md.lines().find(|l| l.starts_with("- **connector-avg_pool**")).unwrap();
+    assert!(
+        line.contains("kind = \"c_abstractor\"")
+            && line.contains("hidden = ")
+            && line.ends_with("→ { kind = \"avg_pool\" }`"),
+        "{line}"
+    );
     // Loss plot: one polyline per arm. Resolution plot: control + 2 arms, 3 error bars each 3 seeds.
     let loss = std::fs::read_to_string(out.join("plots/loss.svg")).unwrap();
     assert_eq!(loss.matches("<polyline").count(), 4);

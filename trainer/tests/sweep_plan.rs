@@ -117,3 +117,43 @@ fn bad_sweep_files_name_the_problem() {
         assert!(err.contains(expected) && err.contains(&format!("bad{i}.toml")), "{err}");
     }
 }
+
+#[test]
+fn shipped_sweeps_plan_and_every_arm_config_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = root.join("ablations/sweeps");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    for full in ["resolution", "connector", "mixture", "moe"] {
+        for name in [format!("{full}.toml"), format!("{full}_cpu.toml")] {
+            assert!(names.contains(&name), "missing ablations/sweeps/{name}");
+        }
+        let a = plan_file(&dir.join(format!("{full}.toml"))).unwrap();
+        let b = plan_file(&dir.join(format!("{full}_cpu.toml"))).unwrap();
+        let axes = |p: &mm1_trainer::sweep::Plan| p.axes.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(axes(&a), axes(&b), "{full}: the CPU version sweeps the same axes");
+        assert_eq!((a.mode, a.arms.len()), (b.mode, b.arms.len()), "{full}: same design at both scales");
+    }
+    for name in &names {
+        let plan = plan_file(&dir.join(name)).unwrap();
+        mm1_trainer::sweep::check_arms(&plan).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn invalid_arm_configs_fail_before_running() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "base = \"{}\"\n[axes]\n\"model.vision.image_sise\" = [224]\n\"model.connector.num_tokens\" = [150]\n",
+        root.join("configs/mm1-ablation-base.toml").display()
+    );
+    let plan = plan_file(&write(dir.path(), "typo.toml", &text)).unwrap();
+    let err = mm1_trainer::sweep::check_arms(&plan).unwrap_err().to_string();
+    assert!(err.contains("typo.toml") && err.contains("image_sise"), "{err}");
+    assert!(err.contains("arm num_tokens-150"), "{err}");
+}

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use mm1_trainer::sweep::{
-    RunOutcome, RunnerOptions, SweepError, format_plan, plan_file, run_sweep, slurm_script, submit,
-    sweep_dir, trainer_command, write_plan,
+    RunOutcome, RunnerOptions, SweepError, check_arms, format_plan, plan_file, run_sweep, slurm_script,
+    submit, sweep_dir, trainer_command, write_plan,
 };
 
 const USAGE: &str = "usage:
@@ -63,6 +63,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<ExitCode, SweepError> {
     let plan = plan_file(&args.file)?;
+    check_arms(&plan)?;
     let dir = sweep_dir(&plan, args.out.as_deref())?;
     match args.command.as_str() {
         "plan" => {

@@ -7,7 +7,7 @@ use toml::Value;
 
 use super::collect::{SweepData, metric_rank};
 use super::svg::{Series, error_bar_chart, line_chart};
-use crate::sweep::{Mode, SweepError, layered_tree, lookup, short};
+use crate::sweep::{Mode, SweepError, lookup, resolved_base, short};
 
 /// One plot: file stem, title, SVG text.
 struct Plot {
@@ -48,7 +48,7 @@ fn results_table(d: &SweepData) -> Table {
 
 /// Each arm's delta from the base: `key: base → value`.
 fn delta_lines(d: &SweepData) -> Vec<(String, Vec<String>)> {
-    let base_tree = layered_tree(&d.plan.base, &d.plan.overlays).ok();
+    let base_tree = resolved_base(&d.plan.base, &d.plan.overlays).ok();
     let base_of = |k: &str| -> String {
         base_tree
             .as_ref()

@@ -3,15 +3,54 @@
 use std::path::{Path, PathBuf};
 
 use super::SweepError;
-use super::base::{layered_tree, lookup};
+use super::base::lookup;
 use super::plan::{Plan, plain, plan_sweep};
+use super::runner::set_pairs;
 use super::spec::SweepFile;
+use crate::config::ConfigSources;
 
-/// Reads and plans a sweep file (base values from the layered base config).
+fn sources(base: &Path, overlays: &[PathBuf]) -> ConfigSources {
+    overlays.iter().fold(ConfigSources::new(base), |s, o| s.overlay(o))
+}
+
+/// The base config resolved as `mm1-train` sees it (base chain, overlays, patches, serde defaults).
+pub fn resolved_base(base: &Path, overlays: &[PathBuf]) -> Result<toml::Table, SweepError> {
+    let loaded = sources(base, overlays)
+        .load_unvalidated()
+        .map_err(|e| SweepError::spec(base, format!("base config: {e}")))?;
+    let mut resolved = toml::Table::try_from(&loaded.config)
+        .map_err(|e| SweepError::spec(base, format!("base config does not serialise: {e}")))?;
+    // Keys the config keeps but does not serialise stay visible from the merged tree.
+    for (k, v) in loaded.merged {
+        resolved.entry(k).or_insert(v);
+    }
+    Ok(resolved)
+}
+
+/// Reads and plans a sweep file; base values come from the resolved base config.
 pub fn plan_file(path: &Path) -> Result<Plan, SweepError> {
     let sweep = SweepFile::load(path)?;
-    let tree = layered_tree(&sweep.base, &sweep.overlays)?;
-    Ok(plan_sweep(&sweep, &|key| lookup(&tree, key)))
+    let base = resolved_base(&sweep.base, &sweep.overlays)?;
+    Ok(plan_sweep(&sweep, &|key| lookup(&base, key)))
+}
+
+/// Loads and validates every arm's config (base, overlays, `--set`s) as `mm1-train` will, so a typo
+/// in an axis key or an invalid combination fails before anything runs.
+pub fn check_arms(plan: &Plan) -> Result<(), SweepError> {
+    let mut errors = Vec::new();
+    for run in plan.runs.iter().filter(|r| r.seed == plan.seeds[0]) {
+        let src = set_pairs(plan, run)
+            .into_iter()
+            .fold(sources(&plan.base, &plan.overlays), |s, (k, v)| s.set(format!("{k}={v}")));
+        if let Err(e) = src.load() {
+            errors.push(format!("arm {}: {e}", plan.arms[run.arm].name));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(SweepError::spec(&plan.sweep_file, format!("invalid arms:\n  {}", errors.join("\n  "))))
+    }
 }
 
 /// The sweep folder: `--out`, else the file's `out_dir`, else `runs/sweeps/<name>`.

@@ -22,7 +22,7 @@ mod slurm;
 mod spec;
 
 pub use base::{layered_tree, lookup};
-pub use cli::{format_plan, plan_file, sweep_dir, trainer_command};
+pub use cli::{check_arms, format_plan, plan_file, resolved_base, sweep_dir, trainer_command};
 pub use error::SweepError;
 pub use plan::{Arm, Plan, PlannedRun, bundle, plain, plan_sweep, run_id, short, toml_literal};
 pub use runner::{

@@ -209,7 +209,11 @@ pub fn bundle(v: &Value) -> Option<(&str, &toml::Table)> {
 /// `[336, 448]`, strings without quotes.
 pub fn short(v: &Value) -> String {
     match v {
-        Value::Table(t) => t.values().map(short).collect::<Vec<_>>().join("-"),
+        // A tagged section is named by its kind (`{ kind = "avg_pool", num_tokens = 144 }` → avg_pool).
+        Value::Table(t) => match t.get("kind") {
+            Some(kind) => short(kind),
+            None => t.values().map(short).collect::<Vec<_>>().join("-"),
+        },
         Value::Array(a) => a.iter().map(short).collect::<Vec<_>>().join("x"),
         other => plain(other),
     }
