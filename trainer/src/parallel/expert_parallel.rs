@@ -20,8 +20,8 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
-use mm1_models::llm::Mlp;
-use mm1_models::{ExpertDispatch, RoutingPlan};
+use mm1_models::llm::{Ffn, Mlp};
+use mm1_models::{ExpertDispatch, Mm1Model, RoutingPlan};
 
 use super::all_to_all_grad::all_to_allv_rows;
 use super::collective::{Collective, CollectiveError};
@@ -137,6 +137,16 @@ impl AllToAllDispatch {
         let out = Tensor::<2>::zeros([n, d], &device);
         Ok(out.select_assign(0, rows, y * g, IndexingUpdateOp::Add))
     }
+}
+
+/// Give every MoE layer of `model` the dispatcher `dispatch` (e.g. an [`AllToAllDispatch`]).
+pub fn install_dispatch(mut model: Mm1Model, dispatch: Arc<dyn ExpertDispatch>) -> Mm1Model {
+    for layer in model.llm.layers.iter_mut() {
+        if let Ffn::Moe(moe) = &mut layer.mlp {
+            moe.dispatch = dispatch.clone();
+        }
+    }
+    model
 }
 
 /// Ids of the parameters that live under a module field named `experts` (the MoE experts).
