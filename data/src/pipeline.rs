@@ -9,8 +9,8 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::assemble::assemble;
@@ -34,10 +34,18 @@ struct Snapshot {
     sources: Vec<SourceState>,
 }
 
+type Processed = std::result::Result<Doc, Skip>;
+
+/// A drawn sample: already known (a shard-level skip) or being decoded on the pool.
+enum Pending {
+    Ready(Processed),
+    Decoding(Receiver<Processed>),
+}
+
 struct Item {
     snap: Snapshot,
     source: usize,
-    result: std::result::Result<Doc, Skip>,
+    result: Pending,
 }
 
 pub struct Pipeline {
@@ -249,27 +257,26 @@ impl Pipeline {
         }
     }
 
-    /// Draws, reads and decodes the next `chunk` items (decoding in parallel, order kept).
-    fn refill(&mut self) -> Result<()> {
-        let mut raws = Vec::with_capacity(self.chunk);
-        for _ in 0..self.chunk {
+    /// Keeps `chunk` samples drawn ahead of the packer, each decoding on the pool as soon as it
+    /// is read, so reading, decoding and packing overlap; results are consumed in draw order.
+    fn top_up(&mut self) -> Result<()> {
+        while self.queue.len() < self.chunk {
             let snap = self.live();
-            let s = self.mixture_rng.weighted(&self.weights);
-            raws.push((snap, s, self.sources[s].pull()?));
+            let source = self.mixture_rng.weighted(&self.weights);
+            let result = match self.sources[source].pull()? {
+                Pulled::Skip(s) => Pending::Ready(Err(s)),
+                Pulled::Sample { shard, raw } => {
+                    let (tx, rx) = sync_channel(1);
+                    let (ctx, kind) = (self.ctx.clone(), self.kinds[source]);
+                    self.pool.spawn(move || {
+                        // the receiver is gone only when the pipeline was dropped
+                        let _ = tx.send(process(&raw, &shard, kind, &ctx));
+                    });
+                    Pending::Decoding(rx)
+                }
+            };
+            self.queue.push_back(Item { snap, source, result });
         }
-        let (kinds, ctx) = (&self.kinds, &self.ctx);
-        let items: Vec<Item> = self.pool.install(|| {
-            raws.into_par_iter()
-                .map(|(snap, source, pulled)| {
-                    let result = match pulled {
-                        Pulled::Skip(s) => Err(s),
-                        Pulled::Sample { shard, raw } => process(&raw, &shard, kinds[source], ctx),
-                    };
-                    Item { snap, source, result }
-                })
-                .collect()
-        });
-        self.queue.extend(items);
         Ok(())
     }
 
@@ -299,11 +306,15 @@ impl Pipeline {
     /// The next document to pack (skips are counted on the way).
     fn next_doc(&mut self) -> Result<(Snapshot, InProgress)> {
         loop {
-            if self.queue.is_empty() {
-                self.refill()?;
-            }
-            let item = self.queue.pop_front().expect("refilled");
-            match item.result {
+            self.top_up()?;
+            let item = self.queue.pop_front().expect("topped up");
+            let result = match item.result {
+                Pending::Ready(r) => r,
+                Pending::Decoding(rx) => rx.recv().map_err(|_| {
+                    DataError::Pipeline("a decode worker died (panic while decoding?)".into())
+                })?,
+            };
+            match result {
                 Err(skip) => self.count_skip(item.source, &skip)?,
                 Ok(doc) => {
                     let mut ip = InProgress::new(doc, item.source);
