@@ -101,7 +101,10 @@ fn cycles_are_detected_and_named() {
 fn missing_base_names_both_files() {
     let f = Files::new();
     let child = f.write("child.toml", "base = \"nope.toml\"\n");
-    assert_mentions(&load_err(&ConfigSources::new(&child)), &["nope.toml", "cannot read"]);
+    assert_mentions(
+        &load_err(&ConfigSources::new(&child)),
+        &["child.toml", "base = \"nope.toml\"", "cannot read", "nope.toml"],
+    );
 }
 
 #[test]

@@ -144,7 +144,10 @@ fn read_layered(
         None => (Table::new(), Vec::new()),
         Some(Value::String(base)) => {
             let dir = path.parent().unwrap_or(Path::new("."));
-            read_layered(&dir.join(base), chain, origins)?
+            read_layered(&dir.join(&base), chain, origins).map_err(|e| match e {
+                ConfigError::Read { .. } => layering(format!("base = {base:?}: {e}")),
+                other => other,
+            })?
         }
         Some(other) => {
             return Err(layering(format!(
