@@ -9,7 +9,7 @@
 //! backend under the run-time dispatch: the tensor is unwrapped with
 //! `Tensor::try_into_primitive::<Autodiff<B, C>>()`, its autodiff node becomes the parent of a
 //! tracked step whose backward runs the reverse exchange. Supported: `Flex` (CPU) and, with
-//! feature `cuda`, `Cube`, each with or without gradient checkpointing. Every rank must run the
+//! feature `cuda` or `wgpu`, `Cube`, each with or without gradient checkpointing. Every rank must run the
 //! backward (the reverse exchange is a collective), which holds when every rank builds the same
 //! graph, as data-parallel training does.
 
@@ -47,7 +47,8 @@ pub fn all_to_allv_rows(
     {
         return out;
     }
-    #[cfg(feature = "cuda")]
+    // CUDA and wgpu are the same CubeCL backend type; the device says which runtime.
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
     if let Some(out) = tracked::<burn::backend::Cube, NoCheckpointing>(&x, &plan)
         .or_else(|| tracked::<burn::backend::Cube, BalancedCheckpointing>(&x, &plan))
     {
