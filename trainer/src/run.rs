@@ -58,6 +58,9 @@ pub struct RunOptions {
     pub run_dir: Option<PathBuf>,
     /// Require a checkpoint to resume from (without it a run resumes when it finds one).
     pub resume: bool,
+    /// Stop (after writing a checkpoint) once this process has run this many steps, as a
+    /// preempted job would; the next start resumes. Used by the resume tests.
+    pub stop_after: Option<u64>,
 }
 
 /// What a finished run did.
@@ -201,34 +204,44 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         s.state.counters.tokens_seen += report.tokens as u64;
         s.state.counters.images_seen += report.images as u64;
         losses.push((step, report.loss));
-        if logger.should_log(step) || step == total {
-            let values = step_metrics(&report, lr, data_wait, step_time, &s);
-            let refs: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            logger.log(step, &refs).map_err(io_err(&run_dir))?;
+        let last = step == total || opts.stop_after.is_some_and(|n| step - start_step >= n);
+        let mut values = Vec::new();
+        if logger.should_log(step) || last {
+            values = step_metrics(&report, lr, data_wait, step_time, &s);
         }
         if let Err(msg) = stop {
+            log_values(&mut logger, step, &values, &run_dir)?;
             logger.message(&msg);
             let _ = logger.finish();
             return Err(RunError::Stop(msg));
         }
-        let last = step == total;
-        if cfg.eval.every > 0 && (step % cfg.eval.every == 0 || last) && !cfg.data.eval.sources.is_empty() {
+        let eval_due = cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == total);
+        if eval_due && !cfg.data.eval.sources.is_empty() {
             let res = evaluate(&s.model, &cfg.data, cfg.pipeline_shape(), cfg.eval.batches, &device)?;
-            let mut values: Vec<(String, f64)> =
+            let mut ev: Vec<(String, f64)> =
                 res.iter().map(|r| (format!("eval/loss/{}", r.name), r.loss)).collect();
             if let Some(m) = mean_loss(&res) {
-                values.push(("eval/loss".into(), m));
+                ev.push(("eval/loss".into(), m));
             }
-            let refs: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            logger.log(step, &refs).map_err(io_err(&run_dir))?;
-            logger.message(&format!("eval at step {step}: {}", crate::logging::format_metrics(&refs)));
+            let text: Vec<String> = ev.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            logger.message(&format!("eval at step {step}: {}", text.join(", ")));
+            if values.is_empty() {
+                // Eval lines carry the step's training loss too: every metrics.jsonl line has `loss`.
+                values.push(("loss".into(), report.loss));
+            }
+            values.extend(ev);
             last_eval = res.into_iter().map(|r| (r.name, r.loss)).collect();
         }
+        log_values(&mut logger, step, &values, &run_dir)?;
         if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || last {
             s.state.loader = serde_json::to_value(s.loader.state())
                 .map_err(|e| RunError::Stop(format!("serialising the loader state: {e}")))?;
             let path = ckpts.save(&s.model, &s.optim, &s.state, &config_text)?;
             logger.message(&format!("checkpoint {}", path.display()));
+        }
+        if step < total && last {
+            logger.message(&format!("stopping after {} steps (--stop-after); resume to continue", step - start_step));
+            break;
         }
     }
     logger.finish().map_err(io_err(&run_dir))?;
@@ -240,6 +253,19 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         eval: last_eval,
         skipped_steps: guard.total,
     })
+}
+
+fn log_values(
+    logger: &mut RunLogger,
+    step: u64,
+    values: &[(String, f64)],
+    run_dir: &Path,
+) -> Result<(), RunError> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    logger.log(step, &refs).map_err(io_err(run_dir))
 }
 
 fn optim_settings(cfg: &RunConfig, model: &Mm1Model) -> AdamWSettings {

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! mm1-train --config FILE [--with OVERLAY]... [--set key=value]... [--run-dir DIR] [--resume]
+//!           [--stop-after N]
 //! mm1-train bench --config configs/bench-cpu.toml [--steps N] [--json]
 //! mm1-train generate --checkpoint DIR --prompt TEXT [--image FILE]... [--max-new-tokens N]
 //!                    [--temperature T] [--top-k K] [--seed S]
@@ -49,6 +50,9 @@ struct TrainArgs {
     /// automatically whenever it finds one).
     #[arg(long)]
     resume: bool,
+    /// Stop after running this many steps (a checkpoint is written first), as a preempted job.
+    #[arg(long, value_name = "N")]
+    stop_after: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,6 +154,7 @@ fn run_train(args: &TrainArgs) -> Result<(), String> {
     let opts = RunOptions {
         run_dir: args.run_dir.clone(),
         resume: args.resume,
+        stop_after: args.stop_after,
     };
     let s = train(&loaded, &opts).map_err(|e| e.to_string())?;
     let first = s.losses.first().map(|l| l.1).unwrap_or(f64::NAN);

@@ -1,0 +1,139 @@
+//! Shared by the training tests: a tiny MM1 stack on a tiny synthetic benchmark, written
+//! as a run file into a temp folder (so the tests go through the same loading as the CLI).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::store::ModuleSnapshot;
+use mm1_trainer::config::{ConfigSources, LoadedConfig};
+
+/// A run file for a ~60k-parameter model; `extra` is appended (more sections or keys).
+pub fn tiny_run_file(dir: &Path, synth: &Path, steps: u64, extra: &str) -> PathBuf {
+    let s = synth.display();
+    let text = format!(
+        r#"
+[model.vision]
+image_size = 16
+patch_size = 8
+width = 32
+layers = 1
+heads = 2
+mlp_dim = 64
+
+[model.connector]
+kind = "avg_pool"
+num_tokens = 4
+
+[model.llm]
+vocab_size = 320
+width = 48
+layers = 1
+heads = 2
+kv_heads = 1
+ffn_dim = 96
+max_seq_len = 64
+
+[data]
+seq_len = 64
+batch_size = 4
+max_images_per_seq = 2
+tokenizer = "{s}/tokenizer.json"
+workers = 1
+prefetch = 1
+shuffle_buffer = 8
+
+[data.synth]
+out = "{s}"
+image_size = 32
+shards_per_kind = 2
+samples_per_shard = 24
+eval_vqa = 4
+eval_captions = 4
+vocab_size = 320
+
+[[data.sources]]
+name = "caption"
+kind = "caption"
+shards = "{s}/caption-000000.tar"
+weight = 0.45
+
+[[data.sources]]
+name = "interleaved"
+kind = "interleaved"
+shards = "{s}/interleaved-000000.tar"
+weight = 0.45
+
+[[data.sources]]
+name = "text"
+kind = "text"
+shards = "{s}/text-000000.tar"
+weight = 0.10
+
+[[data.eval.sources]]
+name = "caption"
+kind = "caption"
+shards = "{s}/caption-000001.tar"
+
+[[data.eval.sources]]
+name = "text"
+kind = "text"
+shards = "{s}/text-000001.tar"
+
+[optim]
+lr = 3e-3
+
+[schedule]
+warmup_steps = 3
+
+[train]
+steps = {steps}
+
+[eval]
+every = 0
+batches = 1
+
+[checkpoint]
+every = 0
+keep_last = 2
+
+[log]
+every = 1
+tensorboard = true
+progress = "off"
+{extra}
+"#
+    );
+    let path = dir.join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn load(file: &Path, sets: &[&str]) -> LoadedConfig {
+    let mut src = ConfigSources::new(file);
+    for s in sets {
+        src = src.set(*s);
+    }
+    src.load().unwrap()
+}
+
+/// `(step, loss)` of every line of `metrics.jsonl`.
+pub fn logged_losses(run_dir: &Path) -> Vec<(u64, f64)> {
+    mm1_trainer::logging::read_metrics_jsonl(&run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|l| (l["step"].as_u64().unwrap(), l["loss"].as_f64().unwrap()))
+        .collect()
+}
+
+/// Every tensor of the newest checkpoint's model, as raw bytes by name.
+pub fn checkpoint_tensors(run_dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let device = burn::tensor::Device::flex();
+    let (model, _) = mm1_trainer::generate::load_checkpoint(run_dir, &device).unwrap();
+    model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.to_bytes().unwrap().to_vec()))
+        .collect()
+}
