@@ -204,6 +204,12 @@ impl Packer {
                 return true;
             }
             let placed = match &mut d.doc.units[d.unit] {
+                Unit::Text(ids) if d.offset >= ids.len() => {
+                    // an empty text unit places nothing and must not close a row
+                    d.unit += 1;
+                    d.offset = 0;
+                    continue;
+                }
                 Unit::Text(ids) => {
                     let take = (ids.len() - d.offset).min(self.room());
                     if take > 0 {

@@ -204,3 +204,10 @@ fn several_captions_share_a_row_and_a_long_caption_is_truncated() {
     assert_eq!(p.rows[1].images.len(), 1);
     assert_eq!(p.dropped_tokens, 2);
 }
+
+#[test]
+fn empty_text_units_do_not_emit_padding_rows() {
+    let d = doc(SampleKind::Interleaved, vec![Unit::Text(vec![]), text(3), Unit::Text(vec![]), img()]);
+    let p = pack_all(SHAPE_P, vec![d], 1);
+    assert_eq!(p.rows[0].seg.iter().filter(|&&s| s != 0).count(), 6);
+}
