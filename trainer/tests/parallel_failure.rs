@@ -38,7 +38,7 @@ mod workers {
     use mm1_trainer::parallel::{Collective, FailureConfig, MpiCollective, ReduceOp};
 
     /// Check-in timeout of these workers.
-    const TIMEOUT_S: f64 = 2.0;
+    const TIMEOUT_S: f64 = 5.0;
 
     /// Five "steps" of one all-reduce each; `fail` runs on rank 1 at step 3.
     fn steps(fail: impl Fn()) {

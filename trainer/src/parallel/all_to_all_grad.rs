@@ -9,9 +9,9 @@
 //! backend under the run-time dispatch: the tensor is unwrapped with
 //! `Tensor::try_into_primitive::<Autodiff<B, C>>()`, its autodiff node becomes the parent of a
 //! tracked step whose backward runs the reverse exchange. Supported: `Flex` (CPU) and, with
-//! feature `cuda` or `wgpu`, `Cube`, each with or without gradient checkpointing. Every rank must run the
-//! backward (the reverse exchange is a collective), which holds when every rank builds the same
-//! graph, as data-parallel training does.
+//! feature `cuda` or `wgpu`, `Cube`, each with or without gradient checkpointing. Every rank
+//! must run the backward (the reverse exchange is a collective), which holds when every rank
+//! builds the same graph, as data-parallel training does.
 
 use std::sync::Arc;
 
