@@ -4,10 +4,11 @@
 use crate::ModelError;
 use crate::config::{FreezeConfig, Mm1Config};
 use crate::connector::Connector;
-use crate::llm::{DecoderOutput, LayerKv, LlmDecoder, MoeStats};
+use crate::llm::{DecoderOutput, ExpertDispatch, Ffn, LayerKv, LlmDecoder, MoeStats};
 use crate::vit::VisionTransformer;
 use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
+use std::sync::Arc;
 
 #[derive(Module, Debug)]
 pub struct Mm1Model {
@@ -18,6 +19,8 @@ pub struct Mm1Model {
     pub image_size: [usize; 2],
     /// Image tokens per image (M).
     pub num_image_tokens: usize,
+    /// Longest sequence (`model.llm.max_seq_len`), cache included.
+    pub max_seq_len: usize,
 }
 
 /// One batch, as described in `docs/architecture.md`.
@@ -74,6 +77,7 @@ impl Mm1Config {
             llm: LlmDecoder::new(&self.llm, device),
             image_size: self.vision.image_size.hw(),
             num_image_tokens: self.connector.num_tokens(),
+            max_seq_len: self.llm.max_seq_len,
         };
         Ok(model.freeze(&self.freeze))
     }
@@ -94,10 +98,31 @@ impl Mm1Model {
         self
     }
 
+    /// Install an expert dispatcher (e.g. expert-parallel) in every MoE layer.
+    pub fn with_expert_dispatch(mut self, dispatch: Arc<dyn ExpertDispatch>) -> Self {
+        for layer in self.llm.layers.iter_mut() {
+            if let Ffn::Moe(moe) = &mut layer.mlp {
+                moe.dispatch = dispatch.clone();
+            }
+        }
+        self
+    }
+
     /// Check shapes and that placeholders match the image tokens; returns the flat
     /// placeholder positions (row-major over `[b, t]`).
     pub fn validate_input(&self, input: &Mm1Input) -> Result<Vec<i64>, ModelError> {
+        self.check_input(input, 0)
+    }
+
+    fn check_input(&self, input: &Mm1Input, past: usize) -> Result<Vec<i64>, ModelError> {
         let [b, t] = input.tokens.dims();
+        if past + t > self.max_seq_len {
+            return Err(ModelError::Input(format!(
+                "sequence length ({}) exceeds model.llm.max_seq_len ({})",
+                past + t,
+                self.max_seq_len
+            )));
+        }
         for (name, dims) in [
             ("image_mask", input.image_mask.dims()),
             ("segment_ids", input.segment_ids.dims()),
@@ -154,7 +179,11 @@ impl Mm1Model {
     /// # Shapes
     /// - output: `[b, t, d]`
     pub fn embed(&self, input: &Mm1Input) -> Result<Tensor<3>, ModelError> {
-        let positions = self.validate_input(input)?;
+        self.embed_after(input, 0)
+    }
+
+    fn embed_after(&self, input: &Mm1Input, past: usize) -> Result<Tensor<3>, ModelError> {
+        let positions = self.check_input(input, past)?;
         let x = self.llm.embed(input.tokens.clone()); // [b, t, d]
         let Some(images) = input.images.clone() else { return Ok(x) };
         let [b, t, d] = x.dims();
@@ -187,7 +216,8 @@ impl Mm1Model {
         input: Mm1Input,
         cache: Option<DecodeCache>,
     ) -> Result<(Mm1Output, DecodeCache), ModelError> {
-        let x = self.embed(&input)?; // [b, t, d]
+        let past_len = cache.as_ref().map_or(0, DecodeCache::len);
+        let x = self.embed_after(&input, past_len)?; // [b, t, d]
         let segments = input.segment_ids.clone();
         let past = cache.map(|c| (c.kv, c.segment_ids));
         let all_segments = match &past {

@@ -24,7 +24,11 @@ fn text_input(ids: Vec<i64>, seg: Vec<i64>, pos: Vec<i64>, device: &Device) -> M
 #[test]
 fn packed_documents_do_not_see_each_other() {
     let device = Device::flex();
-    let model = presets::tiny_moe().init(&device).unwrap();
+    // Unlimited expert capacity: with a capacity, which tokens are dropped depends on the
+    // other tokens in the batch (GShard), so packing could legitimately change MoE outputs.
+    let mut cfg = presets::tiny_moe();
+    cfg.llm.moe.as_mut().unwrap().capacity_factor = 0.0;
+    let model = cfg.init(&device).unwrap();
     let (a, b): (Vec<i64>, Vec<i64>) = ((1..6).collect(), (20..24).collect());
     let alone = |doc: &Vec<i64>| {
         let n = doc.len();
@@ -113,4 +117,17 @@ fn placeholder_mismatch_names_both_counts() {
     input.image_mask = Tensor::from_data(TensorData::new(mask, [2, 10]), &device);
     let e = model.forward(input).unwrap_err().to_string();
     assert!(e.contains("(7)") && e.contains("(8 ="), "{e}");
+}
+
+#[test]
+fn too_long_sequences_are_refused_with_both_lengths() {
+    let device = Device::flex();
+    let mut cfg = presets::tiny();
+    cfg.llm.max_seq_len = 8;
+    let model = cfg.init(&device).unwrap();
+    let e = model.forward(common::batch(&cfg, 1, 9, 0, &device)).unwrap_err().to_string();
+    assert!(e.contains("(9)") && e.contains("(8)"), "{e}");
+    let (_, cache) = model.forward_cached(common::batch(&cfg, 1, 8, 0, &device), None).unwrap();
+    let e = model.forward_cached(common::batch(&cfg, 1, 1, 0, &device), Some(cache)).unwrap_err().to_string();
+    assert!(e.contains("(9)"), "{e}");
 }

@@ -108,3 +108,37 @@ fn upcycled_experts_reproduce_the_dense_ffn() {
     let out = layer.forward(x.clone(), 0);
     assert!(common::max_abs_diff(out.y, dense.forward(x)) < 1e-5);
 }
+
+/// A dispatcher that counts its calls, standing in for an expert-parallel one.
+#[derive(Debug, Default)]
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl mm1_models::ExpertDispatch for Counting {
+    fn dispatch(
+        &self,
+        x: Tensor<2>,
+        gates: Tensor<1>,
+        plan: &mm1_models::RoutingPlan,
+        experts: &[Mlp],
+    ) -> Tensor<2> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        mm1_models::LocalDispatch.dispatch(x, gates, plan, experts)
+    }
+}
+
+#[test]
+fn a_plugged_in_dispatcher_runs_every_moe_layer_with_equal_results() {
+    use mm1_models::ExpertDispatch;
+    let device = Device::flex();
+    let mut cfg = mm1_models::presets::tiny_moe();
+    cfg.llm.layers = 4; // MoE in layers 1 and 3
+    let model = cfg.init(&device).unwrap();
+    let input = common::batch(&cfg, 2, 10, 1, &device);
+    let local = model.forward(input.clone()).unwrap().logits;
+    let counting = std::sync::Arc::new(Counting::default());
+    let model = model.with_expert_dispatch(counting.clone());
+    let plugged = model.forward(input).unwrap();
+    assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(plugged.moe.iter().map(|s| s.layer).collect::<Vec<_>>(), vec![1, 3]);
+    assert!(common::max_abs_diff(local, plugged.logits) == 0.0);
+}
