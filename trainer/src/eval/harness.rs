@@ -25,7 +25,8 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Evaluate only the first `limit` queries of each task.
     pub limit: Option<usize>,
-    /// Longest continuation generated.
+    /// Longest continuation generated (fewer when a long few-shot prompt leaves less room in the
+    /// model's context).
     pub max_new_tokens: usize,
 }
 

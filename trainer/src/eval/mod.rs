@@ -6,11 +6,13 @@
 //! fixtures (`scripts/eval_make_*_fixture.py`).
 //!
 //! The harness ([`evaluate_tasks`]) is model-agnostic: it builds few-shot prompts ([`build_prompt`]),
-//! asks a `generate` callback for continuations and scores them.
+//! asks a `generate` callback for continuations and scores them; [`fewshot_eval`] runs it on an
+//! `Mm1Model`, [`eval_during_training`] is the hook of the training loop.
 
 mod cider;
 mod error;
 mod harness;
+mod model;
 mod prompt;
 mod ptb;
 mod tasks;
@@ -21,6 +23,7 @@ pub use error::EvalError;
 pub use harness::{
     EvalOptions, EvalReport, Prediction, ShotResult, TaskResult, evaluate_tasks, score, write_eval_json,
 };
+pub use model::{eval_during_training, fewshot_eval, synth_tasks};
 pub use prompt::{
     Prompt, PromptTemplate, Segment, ZeroShot, build_prompt, demo_indices, postprocess, tokenize_prompt,
 };
