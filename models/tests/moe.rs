@@ -128,7 +128,6 @@ impl mm1_models::ExpertDispatch for Counting {
 
 #[test]
 fn a_plugged_in_dispatcher_runs_every_moe_layer_with_equal_results() {
-    use mm1_models::ExpertDispatch;
     let device = Device::flex();
     let mut cfg = mm1_models::presets::tiny_moe();
     cfg.llm.layers = 4; // MoE in layers 1 and 3
