@@ -85,7 +85,10 @@ impl Scene {
         let scale = ((self.text_scale * size) as f64 / 448.0).round().max(1.0) as i64;
         let w = self.text.len() as i64 * 8 * scale;
         let (cx, cy) = centre(self.text_cell);
-        c.text(cx as i64 - w / 2, cy as i64 - 4 * scale, &self.text, scale, [10, 10, 10]);
+        // small images: 8-pixel glyphs may be wider than a cell; keep the string inside the image
+        let x0 = (cx as i64 - w / 2).clamp(0, (size as i64 - w).max(0));
+        let y0 = (cy as i64 - 4 * scale).clamp(0, (size as i64 - 8 * scale).max(0));
+        c.text(x0, y0, &self.text, scale, [10, 10, 10]);
         c
     }
 
