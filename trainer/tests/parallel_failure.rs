@@ -22,6 +22,21 @@ fn a_hung_rank_is_named_with_its_step_and_the_job_aborts() {
 }
 
 #[test]
+fn a_hung_rank_0_is_reported_by_the_others() {
+    let out = run_workers("workers::worker_hang_root", 2, &[]);
+    if out.skipped {
+        return;
+    }
+    let text = out.output();
+    assert!(!out.success, "the job should fail\n{text}");
+    assert!(
+        text.contains("rank 1 at step 3") && text.contains("rank 0 did not confirm"),
+        "rank 1 should report that rank 0 is missing at step 3:\n{text}"
+    );
+    assert!(out.elapsed.as_secs_f64() < 30.0, "took {:?}\n{text}", out.elapsed);
+}
+
+#[test]
 fn a_crashed_rank_ends_the_job() {
     let out = run_workers("workers::worker_crash", 2, &[]);
     if out.skipped {
@@ -40,12 +55,12 @@ mod workers {
     /// Check-in timeout of these workers.
     const TIMEOUT_S: f64 = 5.0;
 
-    /// Five "steps" of one all-reduce each; `fail` runs on rank 1 at step 3.
-    fn steps(fail: impl Fn()) {
+    /// Five "steps" of one all-reduce each; `fail` runs on rank `who` at step 3.
+    fn steps(who: usize, fail: impl Fn()) {
         let c = MpiCollective::init(FailureConfig { collective_timeout_s: TIMEOUT_S }).expect("MPI init");
         for step in 1..=5u64 {
             c.set_step(step);
-            if step == 3 && c.rank() == 1 {
+            if step == 3 && c.rank() == who {
                 fail();
             }
             let s = c.all_reduce(vec![1.0], ReduceOp::Sum).unwrap();
@@ -56,12 +71,18 @@ mod workers {
     #[test]
     #[ignore = "run on 2 ranks by a_hung_rank_is_named_with_its_step_and_the_job_aborts"]
     fn worker_hang() {
-        steps(|| std::thread::sleep(std::time::Duration::from_secs(60)));
+        steps(1, || std::thread::sleep(std::time::Duration::from_secs(60)));
+    }
+
+    #[test]
+    #[ignore = "run on 2 ranks by a_hung_rank_0_is_reported_by_the_others"]
+    fn worker_hang_root() {
+        steps(0, || std::thread::sleep(std::time::Duration::from_secs(60)));
     }
 
     #[test]
     #[ignore = "run on 2 ranks by a_crashed_rank_ends_the_job"]
     fn worker_crash() {
-        steps(|| std::process::abort());
+        steps(1, || std::process::abort());
     }
 }
