@@ -185,7 +185,9 @@ impl Mm1Model {
     fn embed_after(&self, input: &Mm1Input, past: usize) -> Result<Tensor<3>, ModelError> {
         let positions = self.check_input(input, past)?;
         let x = self.llm.embed(input.tokens.clone()); // [b, t, d]
-        let Some(images) = input.images.clone() else { return Ok(x) };
+        let Some(images) = input.images.clone().filter(|_| !positions.is_empty()) else {
+            return Ok(x); // text only (also an empty `[0, 3, h, w]` image batch)
+        };
         let [b, t, d] = x.dims();
         let device = x.device();
         let img = self.encode_images(images); // [n, m, d]

@@ -131,3 +131,16 @@ fn too_long_sequences_are_refused_with_both_lengths() {
     let e = model.forward_cached(common::batch(&cfg, 1, 1, 0, &device), Some(cache)).unwrap_err().to_string();
     assert!(e.contains("(9)"), "{e}");
 }
+
+#[test]
+fn an_empty_image_batch_is_text_only() {
+    let device = Device::flex();
+    let cfg = presets::tiny();
+    let model = cfg.init(&device).unwrap();
+    let text = common::batch(&cfg, 2, 8, 0, &device);
+    let [h, w] = cfg.image_size();
+    let empty = Mm1Input { images: Some(Tensor::zeros([0, 3, h, w], &device)), ..text.clone() };
+    let a = model.forward(text).unwrap().logits;
+    let b = model.forward(empty).unwrap().logits;
+    assert!(common::max_abs_diff(a, b) == 0.0);
+}
