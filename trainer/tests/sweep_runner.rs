@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mm1_trainer::sweep::{RunOutcome, RunnerOptions, plan_file, run_sweep, slurm_script, trainer_command};
+use mm1_trainer::sweep::{
+    RunOutcome, RunnerOptions, evaluator_command, plan_file, run_sweep, slurm_script, trainer_command,
+};
 
 const FAKE_TRAINER: &str = r#"#!/bin/bash
 set -e
@@ -23,6 +25,16 @@ if [ -f "$crash_dir/$name" ]; then rm "$crash_dir/$name"; echo "simulated crash"
 echo '{"step": 2, "loss": 2.0}' >> "$run_dir/metrics.jsonl"
 "#;
 
+/// Checks the run has a checkpoint and writes eval.json where `--out` says, recording `--shots`.
+const FAKE_EVAL: &str = r#"#!/bin/bash
+set -e
+while [ $# -gt 0 ]; do
+  case "$1" in --checkpoint) ckpt="$2"; shift 2 ;; --out) out="$2"; shift 2 ;; --shots) shots="$2"; shift 2 ;; *) shift ;; esac
+done
+test -f "$ckpt/checkpoints/step-1/state.json"
+echo "{\"scores\": {\"synth_vqa/0shot/vqa_accuracy\": 0.5}, \"shots\": \"$shots\"}" > "$out"
+"#;
+
 struct Setup {
     _dir: tempfile::TempDir,
     root: PathBuf,
@@ -35,6 +47,7 @@ fn setup() -> Setup {
     let root = dir.path().to_path_buf();
     std::fs::write(root.join("base.toml"), "[model.vision]\nimage_size = 32\n").unwrap();
     std::fs::write(root.join("fake-train.sh"), FAKE_TRAINER).unwrap();
+    std::fs::write(root.join("fake-eval.sh"), FAKE_EVAL).unwrap();
     let crash = root.join("crash");
     std::fs::create_dir_all(&crash).unwrap();
     let sweep = root.join("tiny.toml");
@@ -42,9 +55,11 @@ fn setup() -> Setup {
         &sweep,
         format!(
             "base = \"base.toml\"\nseeds = [0, 1]\nsteps = 2\ntrainer = [\"bash\", \"{}\", \"{}\"]\n\
-             [axes]\n\"model.vision.image_size\" = [32, 48]\n\"model.connector\" = [{{ kind = \"avg_pool\" }}]\n",
+             [axes]\n\"model.vision.image_size\" = [32, 48]\n\"model.connector\" = [{{ kind = \"avg_pool\" }}]\n\
+             [eval]\nshots = [0, 2]\ncommand = [\"bash\", \"{}\"]\n",
             root.join("fake-train.sh").display(),
-            crash.display()
+            crash.display(),
+            root.join("fake-eval.sh").display()
         ),
     )
     .unwrap();
@@ -65,7 +80,8 @@ fn interrupted_sweep_resumes_without_redoing_finished_arms() {
     let plan = plan_file(&s.sweep).unwrap();
     assert_eq!(plan.runs.len(), 6); // (control, image_size 48, avg_pool) x 2 seeds
     let out = s.root.join("out");
-    let opts = RunnerOptions { parallel: 2, trainer: trainer_command(&plan) };
+    let opts =
+        RunnerOptions { parallel: 2, trainer: trainer_command(&plan), evaluator: evaluator_command(&plan) };
     let crashed = &plan.runs[3].run_id;
     std::fs::write(s.crash.join(crashed), "").unwrap();
 
@@ -93,6 +109,10 @@ fn interrupted_sweep_resumes_without_redoing_finished_arms() {
             serde_json::from_str(&std::fs::read_to_string(out.join(id).join("done.json")).unwrap()).unwrap();
         assert_eq!(done["run_id"], id.as_str());
         assert_eq!(done["attempts"], if id == crashed { 2 } else { 1 });
+        // Every finished run was evaluated with the sweep's protocol.
+        let eval: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(id).join("eval.json")).unwrap()).unwrap();
+        assert_eq!(eval["shots"], "0,2");
     }
     // The resumed run ends with the same metrics as one that never stopped.
     let resumed = std::fs::read_to_string(out.join(crashed).join("metrics.jsonl")).unwrap();
@@ -113,7 +133,8 @@ fn slurm_script_passes_bash_n_and_runs_the_arm_of_its_array_index() {
     let plan = plan_file(&s.sweep).unwrap();
     let out = s.root.join("out");
     let script = s.root.join("sweep.sbatch");
-    std::fs::write(&script, slurm_script(&plan, &out, &trainer_command(&plan))).unwrap();
+    std::fs::write(&script, slurm_script(&plan, &out, &trainer_command(&plan), &evaluator_command(&plan)))
+        .unwrap();
     let syntax = Command::new("bash").arg("-n").arg(&script).output().unwrap();
     assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
     let text = std::fs::read_to_string(&script).unwrap();
@@ -134,6 +155,7 @@ fn slurm_script_passes_bash_n_and_runs_the_arm_of_its_array_index() {
                 .unwrap();
         assert_eq!(done["seed"], run.seed);
         assert_eq!(done["arm"], plan.arms[run.arm].name.as_str());
+        assert!(out.join(&run.run_id).join("eval.json").is_file(), "index {i} evaluated");
     }
     // Only those three ran; a second submission of index 3 skips it.
     let ran = plan.runs.iter().filter(|r| out.join(&r.run_id).join("done.json").exists()).count();

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use mm1_trainer::sweep::{
-    RunOutcome, RunnerOptions, SweepError, check_arms, format_plan, plan_file, run_sweep, slurm_script,
-    submit, sweep_dir, trainer_command, write_plan,
+    RunOutcome, RunnerOptions, SweepError, check_arms, evaluator_command, format_plan, plan_file, run_sweep,
+    slurm_script, submit, sweep_dir, trainer_command, write_plan,
 };
 
 const USAGE: &str = "usage:
@@ -71,7 +71,11 @@ fn run(args: &Args) -> Result<ExitCode, SweepError> {
             println!("sweep folder: {}", dir.display());
         }
         "run" => {
-            let opts = RunnerOptions { parallel: args.parallel, trainer: trainer_command(&plan) };
+            let opts = RunnerOptions {
+                parallel: args.parallel,
+                trainer: trainer_command(&plan),
+                evaluator: evaluator_command(&plan),
+            };
             let outcomes = run_sweep(&plan, &dir, &opts)?;
             let failed: Vec<_> =
                 outcomes.iter().filter(|(_, o)| matches!(o, RunOutcome::Failed { .. })).collect();
@@ -94,7 +98,7 @@ fn run(args: &Args) -> Result<ExitCode, SweepError> {
             let script_dir = dir.join("slurm");
             std::fs::create_dir_all(&script_dir).map_err(|e| SweepError::io(&script_dir, e))?;
             let script = script_dir.join("sweep.sbatch");
-            let text = slurm_script(&plan, &dir, &trainer_command(&plan));
+            let text = slurm_script(&plan, &dir, &trainer_command(&plan), &evaluator_command(&plan));
             std::fs::write(&script, text).map_err(|e| SweepError::io(&script, e))?;
             println!("wrote {} ({} array tasks)", script.display(), plan.runs.len());
             if args.submit {

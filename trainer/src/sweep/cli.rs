@@ -80,6 +80,18 @@ pub fn trainer_command(plan: &Plan) -> Vec<String> {
     }
 }
 
+/// The evaluator command: `[eval] command`, else `mm1-eval` next to the running binary, else on PATH.
+pub fn evaluator_command(plan: &Plan) -> Vec<String> {
+    if let Some(c) = plan.eval.as_ref().filter(|e| !e.command.is_empty()) {
+        return c.command.clone();
+    }
+    let sibling = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join("mm1-eval")));
+    match sibling {
+        Some(p) if p.is_file() => vec![p.display().to_string()],
+        _ => vec!["mm1-eval".into()],
+    }
+}
+
 /// A human-readable plan: one line per run.
 pub fn format_plan(plan: &Plan) -> String {
     let mut s = format!(

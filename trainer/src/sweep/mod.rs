@@ -22,11 +22,13 @@ mod slurm;
 mod spec;
 
 pub use base::{layered_tree, lookup};
-pub use cli::{check_arms, format_plan, plan_file, resolved_base, sweep_dir, trainer_command};
+pub use cli::{
+    check_arms, evaluator_command, format_plan, plan_file, resolved_base, sweep_dir, trainer_command,
+};
 pub use error::SweepError;
 pub use plan::{Arm, Plan, PlannedRun, bundle, plain, plan_sweep, run_id, short, toml_literal};
 pub use runner::{
     DONE_FILE, RunOutcome, RunnerOptions, has_checkpoint, run_sweep, set_pairs, trainer_args, write_plan,
 };
 pub use slurm::{slurm_script, submit};
-pub use spec::{LoadedSweep, Mode, OneOrMany, SlurmSpec, SweepFile};
+pub use spec::{LoadedSweep, Mode, OneOrMany, SlurmSpec, SweepEval, SweepFile};

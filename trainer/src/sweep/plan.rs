@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Value;
 
-use super::spec::{LoadedSweep, Mode, SlurmSpec, flatten};
+use super::spec::{LoadedSweep, Mode, SlurmSpec, SweepEval, flatten};
 
 /// One configuration of the sweep (before seeds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +57,8 @@ pub struct Plan {
     /// Command prefix for the trainer (empty: `mm1-train` next to `mm1-sweep`, else on PATH).
     pub trainer: Vec<String>,
     pub slurm: SlurmSpec,
+    /// Few-shot evaluation after training (`None`: none).
+    pub eval: Option<SweepEval>,
 }
 
 impl Plan {
@@ -112,6 +114,7 @@ pub fn plan_sweep(sweep: &LoadedSweep, base_value: &dyn Fn(&str) -> Option<Value
         runs,
         trainer: sweep.file.trainer.clone(),
         slurm: sweep.file.slurm.clone(),
+        eval: sweep.file.eval.clone(),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct RunnerOptions {
     pub parallel: usize,
     /// Trainer command prefix (program and fixed arguments).
     pub trainer: Vec<String>,
+    /// Evaluator command prefix, used when the plan has `[eval]`.
+    pub evaluator: Vec<String>,
 }
 
 /// What happened to one run.
@@ -197,6 +199,12 @@ fn run_one(
     if !status.success() {
         return Ok(RunOutcome::Failed { exit_code: status.code(), log: log_path });
     }
+    if let Some(eval) = &plan.eval {
+        let code = evaluate(&opts.evaluator, &eval.args(&run_dir), &log_path)?;
+        if code != Some(0) {
+            return Ok(RunOutcome::Failed { exit_code: code, log: log_path });
+        }
+    }
     let (total_wall, n_attempts) = attempts_wall(&attempts_path);
     let done = json!({
         "run_id": run.run_id,
@@ -212,6 +220,25 @@ fn run_one(
     fs::write(&done_path, serde_json::to_string_pretty(&done).expect("json"))
         .map_err(|e| SweepError::io(&done_path, e))?;
     Ok(RunOutcome::Completed { wall_s, resumed: resume })
+}
+
+/// Runs the evaluator on a finished run, output appended to the run's log; returns its exit code.
+fn evaluate(command: &[String], args: &[String], log_path: &Path) -> Result<Option<i32>, SweepError> {
+    let (program, fixed) =
+        command.split_first().ok_or_else(|| SweepError::Run("no evaluator command".into()))?;
+    let mut log = OpenOptions::new().append(true).open(log_path).map_err(|e| SweepError::io(log_path, e))?;
+    let line = command.iter().chain(args).cloned().collect::<Vec<_>>().join(" ");
+    writeln!(log, "=== evaluation: {line}").map_err(|e| SweepError::io(log_path, e))?;
+    let err_log = log.try_clone().map_err(|e| SweepError::io(log_path, e))?;
+    let status = Command::new(program)
+        .args(fixed)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        .status()
+        .map_err(|e| SweepError::Run(format!("cannot start evaluator `{program}`: {e}")))?;
+    Ok(status.code())
 }
 
 /// Sum of wall times and count of the attempts recorded for a run.

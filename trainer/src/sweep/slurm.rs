@@ -16,7 +16,7 @@ fn q(s: &str) -> String {
 }
 
 /// The `sbatch` script of a plan whose runs live under `sweep_dir`.
-pub fn slurm_script(plan: &Plan, sweep_dir: &Path, trainer: &[String]) -> String {
+pub fn slurm_script(plan: &Plan, sweep_dir: &Path, trainer: &[String], evaluator: &[String]) -> String {
     let n = plan.runs.len();
     let dir = sweep_dir.display().to_string();
     let mut s = String::from("#!/bin/bash\n");
@@ -79,6 +79,17 @@ pub fn slurm_script(plan: &Plan, sweep_dir: &Path, trainer: &[String]) -> String
     s += "status=$?\nset -e\nend=$(date +%s)\n";
     s += "echo \"{\\\"start\\\": $start, \\\"end\\\": $end, \\\"wall_s\\\": $((end - start)), \\\"exit_code\\\": $status, \\\"resumed\\\": $RESUMED}\" >> \"$SWEEP_DIR/logs/$RUN_ID.attempts.jsonl\"\n";
     s += "if [ \"$status\" -ne 0 ]; then echo \"$RUN_ID failed (exit $status), see $LOG\" >&2; exit \"$status\"; fi\n";
+    if let Some(eval) = &plan.eval {
+        let marker = "@@RUN_DIR@@";
+        let args: Vec<String> =
+            eval.args(Path::new(marker)).iter().map(|a| q(a).replace(marker, "'\"$RUN_DIR\"'")).collect();
+        let cmd: Vec<String> = evaluator.iter().map(|c| q(c)).collect();
+        s += &format!(
+            "echo \"=== evaluation\" >> \"$LOG\"\n{} {} >> \"$LOG\" 2>&1\n",
+            cmd.join(" "),
+            args.join(" ")
+        );
+    }
     s += "wall=$(grep -o '\"wall_s\": [0-9.]*' \"$SWEEP_DIR/logs/$RUN_ID.attempts.jsonl\" | awk '{s += $2} END {print s}')\n";
     s += "mkdir -p \"$RUN_DIR\"\n";
     s += "attempts=$(grep -c . \"$SWEEP_DIR/logs/$RUN_ID.attempts.jsonl\")\n";

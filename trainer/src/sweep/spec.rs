@@ -69,6 +69,65 @@ impl Default for SlurmSpec {
     }
 }
 
+/// `[eval]`: few-shot evaluation of every finished run (`mm1-eval --checkpoint RUN_DIR ...`), written
+/// to the run's `eval.json` before the run counts as done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SweepEval {
+    /// Demonstration counts.
+    pub shots: Vec<usize>,
+    /// `plain` or `text-demos:N` (see `mm1-eval --zero-shot`).
+    pub zero_shot: String,
+    /// Items of each eval set kept aside as the demonstration pool.
+    pub support_size: usize,
+    pub max_new_tokens: usize,
+    /// Queries per task (0: all).
+    pub limit: usize,
+    pub seed: u64,
+    /// Evaluator command prefix (empty: `mm1-eval` next to `mm1-sweep`, else on PATH).
+    pub command: Vec<String>,
+}
+
+impl Default for SweepEval {
+    fn default() -> Self {
+        Self {
+            shots: vec![0, 4, 8],
+            zero_shot: "plain".into(),
+            support_size: 8,
+            max_new_tokens: 24,
+            limit: 0,
+            seed: 0,
+            command: vec![],
+        }
+    }
+}
+
+impl SweepEval {
+    /// `mm1-eval` arguments for a run folder.
+    pub fn args(&self, run_dir: &Path) -> Vec<String> {
+        let mut a = vec![
+            "--checkpoint".to_string(),
+            run_dir.display().to_string(),
+            "--out".into(),
+            run_dir.join("eval.json").display().to_string(),
+            "--shots".into(),
+            self.shots.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(","),
+            "--zero-shot".into(),
+            self.zero_shot.clone(),
+            "--support-size".into(),
+            self.support_size.to_string(),
+            "--max-new-tokens".into(),
+            self.max_new_tokens.to_string(),
+            "--seed".into(),
+            self.seed.to_string(),
+        ];
+        if self.limit > 0 {
+            a.extend(["--limit".into(), self.limit.to_string()]);
+        }
+        a
+    }
+}
+
 /// A sweep file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +148,7 @@ pub struct SweepFile {
     pub axes: Table,
     #[serde(default)]
     pub slurm: SlurmSpec,
+    pub eval: Option<SweepEval>,
 }
 
 fn default_seeds() -> Vec<u64> {
