@@ -240,6 +240,52 @@ fn all_keys() -> Vec<String> {
     keys
 }
 
+/// Default value of every key outside arrays (all connector kinds, optional sections present).
+fn all_defaults() -> BTreeMap<String, toml::Value> {
+    let mut cfg = RunConfig::default();
+    cfg.model.llm.moe = Some(MoeConfig::default());
+    cfg.data.synth = Some(mm1_data::SynthConfig::default());
+    let mut out = BTreeMap::new();
+    for conn in [
+        ConnectorConfig::AttnPool(Default::default()),
+        ConnectorConfig::AvgPool(Default::default()),
+        ConnectorConfig::CAbstractor(Default::default()),
+    ] {
+        cfg.model.connector = conn;
+        out.extend(leaves(&cfg));
+    }
+    out.remove("model.connector.kind");
+    out.insert("model.connector.kind".into(), toml::Value::String("c_abstractor".into()));
+    out
+}
+
+#[test]
+fn docs_defaults_are_the_real_defaults() {
+    let docs = std::fs::read_to_string(repo().join("docs/training.md")).expect("docs/training.md");
+    let defaults = all_defaults();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    // Rows `| `key` | `default` | meaning |`; defaults not in backticks (unset, required) are skipped.
+    for line in docs.lines().filter(|l| l.starts_with("| `")) {
+        let cols: Vec<&str> = line.split(" | ").collect();
+        let (Some(key), Some(doc)) = (cols.first(), cols.get(1)) else { continue };
+        let key = key.trim_start_matches("| ").trim_matches('`');
+        let (Some(real), Some(doc)) =
+            (defaults.get(key), doc.strip_prefix('`').and_then(|d| d.strip_suffix('`')))
+        else {
+            continue;
+        };
+        let parsed =
+            format!("v = {}", doc.replace("\\|", "|")).parse::<toml::Table>().map(|mut t| t.remove("v"));
+        checked += 1;
+        if parsed.ok().flatten().as_ref() != Some(real) {
+            wrong.push(format!("{key}: docs say {doc}, the default is {real}"));
+        }
+    }
+    assert!(wrong.is_empty(), "docs/training.md defaults are stale:\n{}", wrong.join("\n"));
+    assert!(checked >= 80, "only {checked} default values found in docs/training.md");
+}
+
 #[test]
 fn docs_name_every_key() {
     let docs = std::fs::read_to_string(repo().join("docs/training.md")).expect("docs/training.md");
