@@ -114,6 +114,11 @@ fn interrupted_sweep_resumes_without_redoing_finished_arms() {
             serde_json::from_str(&std::fs::read_to_string(out.join(id).join("eval.json")).unwrap()).unwrap();
         assert_eq!(eval["shots"], "0,2");
     }
+    // Changing what every arm gets (here: steps) is refused instead of reusing the old results.
+    let changed = std::fs::read_to_string(&s.sweep).unwrap().replace("steps = 2", "steps = 3");
+    std::fs::write(&s.sweep, changed).unwrap();
+    let err = run_sweep(&plan_file(&s.sweep).unwrap(), &out, &opts).unwrap_err().to_string();
+    assert!(err.contains("finished with other arguments") && err.contains("train.steps=3"), "{err}");
     // The resumed run ends with the same metrics as one that never stopped.
     let resumed = std::fs::read_to_string(out.join(crashed).join("metrics.jsonl")).unwrap();
     let clean = std::fs::read_to_string(out.join(&plan.runs[2].run_id).join("metrics.jsonl")).unwrap();

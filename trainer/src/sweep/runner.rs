@@ -159,6 +159,7 @@ fn run_one(
 ) -> Result<RunOutcome, SweepError> {
     let run_dir = sweep_dir.join(&run.run_id);
     if run_dir.join(DONE_FILE).is_file() {
+        check_same_args(plan, run, sweep_dir)?;
         return Ok(RunOutcome::AlreadyDone);
     }
     let resume = has_checkpoint(&run_dir);
@@ -214,6 +215,7 @@ fn run_one(
         "attempts": n_attempts,
         "finished_at": unix_now(),
         "command": command_line,
+        "args": trainer_args(plan, run, sweep_dir, false),
     });
     fs::create_dir_all(&run_dir).map_err(|e| SweepError::io(&run_dir, e))?;
     let done_path = run_dir.join(DONE_FILE);
@@ -239,6 +241,28 @@ fn evaluate(command: &[String], args: &[String], log_path: &Path) -> Result<Opti
         .status()
         .map_err(|e| SweepError::Run(format!("cannot start evaluator `{program}`: {e}")))?;
     Ok(status.code())
+}
+
+/// A finished run must have been trained with the arguments the plan gives it now: a changed `steps`,
+/// `[set]` or base would otherwise be reported under the old results.
+fn check_same_args(plan: &Plan, run: &PlannedRun, sweep_dir: &Path) -> Result<(), SweepError> {
+    let path = sweep_dir.join(&run.run_id).join(DONE_FILE);
+    let text = fs::read_to_string(&path).map_err(|e| SweepError::io(&path, e))?;
+    let done: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| SweepError::Run(format!("{}: {e}", path.display())))?;
+    let Some(was) = done["args"].as_array() else { return Ok(()) }; // written by the Slurm script
+    let now = trainer_args(plan, run, sweep_dir, false);
+    let was: Vec<&str> = was.iter().filter_map(|a| a.as_str()).collect();
+    if was != now {
+        return Err(SweepError::Run(format!(
+            "{} finished with other arguments than the sweep now gives it:\n  was: {}\n  now: {}\n\
+             (steps, [set] or the base changed?) use another --out folder or remove the run folder",
+            path.display(),
+            was.join(" "),
+            now.join(" ")
+        )));
+    }
+    Ok(())
 }
 
 /// Sum of wall times and count of the attempts recorded for a run.
