@@ -27,18 +27,17 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        Self {
-            max_new_tokens: 32,
-            temperature: 0.0,
-            top_k: 0,
-            seed: 0,
-            stop_ids: Vec::new(),
-            kv_cache: true,
-        }
+        Self { max_new_tokens: 32, temperature: 0.0, top_k: 0, seed: 0, stop_ids: Vec::new(), kv_cache: true }
     }
 }
 
-fn input(tokens: &[u32], mask: &[bool], start: usize, images: Option<Tensor<4>>, device: &Device) -> Mm1Input {
+fn input(
+    tokens: &[u32],
+    mask: &[bool],
+    start: usize,
+    images: Option<Tensor<4>>,
+    device: &Device,
+) -> Mm1Input {
     let t = tokens.len();
     let ints = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [1, t]), device);
     Mm1Input {
@@ -97,7 +96,11 @@ pub fn generate_ids(
     if prompt.is_empty() || prompt.len() != image_mask.len() {
         return Err(StepError::Batch {
             index: 0,
-            msg: format!("prompt has {} tokens and {} mask entries (need equal, > 0)", prompt.len(), image_mask.len()),
+            msg: format!(
+                "prompt has {} tokens and {} mask entries (need equal, > 0)",
+                prompt.len(),
+                image_mask.len()
+            ),
         });
     }
     let model = model.valid();
@@ -125,7 +128,8 @@ pub fn generate_ids(
         mask.push(false);
         logits = match cache.take() {
             Some(c) => {
-                let (o, c) = model.forward_cached(input(&[next], &[false], seq.len() - 1, None, &device), Some(c))?;
+                let (o, c) =
+                    model.forward_cached(input(&[next], &[false], seq.len() - 1, None, &device), Some(c))?;
                 cache = Some(c);
                 last_logits(o.logits)
             }
@@ -168,14 +172,10 @@ pub fn load_checkpoint(
             .path
     };
     let cfg_path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| GenerateError::File {
-        path: cfg_path.clone(),
-        msg: e.to_string(),
-    })?;
-    let cfg: crate::config::RunConfig = toml::from_str(&text).map_err(|e| GenerateError::File {
-        path: cfg_path,
-        msg: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&cfg_path)
+        .map_err(|e| GenerateError::File { path: cfg_path.clone(), msg: e.to_string() })?;
+    let cfg: crate::config::RunConfig =
+        toml::from_str(&text).map_err(|e| GenerateError::File { path: cfg_path, msg: e.to_string() })?;
     let model = load_model_file(cfg.model.init(device)?, &dir.join("model.bpk"))?;
     Ok((model, cfg))
 }
@@ -194,14 +194,18 @@ pub fn generate_from_checkpoint(
     let m = cfg.model.num_image_tokens();
     let mut pixels = Vec::new();
     for p in images {
-        let bytes = std::fs::read(p).map_err(|e| GenerateError::File { path: p.clone(), msg: e.to_string() })?;
-        let img = mm1_data::image::preprocess(&bytes, size, cfg.data.resize, cfg.data.max_image_pixels)
-            .map_err(|e| GenerateError::File { path: p.clone(), msg: format!("{:?}: {}", e.reason, e.detail) })?;
+        let bytes =
+            std::fs::read(p).map_err(|e| GenerateError::File { path: p.clone(), msg: e.to_string() })?;
+        let img =
+            mm1_data::image::preprocess(&bytes, size, cfg.data.resize, cfg.data.max_image_pixels).map_err(
+                |e| GenerateError::File { path: p.clone(), msg: format!("{:?}: {}", e.reason, e.detail) },
+            )?;
         pixels.extend(img);
     }
     let mut ids = vec![tok.image_id; m * images.len()];
     let mut mask = vec![true; ids.len()];
-    let text = tok.encode(prompt).map_err(|msg| GenerateError::File { path: cfg.data.tokenizer.clone(), msg })?;
+    let text =
+        tok.encode(prompt).map_err(|msg| GenerateError::File { path: cfg.data.tokenizer.clone(), msg })?;
     mask.extend(std::iter::repeat_n(false, text.len()));
     ids.extend(text);
     let images = (!images.is_empty())

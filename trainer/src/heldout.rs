@@ -24,10 +24,7 @@ pub struct HeldOutLoss {
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("eval source `{name}`: {source}")]
-    Data {
-        name: String,
-        source: mm1_data::DataError,
-    },
+    Data { name: String, source: mm1_data::DataError },
     #[error(transparent)]
     Step(#[from] StepError),
 }
@@ -44,17 +41,8 @@ pub fn evaluate(
     let device = device.clone().inner();
     let mut out = Vec::new();
     for src in &data.eval.sources {
-        let cfg = DataConfig {
-            sources: vec![SourceConfig {
-                weight: 1.0,
-                ..src.clone()
-            }],
-            ..data.clone()
-        };
-        let err = |source| EvalError::Data {
-            name: src.name.clone(),
-            source,
-        };
+        let cfg = DataConfig { sources: vec![SourceConfig { weight: 1.0, ..src.clone() }], ..data.clone() };
+        let err = |source| EvalError::Data { name: src.name.clone(), source };
         let mut loader = Loader::new(&cfg, shape, 0, 1).map_err(err)?;
         let (mut sum, mut tokens) = (0.0f64, 0usize);
         for _ in 0..batches {

@@ -36,19 +36,13 @@ pub enum RunError {
     #[error("eval: {0}")]
     Eval(#[from] EvalError),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Stop(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| RunError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| RunError::Io { path: path.to_path_buf(), source }
 }
 
 /// Command-line choices that are not part of the config.
@@ -164,9 +158,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
     // 3. logging
     let total = cfg.train.steps;
     let mut logger = RunLogger::open(&run_dir, &cfg.log, start_step, total).map_err(io_err(&run_dir))?;
-    logger
-        .log_config(start_step, &config_text, &resolved.hash)
-        .map_err(io_err(&run_dir))?;
+    logger.log_config(start_step, &config_text, &resolved.hash).map_err(io_err(&run_dir))?;
     let plan = s.optim.plan();
     logger.message(&format!(
         "run folder {}; {} parameters ({} trainable); steps {start_step}..{total}",
@@ -240,7 +232,10 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             logger.message(&format!("checkpoint {}", path.display()));
         }
         if step < total && last {
-            logger.message(&format!("stopping after {} steps (--stop-after); resume to continue", step - start_step));
+            logger.message(&format!(
+                "stopping after {} steps (--stop-after); resume to continue",
+                step - start_step
+            ));
             break;
         }
     }
@@ -296,25 +291,14 @@ fn build_session(cfg: &RunConfig, device: &Device, hash: &str) -> Result<Session
         counters: Counters::default(),
         config_sha256: hash.to_string(),
     };
-    Ok(Session {
-        model,
-        optim,
-        loader,
-        state,
-    })
+    Ok(Session { model, optim, loader, state })
 }
 
 fn next_batches(loader: &mut Loader, n: usize) -> Result<Vec<Batch>, RunError> {
     (0..n).map(|_| loader.next_batch().map_err(RunError::from)).collect()
 }
 
-fn step_metrics(
-    r: &StepReport,
-    lr: f64,
-    data_wait: f64,
-    step_time: f64,
-    s: &Session,
-) -> Vec<(String, f64)> {
+fn step_metrics(r: &StepReport, lr: f64, data_wait: f64, step_time: f64, s: &Session) -> Vec<(String, f64)> {
     let mut v = vec![
         ("loss".to_string(), r.loss),
         ("aux_loss".into(), r.aux_loss),

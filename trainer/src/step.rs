@@ -10,7 +10,7 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mm1_data::Batch;
-use mm1_models::{Mm1Input, Mm1Model, MoeStats, ModelError};
+use mm1_models::{Mm1Input, Mm1Model, ModelError, MoeStats};
 
 use crate::optim::{Accumulator, GroupedAdamW, global_grad_norm};
 
@@ -51,10 +51,7 @@ fn flags(v: &[bool], [b, t]: [usize; 2], device: &Device) -> Tensor<2, Bool> {
 pub fn batch_to_tensors(batch: &Batch, device: &Device) -> Result<BatchTensors, StepError> {
     let (b, t) = (batch.batch_size, batch.seq_len);
     let bt = b * t;
-    let err = |msg: String| StepError::Batch {
-        index: batch.index,
-        msg,
-    };
+    let err = |msg: String| StepError::Batch { index: batch.index, msg };
     for (name, len) in [
         ("input_ids", batch.input_ids.len()),
         ("targets", batch.targets.len()),
@@ -77,10 +74,7 @@ pub fn batch_to_tensors(batch: &Batch, device: &Device) -> Result<BatchTensors, 
         )));
     }
     let images = (batch.n_images > 0).then(|| {
-        Tensor::<4>::from_data(
-            TensorData::new(batch.images.clone(), [batch.n_images, 3, s, s]),
-            device,
-        )
+        Tensor::<4>::from_data(TensorData::new(batch.images.clone(), [batch.n_images, 3, s, s]), device)
     });
     let mask: Vec<f32> = batch.loss_mask.iter().map(|&m| m as u8 as f32).collect();
     Ok(BatchTensors {

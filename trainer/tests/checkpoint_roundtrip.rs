@@ -43,7 +43,12 @@ fn batch(step: u64, device: &Device) -> Tensor<2> {
     Tensor::<1>::from_floats(v.as_slice(), device).reshape([4, 6])
 }
 
-fn train(mut model: Small, optim: &mut GroupedAdamW, steps: std::ops::Range<u64>, device: &Device) -> (Small, Vec<f32>) {
+fn train(
+    mut model: Small,
+    optim: &mut GroupedAdamW,
+    steps: std::ops::Range<u64>,
+    device: &Device,
+) -> (Small, Vec<f32>) {
     let mut losses = Vec::new();
     for s in steps {
         let loss = model.loss(batch(s, device));

@@ -49,7 +49,8 @@ fn generate_and_export_from_a_checkpoint() {
 
     let opts = GenerateOptions { max_new_tokens: 5, ..Default::default() };
     let a = generate_from_checkpoint(&run_dir, "a red circle", &[], &opts).unwrap();
-    let b = generate_from_checkpoint(&run_dir.join("checkpoints/step-00000003"), "a red circle", &[], &opts).unwrap();
+    let b = generate_from_checkpoint(&run_dir.join("checkpoints/step-00000003"), "a red circle", &[], &opts)
+        .unwrap();
     assert_eq!(a, b, "run folder resolves to its newest checkpoint");
 
     let out = tmp.path().join("model.safetensors");

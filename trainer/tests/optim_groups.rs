@@ -44,11 +44,8 @@ fn values(m: &Toy) -> Vec<f64> {
 
 /// loss = sum_i c_i * theta_i, so d loss / d theta = c exactly.
 fn grads_for(m: &Toy, c: &[f32; 12], device: &Device) -> burn::tensor::Gradients {
-    let coef = |r: std::ops::Range<usize>, shape: Vec<usize>| {
-        TensorData::new(c[r].to_vec(), shape)
-    };
-    let l = (m.vision.weight.val() * Tensor::<2>::from_data(coef(0..4, vec![2, 2]), device))
-        .sum()
+    let coef = |r: std::ops::Range<usize>, shape: Vec<usize>| TensorData::new(c[r].to_vec(), shape);
+    let l = (m.vision.weight.val() * Tensor::<2>::from_data(coef(0..4, vec![2, 2]), device)).sum()
         + (m.vision.bias.val() * Tensor::<1>::from_data(coef(4..6, vec![2]), device)).sum()
         + (m.llm.weight.val() * Tensor::<2>::from_data(coef(6..10, vec![2, 2]), device)).sum()
         + (m.llm.bias.val() * Tensor::<1>::from_data(coef(10..12, vec![2]), device)).sum();
@@ -59,10 +56,7 @@ fn grads_for(m: &Toy, c: &[f32; 12], device: &Device) -> burn::tensor::Gradients
 fn paths_follow_module_fields() {
     let device = Device::flex().autodiff();
     let paths: Vec<String> = list_params(&toy(&device)).into_iter().map(|p| p.path).collect();
-    assert_eq!(
-        paths,
-        ["vision.weight", "vision.bias", "llm.weight", "llm.bias"]
-    );
+    assert_eq!(paths, ["vision.weight", "vision.bias", "llm.weight", "llm.bias"]);
 }
 
 #[test]
@@ -78,12 +72,7 @@ fn global_norm_clipping_matches_hand_computation() {
     // Every tensor is scaled by the same factor 1.3 / (13 + 1e-6), unlike per-tensor clipping
     // which would scale vision.weight (norm 5) by 1.3/5 and llm.bias (norm 12) by 1.3/12.
     let scale = 1.3 / (13.0 + 1e-6);
-    let w: Vec<f32> = grads
-        .get::<2>(model.vision.weight.id)
-        .unwrap()
-        .into_data()
-        .try_to_vec()
-        .unwrap();
+    let w: Vec<f32> = grads.get::<2>(model.vision.weight.id).unwrap().into_data().try_to_vec().unwrap();
     let b: Vec<f32> = grads.get::<1>(model.llm.bias.id).unwrap().into_data().try_to_vec().unwrap();
     for (got, want) in w.iter().zip([1.0, 2.0, 2.0, 4.0]) {
         assert!((*got as f64 - want * scale).abs() < 1e-6, "{got} vs {}", want * scale);

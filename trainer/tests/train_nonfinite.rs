@@ -72,7 +72,12 @@ fn two_micro_batches_equal_one_batch_of_both() {
     let mut o2 = GroupedAdamW::new(&init, &settings).unwrap();
     let (m2, r2) = train_step(init, &mut o2, &[both], 1e-3, &device).unwrap();
     assert!((r1.loss - r2.loss).abs() < 1e-5, "{} vs {}", r1.loss, r2.loss);
-    assert!((r1.grad_norm - r2.grad_norm).abs() < 1e-4 * r2.grad_norm, "{} vs {}", r1.grad_norm, r2.grad_norm);
+    assert!(
+        (r1.grad_norm - r2.grad_norm).abs() < 1e-4 * r2.grad_norm,
+        "{} vs {}",
+        r1.grad_norm,
+        r2.grad_norm
+    );
     let max_diff = m1
         .collect(None, None, false)
         .iter()

@@ -114,15 +114,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run_train(&cli.train),
         Some(Command::Bench { cfg, steps, json }) => run_bench(&cfg, steps, json),
-        Some(Command::Generate {
-            checkpoint,
-            prompt,
-            images,
-            max_new_tokens,
-            temperature,
-            top_k,
-            seed,
-        }) => {
+        Some(Command::Generate { checkpoint, prompt, images, max_new_tokens, temperature, top_k, seed }) => {
             let opts = mm1_trainer::generate::GenerateOptions {
                 max_new_tokens,
                 temperature,
@@ -151,11 +143,7 @@ fn main() -> ExitCode {
 
 fn run_train(args: &TrainArgs) -> Result<(), String> {
     let loaded = load(&args.cfg)?;
-    let opts = RunOptions {
-        run_dir: args.run_dir.clone(),
-        resume: args.resume,
-        stop_after: args.stop_after,
-    };
+    let opts = RunOptions { run_dir: args.run_dir.clone(), resume: args.resume, stop_after: args.stop_after };
     let s = train(&loaded, &opts).map_err(|e| e.to_string())?;
     let first = s.losses.first().map(|l| l.1).unwrap_or(f64::NAN);
     let last = s.losses.last().map(|l| l.1).unwrap_or(f64::NAN);

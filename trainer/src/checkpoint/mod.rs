@@ -27,26 +27,17 @@ const TMP_PREFIX: &str = ".tmp-";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("checkpoint {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("checkpoint {path}: {msg}")]
     Format { path: PathBuf, msg: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| CheckpointError::Io { path: path.to_path_buf(), source }
 }
 
 fn format_err(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
-    CheckpointError::Format {
-        path: path.to_path_buf(),
-        msg: msg.to_string(),
-    }
+    CheckpointError::Format { path: path.to_path_buf(), msg: msg.to_string() }
 }
 
 /// The `checkpoints/` folder of a run, keeping the last `keep` checkpoints.
@@ -71,10 +62,7 @@ pub fn step_dir_name(step: u64) -> String {
 impl CheckpointDir {
     /// `keep = 0` keeps every checkpoint.
     pub fn new(root: impl Into<PathBuf>, keep: usize) -> Self {
-        Self {
-            root: root.into(),
-            keep,
-        }
+        Self { root: root.into(), keep }
     }
 
     pub fn root(&self) -> &Path {
@@ -215,9 +203,7 @@ impl Checkpoint {
     pub fn load_optim(&self, optim: GroupedAdamW) -> Result<GroupedAdamW, CheckpointError> {
         let path = self.path.join(OPTIM);
         let bytes = fs::read(&path).map_err(io(&path))?;
-        optim
-            .load_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| format_err(&path, e))
+        optim.load_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| format_err(&path, e))
     }
 
     /// The resolved config this checkpoint was trained with.

@@ -10,10 +10,7 @@ use burn::tensor::Tensor;
 /// `sqrt(sum over parameters of sum(g^2))`, over the gradients `grads` holds for `module`.
 /// Non-finite when any gradient holds NaN or Inf. One device sync.
 pub fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
-    let mut v = SquareSum {
-        grads,
-        total: None,
-    };
+    let mut v = SquareSum { grads, total: None };
     module.visit(&mut v);
     match v.total {
         Some(t) => (t.into_scalar::<f32>() as f64).sqrt(),

@@ -113,10 +113,7 @@ impl GroupPlan {
             }
             plan.trainable_ids.push(p.id);
             plan.trainable_numel += p.numel();
-            let is_embedding = rules
-                .embedding_patterns
-                .iter()
-                .any(|pat| p.path.contains(pat.as_str()));
+            let is_embedding = rules.embedding_patterns.iter().any(|pat| p.path.contains(pat.as_str()));
             let decays = (p.shape.len() >= 2 || rules.decay_norms_and_biases)
                 && (rules.decay_embeddings || !is_embedding);
             if decays {

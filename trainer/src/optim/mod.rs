@@ -19,11 +19,7 @@ pub use params::{ParamInfo, list_params};
 #[derive(Debug, thiserror::Error)]
 pub enum OptimError {
     #[error("optim.{key}: unknown component `{name}` (the model has: {known})")]
-    UnknownComponent {
-        key: String,
-        name: String,
-        known: String,
-    },
+    UnknownComponent { key: String, name: String, known: String },
     #[error("optim: {0}")]
     BadValue(String),
 }
@@ -41,13 +37,7 @@ pub struct AdamWSettings {
 
 impl Default for AdamWSettings {
     fn default() -> Self {
-        Self {
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            grad_clip: 1.0,
-            groups: GroupRules::default(),
-        }
+        Self { beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1.0, groups: GroupRules::default() }
     }
 }
 
@@ -105,12 +95,12 @@ impl AdamWSettings {
 impl GroupedAdamW {
     /// Build the groups from `model`'s parameters.
     pub fn new<M: Module>(model: &M, s: &AdamWSettings) -> Result<Self, OptimError> {
-        for (name, v, lo, hi) in [("beta1", s.beta1, 0.0, 1.0), ("beta2", s.beta2, 0.0, 1.0)] {
-            if !(v >= lo && v < hi) {
+        for (name, v) in [("beta1", s.beta1), ("beta2", s.beta2)] {
+            if !(0.0..1.0).contains(&v) {
                 return Err(OptimError::BadValue(format!("{name} = {v}: must be in [0, 1)")));
             }
         }
-        if !(s.eps > 0.0) {
+        if s.eps.is_nan() || s.eps <= 0.0 {
             return Err(OptimError::BadValue(format!("eps = {}: must be > 0", s.eps)));
         }
         let plan = GroupPlan::new(&list_params(model), &s.groups)?;
@@ -127,11 +117,7 @@ impl GroupedAdamW {
             adamw(0.0),
             None,
         );
-        Ok(Self {
-            optim,
-            plan,
-            grad_clip: s.grad_clip,
-        })
+        Ok(Self { optim, plan, grad_clip: s.grad_clip })
     }
 
     pub fn plan(&self) -> &GroupPlan {
@@ -145,12 +131,7 @@ impl GroupedAdamW {
 
     /// Clip to the global norm, then update with base learning rate `lr` (times each
     /// component's multiplier). Returns the updated model.
-    pub fn step<M: Module>(
-        &mut self,
-        lr: f64,
-        model: M,
-        grads: GradientsParams,
-    ) -> (M, UpdateStats) {
+    pub fn step<M: Module>(&mut self, lr: f64, model: M, grads: GradientsParams) -> (M, UpdateStats) {
         let (grads, grad_norm) = clip_global_norm(&model, grads, self.grad_clip);
         let clipped = self.grad_clip > 0.0 && grad_norm > self.grad_clip;
         let model = self.update(lr, model, grads);
@@ -192,10 +173,7 @@ pub struct Accumulator<M> {
 
 impl<M: Module> Default for Accumulator<M> {
     fn default() -> Self {
-        Self {
-            inner: GradientsAccumulator::new(),
-            count: 0,
-        }
+        Self { inner: GradientsAccumulator::new(), count: 0 }
     }
 }
 
