@@ -309,11 +309,11 @@ fn step_metrics(r: &StepReport, lr: f64, data_wait: f64, step_time: f64, s: &Ses
         ("images_per_s".into(), r.images as f64 / step_time),
         ("data_wait_s".into(), data_wait),
         ("step_time_s".into(), step_time),
-        ("skipped_steps".into(), s.state.counters.skipped_steps as f64),
+        ("nonfinite_steps".into(), s.state.counters.skipped_steps as f64),
         ("tokens_seen".into(), s.state.counters.tokens_seen as f64),
     ];
     let stats = s.loader.stats();
-    v.push(("data/skipped_samples".into(), stats.skipped.total() as f64));
+    v.push(("skipped_samples".into(), stats.skipped.total() as f64));
     for (i, load) in r.expert_load.iter().enumerate() {
         let sum: usize = load.iter().sum();
         if sum == 0 {
