@@ -87,10 +87,16 @@ fn report_tables_plots_and_deltas() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     // Table: the 48 px arm has accuracies 0.48/0.49/0.50 → 0.4900 ± 0.01000; the avg_pool arm ran 2 of 3 seeds.
-    let row = md.lines().find(|l| l.starts_with("| image_size-48 ")).unwrap();
-    assert!(row.contains("| 3/3 |") && row.contains("0.4900 ± 0.01000"), "{row}");
-    let row = md.lines().find(|l| l.starts_with("| connector-avg_pool ")).unwrap();
-    assert!(row.contains("| 2/3 |"), "{row}");
+    // One table per score with a column per shot count, then losses and cost with seeds done.
+    let score_table = &md[md.find("### synth_vqa/vqa_accuracy").unwrap()..];
+    assert!(score_table.contains("| arm | 0-shot | mean over shots |"), "{score_table}");
+    let row = score_table.lines().find(|l| l.starts_with("| image_size-48 ")).unwrap();
+    assert_eq!(row, "| image_size-48 | 0.4900 ± 0.01000 | 0.4900 ± 0.01000 |");
+    let cost = &md[md.find("### losses and cost").unwrap()..];
+    let row = cost.lines().find(|l| l.starts_with("| image_size-48 ")).unwrap();
+    assert!(row.ends_with("| 3/3 |") && row.contains("| 12.50 ± 0 |"), "{row}");
+    let row = cost.lines().find(|l| l.starts_with("| connector-avg_pool ")).unwrap();
+    assert!(row.ends_with("| 2/3 |"), "{row}");
     // Deltas name the base value and the new one.
     assert!(md.contains("`model.vision.image_size: 32 → 48`"), "{md}");
     // The base side is the resolved section, defaults included.

@@ -30,20 +30,61 @@ fn metric_title(m: &str) -> String {
     }
 }
 
-fn results_table(d: &SweepData) -> Table {
-    let mut header = vec!["arm".to_string(), "seeds done".to_string()];
-    header.extend(d.metrics.iter().map(|m| metric_title(m)));
+/// Splits `task/Nshot/metric` and `task/avg/metric` keys into `(task/metric, column)`.
+fn shot_key(m: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = m.split('/').collect();
+    match parts.as_slice() {
+        [task, shot, metric] if *shot == "avg" || shot.ends_with("shot") => {
+            Some((format!("{task}/{metric}"), (*shot).to_string()))
+        }
+        _ => None,
+    }
+}
+
+fn arm_row(d: &SweepData, a: &super::collect::ArmSummary, keys: &[String]) -> Vec<String> {
+    let mut row = vec![d.plan.arms[a.index].name.clone()];
+    row.extend(keys.iter().map(|m| a.stats.get(m).map_or("–".into(), |s| s.show())));
+    row
+}
+
+/// One table per eval score (rows: arms; columns: shot counts and their average), then one table
+/// of losses and cost (held-out losses, final train loss, tokens, wall time, seeds done).
+fn results_tables(d: &SweepData) -> Vec<(String, Table)> {
+    let mut by_score: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut rest = Vec::new();
+    for m in &d.metrics {
+        match shot_key(m) {
+            Some((score, col)) => match by_score.iter_mut().find(|(s, _)| *s == score) {
+                Some((_, cols)) => cols.push((col, m.clone())),
+                None => by_score.push((score, vec![(col, m.clone())])),
+            },
+            None => rest.push(m.clone()),
+        }
+    }
+    let mut out = Vec::new();
+    for (score, mut cols) in by_score {
+        // 0shot, 4shot, 8shot, ..., avg
+        cols.sort_by_key(|(c, _)| (c == "avg", c.trim_end_matches("shot").parse::<u32>().unwrap_or(0)));
+        let mut header = vec!["arm".to_string()];
+        header.extend(cols.iter().map(|(c, _)| c.replace("shot", "-shot").replace("avg", "mean over shots")));
+        let keys: Vec<String> = cols.into_iter().map(|(_, m)| m).collect();
+        let rows = d.arms.iter().map(|a| arm_row(d, a, &keys)).collect();
+        out.push((score, Table { header, rows }));
+    }
+    let mut header = vec!["arm".to_string()];
+    header.extend(rest.iter().map(|m| metric_title(m)));
+    header.push("seeds done".into());
     let rows = d
         .arms
         .iter()
         .map(|a| {
-            let done = a.runs.iter().filter(|r| r.finished).count();
-            let mut row = vec![d.plan.arms[a.index].name.clone(), format!("{done}/{}", a.runs.len())];
-            row.extend(d.metrics.iter().map(|m| a.stats.get(m).map_or("–".into(), |s| s.show())));
+            let mut row = arm_row(d, a, &rest);
+            row.push(format!("{}/{}", a.runs.iter().filter(|r| r.finished).count(), a.runs.len()));
             row
         })
         .collect();
-    Table { header, rows }
+    out.push(("losses and cost".into(), Table { header, rows }));
+    out
 }
 
 /// Each arm's delta from the base: `key: base → value`.
@@ -214,11 +255,16 @@ pub fn render_markdown(d: &SweepData) -> String {
     for l in header_lines(d) {
         s += &format!("- {l}\n");
     }
-    let t = results_table(d);
-    s += "\n## Results\n\n";
-    s += &format!("| {} |\n|{}|\n", t.header.join(" | "), vec!["---"; t.header.len()].join("|"));
-    for r in &t.rows {
-        s += &format!("| {} |\n", r.join(" | "));
+    s += "\n## Results\n";
+    for (title, t) in results_tables(d) {
+        s += &format!(
+            "\n### {title}\n\n| {} |\n|{}|\n",
+            t.header.join(" | "),
+            vec!["---"; t.header.len()].join("|")
+        );
+        for r in &t.rows {
+            s += &format!("| {} |\n", r.join(" | "));
+        }
     }
     let (loss, per_axis) = all_plots(d);
     if let Some(p) = loss {
@@ -259,20 +305,22 @@ pub fn render_html(d: &SweepData) -> String {
     for l in header_lines(d) {
         s += &format!("<li>{}</li>\n", html_esc(&l));
     }
-    s += "</ul>\n<h2>Results</h2>\n<table>\n<tr>";
-    let t = results_table(d);
-    for h in &t.header {
-        s += &format!("<th>{}</th>", html_esc(h));
-    }
-    s += "</tr>\n";
-    for r in &t.rows {
-        s += "<tr>";
-        for c in r {
-            s += &format!("<td>{}</td>", html_esc(c));
+    s += "</ul>\n<h2>Results</h2>\n";
+    for (title, t) in results_tables(d) {
+        s += &format!("<h3>{}</h3>\n<table>\n<tr>", html_esc(&title));
+        for h in &t.header {
+            s += &format!("<th>{}</th>", html_esc(h));
         }
         s += "</tr>\n";
+        for r in &t.rows {
+            s += "<tr>";
+            for c in r {
+                s += &format!("<td>{}</td>", html_esc(c));
+            }
+            s += "</tr>\n";
+        }
+        s += "</table>\n";
     }
-    s += "</table>\n";
     let (loss, per_axis) = all_plots(d);
     if let Some(p) = loss {
         s += &format!("<h2>Training loss</h2>\n{}", p.svg);
