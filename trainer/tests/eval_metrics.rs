@@ -50,7 +50,7 @@ fn cider_d_matches_pycocoevalcap_on_tokenized_text() {
     assert!((scores.corpus - corpus).abs() < 1e-6, "corpus: ours {} vs {corpus}", scores.corpus);
     // Scores span a real range (identical, perturbed, unrelated candidates).
     let max = scores.per_item.iter().cloned().fold(0.0, f64::max);
-    assert!(max > 4.0 && scores.per_item.iter().any(|s| *s == 0.0), "{:?}", scores.per_item);
+    assert!(max > 4.0 && scores.per_item.contains(&0.0), "{:?}", scores.per_item);
 
     // Document frequencies depend on the evaluated set: the 10-image subset has its own scores.
     let n = f["subset_ids"].as_array().unwrap().len();

@@ -79,6 +79,9 @@ pub struct EvalReport {
     pub tasks: Vec<TaskResult>,
 }
 
+/// A per-item VQA metric: prediction, ground-truth answers → score.
+type Metric = fn(&str, &[String]) -> f64;
+
 /// Scores of one set of outputs.
 pub fn score(
     kind: TaskKind,
@@ -95,13 +98,11 @@ pub fn score(
             m.insert("cider".into(), cider_d(&cands, &refs)?.corpus);
         }
         TaskKind::Vqa { scheme } => {
-            let (acc, em): (fn(&str, &[String]) -> f64, fn(&str, &[String]) -> f64) = match scheme {
+            let (acc, em): (Metric, Metric) = match scheme {
                 AnswerScheme::Annotators => (vqa_accuracy, exact_match),
                 AnswerScheme::Alternatives => (alternatives_accuracy, alternatives_exact_match),
             };
-            let sum = |f: fn(&str, &[String]) -> f64| {
-                items.iter().zip(outputs).map(|(it, o)| f(o, &it.truth)).sum::<f64>()
-            };
+            let sum = |f: Metric| items.iter().zip(outputs).map(|(it, o)| f(o, &it.truth)).sum::<f64>();
             m.insert("vqa_accuracy".into(), sum(acc) / n);
             m.insert("exact_match".into(), sum(em) / n);
         }
