@@ -232,14 +232,20 @@ fn all_plots(d: &SweepData) -> (Option<Plot>, Vec<(String, Vec<Plot>)>) {
     (loss_plot(d), per_axis)
 }
 
+/// A path relative to the working directory when it lies below it (reports get committed).
+fn shown(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+}
+
 fn header_lines(d: &SweepData) -> Vec<String> {
     let p = &d.plan;
     let finished: usize = d.arms.iter().map(|a| a.runs.iter().filter(|r| r.finished).count()).sum();
     let mut out = vec![
         format!("mode: {}", if p.mode == Mode::Grid { "grid" } else { "one factor at a time from the base" }),
-        format!("base config: {}", p.base.display()),
+        format!("base config: {}", shown(&p.base)),
     ];
-    out.extend(p.overlays.iter().map(|o| format!("overlay: {}", o.display())));
+    out.extend(p.overlays.iter().map(|o| format!("overlay: {}", shown(o))));
     out.push(format!("seeds: {:?}; runs finished: {finished}/{}", p.seeds, p.runs.len()));
     if let Some(s) = p.steps {
         out.push(format!("train.steps = {s} for every arm"));
