@@ -40,6 +40,29 @@ fn loss_falls_and_run_folder_is_complete() {
     let events = mm1_trainer::logging::event_files(&run_dir).unwrap();
     assert_eq!(events.len(), 1);
     let log = mm1_trainer::logging::read_event_file(&events[0]).unwrap();
-    assert!(format!("{log:?}").contains("loss"));
+    let tb: Vec<(i64, f32)> = log.scalars["loss"].clone();
+    assert_eq!(tb.len(), 40);
+    assert_eq!((tb[39].0, tb[39].1), (40, s.losses[39].1 as f32));
+    assert_eq!(log.scalars["eval/loss/text"].len(), 1);
     assert!(run_dir.join("checkpoints/step-00000040/state.json").is_file());
+}
+
+#[test]
+fn moe_run_logs_expert_load_and_aux_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moe = "\n[model.llm.moe]\nnum_experts = 4\ntop_k = 2\nevery = 1\ncapacity_factor = 0.0\n";
+    let file = tiny_run_file(tmp.path(), &tmp.path().join("synth"), 4, "");
+    // The MoE table belongs to [model.llm]: append it as its own section after the others.
+    let text = std::fs::read_to_string(&file).unwrap() + moe;
+    std::fs::write(&file, text).unwrap();
+    let run_dir = tmp.path().join("run");
+    let s = train(&load(&file, &[]), &RunOptions { run_dir: Some(run_dir.clone()), ..Default::default() })
+        .unwrap();
+    assert_eq!(s.end_step, 4);
+    let lines = mm1_trainer::logging::read_metrics_jsonl(&run_dir.join("metrics.jsonl")).unwrap();
+    let l = &lines[0];
+    assert!(l["aux_loss"].as_f64().unwrap() > 0.0, "{l:?}");
+    let max = l["moe/layer0/max_over_mean"].as_f64().unwrap();
+    let min = l["moe/layer0/min_over_mean"].as_f64().unwrap();
+    assert!(max >= 1.0 && min <= 1.0 && min >= 0.0, "{max} {min}");
 }
