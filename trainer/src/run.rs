@@ -77,6 +77,8 @@ pub fn train_device(kind: DeviceKind) -> Result<Device, RunError> {
         DeviceKind::Flex => Ok(Device::flex().autodiff()),
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => Ok(Device::cuda(0).autodiff()),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff()),
         other => Err(RunError::Stop(format!(
             "train.device = \"{}\" needs mm1-trainer built with `--features {}`",
             other.name(),
