@@ -26,6 +26,16 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// A tick label: the number format of the tables without trailing zeros (`30`, `0.15`).
+fn tick_label(t: f64) -> String {
+    let s = fmt_num(t);
+    if s.contains('.') && !s.contains('e') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// About five round tick values covering `[lo, hi]`.
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     let span = (hi - lo).max(1e-12);
@@ -110,14 +120,14 @@ fn axes(f: &Frame, title: &str, x_label: &str, y_label: &str, x_labels: Option<&
             "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
             xa - 4.0,
             y + 4.0,
-            fmt_num(t)
+            tick_label(t)
         );
     }
     let numeric: Vec<(f64, String)>;
     let labels = match x_labels {
         Some(l) => l,
         None => {
-            numeric = ticks(f.x0, f.x1).into_iter().map(|t| (t, fmt_num(t))).collect();
+            numeric = ticks(f.x0, f.x1).into_iter().map(|t| (t, tick_label(t))).collect();
             &numeric
         }
     };
