@@ -42,7 +42,7 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
 fn killed_run_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let synth = tmp.path().join("synth");
-    let file = tiny_run_file(tmp.path(), &synth, 12, "");
+    let file = tiny_run_file(tmp.path(), &synth, 30, "");
     let exe = env!("CARGO_BIN_EXE_mm1-train");
     let run = |dir: &std::path::Path| {
         Command::new(exe)
@@ -63,9 +63,10 @@ fn killed_run_resumes_exactly() {
         assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
         std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(120));
+    std::thread::sleep(Duration::from_millis(25));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    assert!(!dir.join("checkpoints/step-00000030").exists(), "the run finished before the kill");
     assert!(run(&dir).wait().unwrap().success());
 
     assert_eq!(logged_losses(&dir), logged_losses(&full_dir));
