@@ -21,7 +21,7 @@ mod runner;
 mod slurm;
 mod spec;
 
-pub use base::{layered_tree, lookup};
+pub use base::lookup;
 pub use cli::{
     check_arms, evaluator_command, format_plan, plan_file, resolved_base, sweep_dir, trainer_command,
 };
