@@ -57,10 +57,13 @@ pub fn collect(dir: &Path) -> Result<SweepData, SweepError> {
     }
     let mut all = BTreeMap::new();
     for arm in &mut arms {
+        // Statistics over finished runs only: a run still training (or interrupted) would mix a
+        // mid-training loss into the final numbers. Its curve still shows in the loss plot.
+        let finished: Vec<&RunData> = arm.runs.iter().filter(|r| r.finished).collect();
         let keys: std::collections::BTreeSet<String> =
-            arm.runs.iter().flat_map(|r| r.scalars.keys().cloned()).collect();
+            finished.iter().flat_map(|r| r.scalars.keys().cloned()).collect();
         for k in keys {
-            let values: Vec<f64> = arm.runs.iter().filter_map(|r| r.scalars.get(&k).copied()).collect();
+            let values: Vec<f64> = finished.iter().filter_map(|r| r.scalars.get(&k).copied()).collect();
             if let Some(ms) = mean_std(&values) {
                 arm.stats.insert(k.clone(), ms);
                 all.insert(k, ());
