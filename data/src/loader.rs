@@ -29,7 +29,7 @@ impl Loader {
     /// Starts at the beginning of the stream. Validates the config, the model shape and the
     /// tokenizer, and expands and splits the shard specs, before returning.
     pub fn new(cfg: &DataConfig, shape: PipelineShape, rank: usize, world: usize) -> Result<Self> {
-        Self::start(cfg, shape, rank, world, None, Arc::new(WdsOpener))
+        Self::with_opener(cfg, shape, rank, world, None, Arc::new(WdsOpener))
     }
 
     /// Starts exactly where `state` (from `Loader::state`, same config, rank and world) left off.
@@ -40,22 +40,11 @@ impl Loader {
         world: usize,
         state: LoaderState,
     ) -> Result<Self> {
-        Self::start(cfg, shape, rank, world, Some(state), Arc::new(WdsOpener))
+        Self::with_opener(cfg, shape, rank, world, Some(state), Arc::new(WdsOpener))
     }
 
     /// As `new`/`restore` with another shard reader behind the `ShardOpener` trait.
     pub fn with_opener(
-        cfg: &DataConfig,
-        shape: PipelineShape,
-        rank: usize,
-        world: usize,
-        state: Option<LoaderState>,
-        opener: Arc<dyn ShardOpener>,
-    ) -> Result<Self> {
-        Self::start(cfg, shape, rank, world, state, opener)
-    }
-
-    fn start(
         cfg: &DataConfig,
         shape: PipelineShape,
         rank: usize,
