@@ -20,7 +20,7 @@ pub fn keys_sha256<S: AsRef<str>>(keys: &[S]) -> String {
 /// runs of whole images.
 fn check_row(r: usize, row: &Row, s: &PackShape) -> Result<()> {
     let t = s.seq_len;
-    let lens = [row.ids.len(), row.seg.len(), row.pos.len(), row.img.len()];
+    let lens = [row.ids.len(), row.seg.len(), row.pos.len(), row.img.len(), row.src.len()];
     if lens.iter().any(|&l| l != t) {
         return Err(DataError::Invariant(format!("row {r}: buffer lengths {lens:?} != seq_len ({t})")));
     }
@@ -73,6 +73,7 @@ pub fn assemble(
         image_mask: Vec::with_capacity(b * t),
         segment_ids: Vec::with_capacity(b * t),
         position_ids: Vec::with_capacity(b * t),
+        source_ids: Vec::with_capacity(b * t),
         n_images: rows.iter().map(|r| r.images.len()).sum(),
         image_size,
         num_image_tokens: shape.num_image_tokens,
@@ -96,6 +97,7 @@ pub fn assemble(
         batch.image_mask.extend_from_slice(&row.img);
         batch.segment_ids.extend_from_slice(&row.seg);
         batch.position_ids.extend_from_slice(&row.pos);
+        batch.source_ids.extend_from_slice(&row.src);
         for im in &row.images {
             if im.len() != img_len {
                 return Err(DataError::Invariant(format!(

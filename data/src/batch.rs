@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 /// One batch of `b` packed sequences of `t` tokens and the `n` images they reference.
 ///
 /// # Shapes
-/// - `input_ids`, `targets`, `loss_mask`, `image_mask`, `segment_ids`, `position_ids`: `[b*t]` row-major
+/// - `input_ids`, `targets`, `loss_mask`, `image_mask`, `segment_ids`, `position_ids`,
+///   `source_ids`: `[b*t]` row-major
 /// - `images`: `[n*3*h*w]` f32 CLIP-normalised, `h = w = image_size`, in the order of their
 ///   placeholders (row-major over the batch); image `i` fills the `i`-th run of `num_image_tokens`
 ///   placeholders.
@@ -27,6 +28,9 @@ pub struct Batch {
     pub segment_ids: Vec<u32>,
     /// Restart at 0 at the start of every segment (0 on padding).
     pub position_ids: Vec<u32>,
+    /// Index into `sources` (`[[data.sources]]` order) of the document each token came from;
+    /// [`Batch::NO_SOURCE`] on padding. Splits the training loss per source.
+    pub source_ids: Vec<u32>,
     /// `n`.
     pub n_images: usize,
     /// `h = w`.
@@ -42,7 +46,7 @@ pub struct Batch {
     pub dropped_images: u64,
     /// SHA-256 (hex) over the keys of the samples in this batch, in packing order: log it to verify a resume.
     pub keys_sha256: String,
-    /// `source/shard/key` of every sample piece, in packing order.
+    /// `shard/key` of every sample piece (one per segment), in packing order.
     pub keys: Vec<String>,
     /// Index of this batch in the loader's stream (0-based), counted across resumes.
     pub index: u64,
@@ -58,6 +62,9 @@ pub struct SourceCounts {
 }
 
 impl Batch {
+    /// `source_ids` value of a padding token.
+    pub const NO_SOURCE: u32 = u32::MAX;
+
     /// Tokens that are not padding.
     pub fn real_tokens(&self) -> usize {
         self.segment_ids.iter().filter(|&&s| s != 0).count()
@@ -66,5 +73,16 @@ impl Batch {
     /// Targets that are scored.
     pub fn loss_tokens(&self) -> usize {
         self.loss_mask.iter().filter(|&&m| m).count()
+    }
+
+    /// Scored targets per source, in `sources` order.
+    pub fn loss_tokens_per_source(&self) -> Vec<usize> {
+        let mut n = vec![0; self.sources.len()];
+        for (&m, &s) in self.loss_mask.iter().zip(&self.source_ids) {
+            if let Some(c) = n.get_mut(s as usize).filter(|_| m) {
+                *c += 1;
+            }
+        }
+        n
     }
 }

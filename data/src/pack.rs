@@ -34,6 +34,8 @@ pub struct Row {
     pub seg: Vec<u32>,
     pub pos: Vec<u32>,
     pub img: Vec<bool>,
+    /// Source index of each token (`Batch::NO_SOURCE` on padding).
+    pub src: Vec<u32>,
     pub images: Vec<Vec<f32>>,
     pub keys: Vec<String>,
     pub per_source: Vec<Counts>,
@@ -115,6 +117,7 @@ impl Packer {
         row.seg.extend(std::iter::repeat_n(0, pad));
         row.pos.extend(std::iter::repeat_n(0, pad));
         row.img.extend(std::iter::repeat_n(false, pad));
+        row.src.extend(std::iter::repeat_n(crate::batch::Batch::NO_SOURCE, pad));
         self.rows.push(row);
         self.row_id += 1;
     }
@@ -138,6 +141,7 @@ impl Packer {
             self.cur.seg.push(seg);
             self.cur.pos.push(start + i as u32);
             self.cur.img.push(is_image);
+            self.cur.src.push(d.source as u32);
         }
         self.cur.per_source[d.source].tokens += ids.len() as u64;
     }

@@ -18,6 +18,7 @@ fn check_batch(b: &Batch, tok: &TextTokenizer) {
         b.image_mask.len(),
         b.segment_ids.len(),
         b.position_ids.len(),
+        b.source_ids.len(),
     ] {
         assert_eq!(v, bs * t);
     }
@@ -71,8 +72,42 @@ fn check_batch(b: &Batch, tok: &TextTokenizer) {
     }
     let per_source_tokens: u64 = b.sources.iter().map(|s| s.tokens).sum();
     assert_eq!(per_source_tokens as usize, b.real_tokens());
+    check_source_ids(b);
     let per_source_images: u64 = b.sources.iter().map(|s| s.images).sum();
     assert_eq!(per_source_images as usize, b.n_images);
+}
+
+/// Every token names its document's source: the count per source id equals the packer's
+/// per-source token count, a segment has one source, padding has none, and the segments
+/// follow the shards named by the batch's keys (`shard/key`, one per segment; the synthetic
+/// shards are named after their source: `caption-000000.tar`).
+fn check_source_ids(b: &Batch) {
+    let t = b.seq_len;
+    let mut tokens = vec![0u64; b.sources.len()];
+    let mut segment_sources = Vec::new();
+    for i in 0..b.batch_size * t {
+        let (seg, src) = (b.segment_ids[i], b.source_ids[i]);
+        if seg == 0 {
+            assert_eq!(src, Batch::NO_SOURCE, "padding at {i} has source {src}");
+            continue;
+        }
+        tokens[src as usize] += 1;
+        if i % t == 0 || b.segment_ids[i - 1] != seg {
+            segment_sources.push(b.sources[src as usize].name.clone());
+        } else {
+            assert_eq!(src, b.source_ids[i - 1], "source changes inside segment {seg} at {i}");
+        }
+    }
+    let counted: Vec<u64> = b.sources.iter().map(|s| s.tokens).collect();
+    assert_eq!(tokens, counted, "tokens per source id vs the packer's per-source counts");
+    assert_eq!(segment_sources.len(), b.keys.len(), "one key per segment");
+    for (name, key) in segment_sources.iter().zip(&b.keys) {
+        let shard = key.rsplit_once('/').unwrap().0;
+        let file = std::path::Path::new(shard).file_name().unwrap().to_string_lossy();
+        assert!(file.starts_with(name.as_str()), "segment of source {name} from shard {shard}");
+    }
+    let scored: usize = b.loss_tokens_per_source().iter().sum();
+    assert_eq!(scored, b.loss_tokens());
 }
 
 #[test]

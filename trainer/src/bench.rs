@@ -44,6 +44,7 @@ pub fn synthetic_batch(cfg: &RunConfig, seed: u64) -> Batch {
         image_mask,
         segment_ids: vec![1; b * t],
         position_ids: (0..b).flat_map(|_| 0..t as u32).collect(),
+        source_ids: vec![0; b * t],
         n_images: b,
         image_size: s,
         num_image_tokens: m,

@@ -48,7 +48,7 @@ pub fn evaluate(
         for _ in 0..batches {
             let batch = loader.next_batch().map_err(err)?;
             tokens += batch.loss_tokens();
-            let (ce, _aux, _moe) = forward_batch(&model, batch_to_tensors(&batch, &device)?)?;
+            let ce = forward_batch(&model, batch_to_tensors(&batch, &device)?)?.ce_sum();
             sum += ce.into_scalar::<f32>() as f64;
         }
         out.push(HeldOutLoss {

@@ -314,6 +314,11 @@ fn step_metrics(r: &StepReport, lr: f64, data_wait: f64, step_time: f64, s: &Ses
         ("nonfinite_steps".into(), s.state.counters.skipped_steps as f64),
         ("tokens_seen".into(), s.state.counters.tokens_seen as f64),
     ];
+    for src in &r.source_loss {
+        if let Some(mean) = src.mean() {
+            v.push((format!("loss/{}", src.name), mean));
+        }
+    }
     let stats = s.loader.stats();
     v.push(("skipped_samples".into(), stats.skipped.total() as f64));
     for (i, load) in r.expert_load.iter().enumerate() {

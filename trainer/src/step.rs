@@ -90,30 +90,71 @@ pub fn batch_to_tensors(batch: &Batch, device: &Device) -> Result<BatchTensors, 
     })
 }
 
-/// Summed next-token cross-entropy over the scored positions.
+/// Next-token negative log-likelihood per position, zero where the target is not scored.
 ///
 /// # Shapes
-/// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` → `[1]`
-pub fn masked_cross_entropy_sum(
-    logits: Tensor<3>,
-    targets: Tensor<2, Int>,
-    loss_mask: Tensor<2>,
-) -> Tensor<1> {
+/// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` → `[b, t]`
+pub fn masked_nll(logits: Tensor<3>, targets: Tensor<2, Int>, loss_mask: Tensor<2>) -> Tensor<2> {
     let [b, t, _v] = logits.dims();
     let logp = log_softmax(logits, 2); // [b, t, v]
     let picked = logp.gather(2, targets.reshape([b, t, 1])); // [b, t, 1]
-    let nll = picked.reshape([b, t]).neg(); // [b, t]
-    (nll * loss_mask).sum()
+    picked.reshape([b, t]).neg() * loss_mask // [b, t]
 }
 
-/// Forward one batch: `(summed CE over scored tokens [1], weighted aux loss [1], MoE stats)`.
-pub fn forward_batch(
-    model: &Mm1Model,
-    tensors: BatchTensors,
-) -> Result<(Tensor<1>, Tensor<1>, Vec<MoeStats>), StepError> {
+/// What the forward pass of one batch gives the loss.
+#[derive(Debug, Clone)]
+pub struct BatchLoss {
+    /// `[b, t]` masked next-token NLL (see [`masked_nll`]).
+    pub nll: Tensor<2>,
+    /// `[1]` MoE auxiliary loss, already weighted by the model (0 for a dense LLM).
+    pub aux: Tensor<1>,
+    pub moe: Vec<MoeStats>,
+}
+
+impl BatchLoss {
+    /// `[1]` summed cross-entropy over the scored tokens.
+    pub fn ce_sum(&self) -> Tensor<1> {
+        self.nll.clone().sum()
+    }
+}
+
+/// Forward one batch to its per-token loss.
+pub fn forward_batch(model: &Mm1Model, tensors: BatchTensors) -> Result<BatchLoss, StepError> {
     let out = model.forward(tensors.input)?;
-    let ce = masked_cross_entropy_sum(out.logits, tensors.targets, tensors.loss_mask);
-    Ok((ce, out.aux_loss, out.moe))
+    let nll = masked_nll(out.logits, tensors.targets, tensors.loss_mask);
+    Ok(BatchLoss { nll, aux: out.aux_loss, moe: out.moe })
+}
+
+/// Training loss of one data source within a step: summed NLL over its scored tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceLoss {
+    pub name: String,
+    pub nll_sum: f64,
+    pub tokens: usize,
+}
+
+impl SourceLoss {
+    /// Mean NLL per scored token, `None` when the source had no scored token in the step.
+    pub fn mean(&self) -> Option<f64> {
+        (self.tokens > 0).then(|| self.nll_sum / self.tokens as f64)
+    }
+}
+
+/// Add a batch's per-token NLL (`[b*t]`, host copy) to the per-source sums.
+fn add_source_losses(acc: &mut Vec<SourceLoss>, batch: &Batch, nll: &[f32]) {
+    if acc.is_empty() {
+        acc.extend(batch.sources.iter().map(|s| SourceLoss {
+            name: s.name.clone(),
+            nll_sum: 0.0,
+            tokens: 0,
+        }));
+    }
+    for ((&scored, &src), &x) in batch.loss_mask.iter().zip(&batch.source_ids).zip(nll) {
+        if let Some(s) = acc.get_mut(src as usize).filter(|_| scored) {
+            s.nll_sum += x as f64;
+            s.tokens += 1;
+        }
+    }
 }
 
 /// What one optimizer step did.
@@ -121,6 +162,8 @@ pub fn forward_batch(
 pub struct StepReport {
     /// Mean cross-entropy per scored token over all micro-batches (the logged `loss`).
     pub loss: f64,
+    /// The same loss split by the source each scored token came from (`loss/<name>`).
+    pub source_loss: Vec<SourceLoss>,
     /// MoE auxiliary loss (mean over micro-batches; 0 for a dense LLM).
     pub aux_loss: f64,
     /// Global gradient norm before clipping (NaN/Inf when the step was skipped for it).
@@ -159,6 +202,7 @@ pub fn train_step(
     let (mut ce_total, mut aux_total) = (0.0f64, 0.0f64);
     let mut report = StepReport {
         loss: 0.0,
+        source_loss: Vec::new(),
         aux_loss: 0.0,
         grad_norm: 0.0,
         clipped: false,
@@ -171,15 +215,21 @@ pub fn train_step(
     };
     for batch in batches {
         let tensors = batch_to_tensors(batch, device)?;
-        let (ce_sum, aux, moe) = forward_batch(&model, tensors)?;
+        let out = forward_batch(&model, tensors)?;
+        let ce_sum = out.ce_sum();
         // 1. the scalar we differentiate: this micro-batch's share of the step's mean loss
-        let objective = ce_sum.clone().div_scalar(denom) + aux.clone().div_scalar(micro);
+        let objective = ce_sum.clone().div_scalar(denom) + out.aux.clone().div_scalar(micro);
         let grads = optim.grads(objective.backward(), &model);
         accum.add(&model, grads);
         // 2. numbers for the log (after backward: no extra graph work)
         ce_total += ce_sum.into_scalar::<f32>() as f64;
-        aux_total += aux.into_scalar::<f32>() as f64;
-        add_moe_stats(&mut report, &moe);
+        aux_total += out.aux.into_scalar::<f32>() as f64;
+        let nll = out.nll.into_data().try_to_vec::<f32>().map_err(|e| StepError::Batch {
+            index: batch.index,
+            msg: format!("reading the per-token loss: {e:?}"),
+        })?;
+        add_source_losses(&mut report.source_loss, batch, &nll);
+        add_moe_stats(&mut report, &out.moe);
     }
     report.loss = ce_total / denom;
     report.aux_loss = aux_total / micro;

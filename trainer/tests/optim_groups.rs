@@ -172,3 +172,26 @@ fn unknown_component_names_the_key_and_the_known_ones() {
     let err = GroupedAdamW::new(&toy(&device), &settings).err().unwrap().to_string();
     assert!(err.contains("lr_mult") && err.contains("visoin") && err.contains("llm, vision"), "{err}");
 }
+
+#[test]
+fn embedding_decay_follows_the_config_key() {
+    let device = Device::flex().autodiff();
+    let model = mm1_models::presets::tiny().init(&device).unwrap();
+    let freeze = mm1_models::FreezeConfig::default();
+    let plan_for = |decay_embeddings: bool| {
+        let optim = mm1_trainer::config::OptimConfig { decay_embeddings, ..Default::default() };
+        let settings = AdamWSettings::from_config(&optim, &optim.resolve(0), &freeze);
+        GroupedAdamW::new(&model, &settings).unwrap().plan().clone()
+    };
+    let (on, off) = (plan_for(true), plan_for(false));
+    let embeds: Vec<&String> = on.decay.iter().filter(|p| p.contains("embed")).collect();
+    assert!(!embeds.is_empty(), "no embedding in the decay group: {:?}", on.decay);
+    for p in embeds {
+        assert!(off.no_decay.contains(p), "{p} still decays with decay_embeddings = false");
+    }
+    // Only embeddings move: every non-embedding matrix decays either way.
+    let matrices = |plan: &mm1_trainer::optim::groups::GroupPlan| -> Vec<String> {
+        plan.decay.iter().filter(|p| !p.contains("embed") && !p.contains("cls_token")).cloned().collect()
+    };
+    assert_eq!(matrices(&on), matrices(&off));
+}

@@ -31,6 +31,14 @@ fn loss_falls_and_run_folder_is_complete() {
         assert_eq!(l.0, r.0);
         assert!((l.1 - r.1).abs() <= 1e-12 * r.1.abs(), "step {}: logged {} vs {}", l.0, l.1, r.1);
     }
+    // training loss per source: logged when the source had scored tokens in the step
+    let lines = mm1_trainer::logging::read_metrics_jsonl(&run_dir.join("metrics.jsonl")).unwrap();
+    for name in ["caption", "interleaved", "text"] {
+        let key = format!("loss/{name}");
+        let vals: Vec<f64> = lines.iter().filter_map(|l| l.get(&key)?.as_f64()).collect();
+        assert!(vals.len() >= 10, "{key} logged on {} of 40 steps", vals.len());
+        assert!(vals.iter().all(|v| v.is_finite() && *v > 0.0), "{key}: {vals:?}");
+    }
     // held-out loss per source, below the initial loss
     let names: Vec<&str> = s.eval.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(names, ["caption", "text"]);

@@ -23,6 +23,9 @@ pub struct OptimConfig {
     pub weight_decay: f64,
     /// Apply weight decay to norm weights and biases too (MM1/LLaVA exclude them: `false`).
     pub decay_norms_and_biases: bool,
+    /// Apply weight decay to embedding tensors (token/position embeddings, class token).
+    /// nanoGPT/HF Trainer/torchtitan decay them: `true`; some recipes exclude them.
+    pub decay_embeddings: bool,
     /// Clip the **global** L2 norm of all gradients to this value; `0` turns clipping off.
     pub grad_clip: f64,
     /// Micro-batches whose gradients are summed before one optimizer step.
@@ -40,6 +43,7 @@ impl Default for OptimConfig {
             eps: 1e-8,
             weight_decay: 0.1,
             decay_norms_and_biases: false,
+            decay_embeddings: true,
             grad_clip: 1.0,
             grad_accum: 1,
             lr_multipliers: LrMultipliers::default(),

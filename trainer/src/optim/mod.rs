@@ -86,6 +86,7 @@ impl AdamWSettings {
                 lr_mult,
                 frozen,
                 decay_norms_and_biases: optim.decay_norms_and_biases,
+                decay_embeddings: optim.decay_embeddings,
                 ..GroupRules::default()
             },
         }
