@@ -19,6 +19,7 @@ pub use error::ModelError;
 pub mod connector;
 pub mod llm;
 mod mm1;
+pub mod ops;
 pub mod vit;
 pub mod weights;
 

@@ -1,10 +1,9 @@
 //! Grouped-query self-attention with rotary embeddings (HF `LlamaAttention`, no biases).
 
 use super::rope::RopeTables;
+use crate::ops::gqa_attention;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 #[derive(Module, Debug)]
 pub struct LlmAttention {
@@ -64,30 +63,8 @@ impl LlmAttention {
             None => (k, v),
         };
         let cache = LayerKv { k: k.clone(), v: v.clone() };
-        let [_, _, tk, _] = k.dims();
-        let mask = mask.expand([b, h, t, tk]);
-        let a = attention(
-            q,
-            repeat_kv(k, h),
-            repeat_kv(v, h),
-            Some(mask),
-            None,
-            AttentionModuleOptions::default(),
-        ); // [b, h, t, dh]
+        // each KV head serves h / kvh query heads (HF `repeat_kv`), without copying K/V
+        let a = gqa_attention(q, k, v, Some(mask)); // [b, h, t, dh]
         (self.o_proj.forward(a.swap_dims(1, 2).reshape([b, t, d])), cache)
     }
-}
-
-/// Share each KV head with `h / kvh` query heads (HF `repeat_kv`).
-///
-/// # Shapes
-/// - `x`: `[b, kvh, t, dh]` → `[b, h, t, dh]`
-fn repeat_kv(x: Tensor<4>, h: usize) -> Tensor<4> {
-    let [b, kvh, t, dh] = x.dims();
-    if kvh == h {
-        return x;
-    }
-    x.unsqueeze_dim::<5>(2) // [b, kvh, 1, t, dh]
-        .repeat_dim(2, h / kvh) // [b, kvh, rep, t, dh]
-        .reshape([b, h, t, dh])
 }

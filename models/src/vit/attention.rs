@@ -1,10 +1,9 @@
 //! Multi-head attention with separate q/k/v/out projections and biases, as HF
 //! `CLIPAttention` (no mask: every patch sees every patch).
 
+use crate::ops::gqa_attention;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 #[derive(Module, Debug)]
 pub struct VitAttention {
@@ -41,7 +40,7 @@ impl VitAttention {
         let q = split(self.q_proj.forward(q_in), m);
         let k = split(self.k_proj.forward(kv_in.clone()), t);
         let v = split(self.v_proj.forward(kv_in), t);
-        let a = attention(q, k, v, None, None, AttentionModuleOptions::default()); // [b, h, m, dh]
+        let a = gqa_attention(q, k, v, None); // [b, h, m, dh]
         self.out_proj.forward(a.swap_dims(1, 2).reshape([b, m, d]))
     }
 }

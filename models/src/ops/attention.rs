@@ -1,0 +1,221 @@
+//! Grouped-query scaled-dot-product attention with its own backward pass.
+//!
+//! Why: under autodiff burn 0.22.1 runs `attention` as the decomposed fallback (matmul,
+//! scale, mask fill, max, sub, exp, sum, div, matmul), records every step and keeps the
+//! full `[b, h, t, tk]` score matrix and its intermediates until the backward pass; GQA
+//! also needs `repeat_kv` copies of K and V with their own backward. Here the forward
+//! runs outside the graph and the backward recomputes the probabilities from the saved
+//! row log-sum-exp (FlashAttention's recipe, Dao et al. 2022, §3.1), so only `q, k, v, o`
+//! and `[b, h, t]` statistics are kept. The query heads that share a KV head are stacked
+//! along the row axis (`[b, kvh, rep * t, dh]`), so K and V are never repeated and their
+//! gradients come out already summed over the group.
+//!
+//! Maths (per KV group, `s` = scale, `S = s Q Kᵀ + bias`, `P = softmax(S)`, `O = P V`):
+//! `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ∘ (dP − rowsum(dO ∘ O))`, `dQ = s dS K`, `dK = s dSᵀ Q`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
+use burn::prelude::*;
+
+/// `softmax(q kᵀ / √dh, masked) v`, query head `i` using KV head `i / (h / kvh)` (HF `repeat_kv`).
+/// Differentiable on every backend (a graph node of its own under autodiff).
+///
+/// # Shapes
+/// - `q`: `[b, h, t, dh]`, `k`, `v`: `[b, kvh, tk, dh]`, `mask`: `[b, 1, t, tk]` (`true` =
+///   masked) → `[b, h, t, dh]`
+pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+    let [b, h, t, dh] = q.dims();
+    let [bk, kvh, tk, dhk] = k.dims();
+    assert!(
+        bk == b && dhk == dh && h % kvh == 0 && v.dims() == k.dims(),
+        "gqa_attention: q {:?}, k {:?}, v {:?} (heads must be a multiple of kv heads)",
+        q.dims(),
+        k.dims(),
+        v.dims()
+    );
+    if let Some(m) = &mask {
+        assert_eq!(m.dims(), [b, 1, t, tk], "gqa_attention: mask shape");
+    }
+    if !(q.is_autodiff() || k.is_autodiff() || v.is_autodiff()) {
+        return forward(&Saved::inputs(q, k, v, mask)).0;
+    }
+    let args = (q, k, v, mask);
+    if let Some(out) = tracked::<burn::backend::Flex, NoCheckpointing>(&args)
+        .or_else(|| tracked::<burn::backend::Flex, BalancedCheckpointing>(&args))
+    {
+        return out;
+    }
+    // CUDA and wgpu are the same CubeCL backend type; the device says which runtime.
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    if let Some(out) = tracked::<burn::backend::Cube, NoCheckpointing>(&args)
+        .or_else(|| tracked::<burn::backend::Cube, BalancedCheckpointing>(&args))
+    {
+        return out;
+    }
+    // Any other autodiff backend: burn's own (decomposed) attention on repeated K/V.
+    let (q, k, v, mask) = args;
+    let rep = h / kvh;
+    let repeat = |x: Tensor<4>| x.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, h, tk, dh]);
+    burn::tensor::module::attention(
+        q,
+        repeat(k),
+        repeat(v),
+        mask.map(|m| m.expand([b, h, t, tk])),
+        None,
+        Default::default(),
+    )
+}
+
+/// Whether [`gqa_attention`] on `x`'s backend runs the fused op (always without autodiff;
+/// under autodiff on `Flex`, and on `Cube` when built with `cuda` or `wgpu`) rather than
+/// burn's decomposed attention.
+pub fn fused_attention_available(x: &Tensor<4>) -> bool {
+    fn on<B: Backend, C: CheckpointStrategy>(x: &Tensor<4>) -> bool
+    where
+        DispatchTensor: DispatchKindConversion<Autodiff<B, C>>,
+    {
+        x.clone().try_into_primitive::<Autodiff<B, C>>().is_ok()
+    }
+    let cube = {
+        #[cfg(any(feature = "cuda", feature = "wgpu"))]
+        {
+            on::<burn::backend::Cube, NoCheckpointing>(x)
+                || on::<burn::backend::Cube, BalancedCheckpointing>(x)
+        }
+        #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+        false
+    };
+    !x.is_autodiff()
+        || on::<burn::backend::Flex, NoCheckpointing>(x)
+        || on::<burn::backend::Flex, BalancedCheckpointing>(x)
+        || cube
+}
+
+/// Inputs on the inner (non-autodiff) backend, plus the forward's outputs once computed.
+#[derive(Debug, Clone)]
+struct Saved {
+    /// `[b, h, t, dh]`
+    q: Tensor<4>,
+    /// `[b, kvh, tk, dh]`
+    k: Tensor<4>,
+    v: Tensor<4>,
+    /// `[b, 1, 1, t, tk]`: 0 where allowed, -inf where masked.
+    bias: Option<Tensor<5>>,
+}
+
+impl Saved {
+    fn inputs(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Self {
+        let bias = mask.map(|m| {
+            let [b, _, t, tk] = m.dims();
+            Tensor::<4>::zeros([b, 1, t, tk], &m.device())
+                .mask_fill(m, f32::NEG_INFINITY)
+                .reshape([b, 1, 1, t, tk]) // broadcast over [kvh, rep]
+        });
+        Self { q, k, v, bias }
+    }
+
+    /// Scaled, masked scores with the query heads of a group stacked along rows.
+    ///
+    /// # Shapes
+    /// - → `[b, kvh, rep * t, tk]`
+    fn scores(&self) -> Tensor<4> {
+        let [b, h, t, dh] = self.q.dims();
+        let [_, kvh, tk, _] = self.k.dims();
+        let rep = h / kvh;
+        let qg = self.q.clone().mul_scalar(1.0 / (dh as f64).sqrt()).reshape([b, kvh, rep * t, dh]);
+        let s = qg.matmul(self.k.clone().transpose()); // [b, kvh, rep*t, tk]
+        match &self.bias {
+            Some(bias) => (s.reshape([b, kvh, rep, t, tk]) + bias.clone()).reshape([b, kvh, rep * t, tk]),
+            None => s,
+        }
+    }
+}
+
+/// The forward on plain tensors: `(o [b, h, t, dh], lse [b, kvh, rep * t, 1])`.
+/// A fully masked row gives zeros (as burn's NaN-safe fallback does), not NaN.
+fn forward(saved: &Saved) -> (Tensor<4>, Tensor<4>) {
+    let [b, h, t, dh] = saved.q.dims();
+    let s = saved.scores(); // [b, kvh, rep*t, tk]
+    let m = s.clone().max_dim(3).clamp_min(f32::MIN); // [b, kvh, rep*t, 1]
+    let e = (s - m.clone()).exp();
+    let l = e.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE); // [b, kvh, rep*t, 1]
+    let o = (e / l.clone()).matmul(saved.v.clone()); // [b, kvh, rep*t, dh]
+    let lse = m + l.log();
+    (o.reshape([b, h, t, dh]), lse)
+}
+
+/// `(dq, dk, dv)` from the output gradient `g` (`[b, h, t, dh]`).
+fn backward(saved: &Saved, o: Tensor<4>, lse: Tensor<4>, g: Tensor<4>) -> [Tensor<4>; 3] {
+    let [b, h, t, dh] = saved.q.dims();
+    let [_, kvh, _, _] = saved.k.dims();
+    let rows = (h / kvh) * t;
+    let scale = 1.0 / (dh as f64).sqrt();
+    let p = (saved.scores() - lse).exp(); // [b, kvh, rep*t, tk], recomputed
+    let g = g.reshape([b, kvh, rows, dh]);
+    let delta = (g.clone() * o.reshape([b, kvh, rows, dh])).sum_dim(3); // [b, kvh, rep*t, 1]
+    let dv = p.clone().transpose().matmul(g.clone()); // [b, kvh, tk, dh]
+    let dp = g.matmul(saved.v.clone().transpose()); // [b, kvh, rep*t, tk]
+    let ds = (p * (dp - delta)).mul_scalar(scale);
+    let dq = ds.clone().matmul(saved.k.clone()).reshape([b, h, t, dh]);
+    let dk = ds.transpose().matmul(saved.q.clone().reshape([b, kvh, rows, dh])); // [b, kvh, tk, dh]
+    [dq, dk, dv]
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl<B: Backend> Backward<B, 3> for AttentionBackward
+where
+    DispatchTensor: DispatchKindConversion<B>,
+{
+    /// Inputs, output `o` and `lse`.
+    type State = (Saved, Tensor<4>, Tensor<4>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (saved, o, lse) = ops.state;
+        let g = Tensor::<4>::from_primitive::<B>(grads.consume::<B>(&ops.node));
+        let d = backward(&saved, o, lse, g);
+        for (parent, d) in ops.parents.into_iter().zip(d) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, d.try_into_primitive::<B>().expect("inner backend tensor"));
+            }
+        }
+    }
+}
+
+type Args = (Tensor<4>, Tensor<4>, Tensor<4>, Option<Tensor<4, Bool>>);
+
+/// The forward on backend `B` with checkpoint strategy `C`; `None` when the tensors live elsewhere.
+fn tracked<B, C>(args: &Args) -> Option<Tensor<4>>
+where
+    B: Backend,
+    C: CheckpointStrategy,
+    DispatchTensor: DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, C>>,
+{
+    let (q, k, v, mask) = args.clone();
+    // Unwrap each input (a constant input is a plain tensor of the same backend).
+    let part = |x: Tensor<4>| {
+        let (inner, guard) = x.try_into_primitive::<Autodiff<B, C>>().ok()?.into_parts();
+        Some((Tensor::<4>::from_primitive::<B>(inner), guard))
+    };
+    let ((q, gq), (k, gk), (v, gv)) = (part(q)?, part(k)?, part(v)?);
+    let mask = match mask {
+        Some(m) => {
+            Some(Tensor::<4, Bool>::from_primitive::<B>(m.try_into_primitive::<Autodiff<B, C>>().ok()?))
+        }
+        None => None,
+    };
+    let saved = Saved::inputs(q, k, v, mask);
+    let (o, lse) = forward(&saved);
+    let out = o.clone().try_into_primitive::<B>().expect("inner backend tensor");
+    let out = match AttentionBackward.prepare::<C>([gq, gk, gv]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((saved, o, lse), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::<4>::from_primitive::<Autodiff<B, C>>(out))
+}

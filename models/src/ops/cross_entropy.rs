@@ -1,0 +1,156 @@
+//! Masked next-token cross-entropy with its own backward pass.
+//!
+//! Why: burn 0.22.1 records `log_softmax` under autodiff as max, sub, exp, sum, log, sub
+//! and then gather, neg, mul, sum, each over (most of) the `[b, t, vocab]` logits and each
+//! keeping its input for the backward pass. The fused op keeps the logits (which the LM
+//! head's own backward holds anyway) plus one log-sum-exp per row, and its backward is the
+//! textbook `(softmax(x) − onehot(y)) · mask · g` in one pass.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
+use burn::prelude::*;
+use burn::tensor::IndexingUpdateOp;
+use burn::tensor::activation::log_softmax;
+
+/// `Σ mask · (−log softmax(logits)[target])` over all positions: the summed negative
+/// log-likelihood of the scored targets. Gradients flow to `logits` only.
+///
+/// # Shapes
+/// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` (1.0 = scored) → `[1]`
+pub fn masked_cross_entropy_sum(
+    logits: Tensor<3>,
+    targets: Tensor<2, Int>,
+    loss_mask: Tensor<2>,
+) -> Tensor<1> {
+    let [b, t, _] = logits.dims();
+    assert_eq!(
+        targets.dims(),
+        [b, t],
+        "masked_cross_entropy_sum: targets shape vs logits {:?}",
+        logits.dims()
+    );
+    assert_eq!(
+        loss_mask.dims(),
+        [b, t],
+        "masked_cross_entropy_sum: loss_mask shape vs logits {:?}",
+        logits.dims()
+    );
+    if !logits.is_autodiff() {
+        return forward(&Saved::new(logits, targets, loss_mask)).0;
+    }
+    let args = (logits, targets, loss_mask);
+    if let Some(out) = tracked::<burn::backend::Flex, NoCheckpointing>(&args)
+        .or_else(|| tracked::<burn::backend::Flex, BalancedCheckpointing>(&args))
+    {
+        return out;
+    }
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    if let Some(out) = tracked::<burn::backend::Cube, NoCheckpointing>(&args)
+        .or_else(|| tracked::<burn::backend::Cube, BalancedCheckpointing>(&args))
+    {
+        return out;
+    }
+    let (logits, targets, loss_mask) = args;
+    decomposed(logits, targets, loss_mask)
+}
+
+/// The same loss from burn's ops (the reference the fused op is tested against).
+///
+/// # Shapes
+/// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` → `[1]`
+pub fn decomposed(logits: Tensor<3>, targets: Tensor<2, Int>, loss_mask: Tensor<2>) -> Tensor<1> {
+    let [b, t, _] = logits.dims();
+    let logp = log_softmax(logits, 2); // [b, t, v]
+    let picked = logp.gather(2, targets.reshape([b, t, 1])); // [b, t, 1]
+    (picked.reshape([b, t]).neg() * loss_mask).sum()
+}
+
+/// Inputs on the inner (non-autodiff) backend, rows flattened.
+#[derive(Debug, Clone)]
+struct Saved {
+    /// `[n, v]`, `n = b * t`
+    logits: Tensor<2>,
+    /// `[n, 1]`
+    targets: Tensor<2, Int>,
+    /// `[n, 1]`
+    mask: Tensor<2>,
+}
+
+impl Saved {
+    fn new(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Self {
+        let [b, t, v] = logits.dims();
+        let n = b * t;
+        Self { logits: logits.reshape([n, v]), targets: targets.reshape([n, 1]), mask: mask.reshape([n, 1]) }
+    }
+}
+
+/// `(loss [1], lse [n, 1])`.
+fn forward(s: &Saved) -> (Tensor<1>, Tensor<2>) {
+    let m = s.logits.clone().max_dim(1); // [n, 1]
+    let lse = m.clone() + (s.logits.clone() - m).exp().sum_dim(1).log(); // [n, 1]
+    let picked = s.logits.clone().gather(1, s.targets.clone()); // [n, 1]
+    let loss = ((lse.clone() - picked) * s.mask.clone()).sum();
+    (loss, lse)
+}
+
+/// `d loss / d logits` (`[n, v]`) for the upstream gradient `g` (`[1]`).
+fn backward(s: &Saved, lse: Tensor<2>, g: Tensor<1>) -> Tensor<2> {
+    let w = s.mask.clone() * g.reshape([1, 1]); // [n, 1] weight of each row
+    let p = (s.logits.clone() - lse).exp() * w.clone(); // [n, v] softmax · w
+    p.scatter(1, s.targets.clone(), w.neg(), IndexingUpdateOp::Add) // − w at the target
+}
+
+#[derive(Debug)]
+struct CrossEntropyBackward;
+
+impl<B: Backend> Backward<B, 1> for CrossEntropyBackward
+where
+    DispatchTensor: DispatchKindConversion<B>,
+{
+    /// Inputs and the per-row log-sum-exp; the logits' original `[b, t, v]`.
+    type State = (Saved, Tensor<2>, [usize; 3]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (saved, lse, dims) = ops.state;
+        let g = Tensor::<1>::from_primitive::<B>(grads.consume::<B>(&ops.node));
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            let d = backward(&saved, lse, g).reshape(dims);
+            grads.register::<B>(node.id, d.try_into_primitive::<B>().expect("inner backend tensor"));
+        }
+    }
+}
+
+type Args = (Tensor<3>, Tensor<2, Int>, Tensor<2>);
+
+/// The forward on backend `B` with checkpoint strategy `C`; `None` when the tensors live elsewhere.
+fn tracked<B, C>(args: &Args) -> Option<Tensor<1>>
+where
+    B: Backend,
+    C: CheckpointStrategy,
+    DispatchTensor: DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, C>>,
+{
+    let (logits, targets, mask) = args.clone();
+    let dims = logits.dims();
+    let (logits, guard) = logits.try_into_primitive::<Autodiff<B, C>>().ok()?.into_parts();
+    let targets = targets.try_into_primitive::<Autodiff<B, C>>().ok()?;
+    // The mask is a constant: its node (if any) is not a parent.
+    let (mask, _) = mask.try_into_primitive::<Autodiff<B, C>>().ok()?.into_parts();
+    let saved = Saved::new(
+        Tensor::<3>::from_primitive::<B>(logits),
+        Tensor::<2, Int>::from_primitive::<B>(targets),
+        Tensor::<2>::from_primitive::<B>(mask),
+    );
+    let (loss, lse) = forward(&saved);
+    let out = loss.try_into_primitive::<B>().expect("inner backend tensor");
+    let out = match CrossEntropyBackward.prepare::<C>([guard]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((saved, lse, dims), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::<1>::from_primitive::<Autodiff<B, C>>(out))
+}

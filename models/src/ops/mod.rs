@@ -1,0 +1,9 @@
+//! Fused operations with their own backward pass, registered in burn's autodiff graph on
+//! the concrete backend under the run-time dispatch (`Flex`, and `Cube` with `cuda`/`wgpu`).
+//! Each falls back to burn's decomposed ops on any other backend. See `docs/performance.md`.
+
+mod attention;
+mod cross_entropy;
+
+pub use attention::{fused_attention_available, gqa_attention};
+pub use cross_entropy::{decomposed as decomposed_cross_entropy_sum, masked_cross_entropy_sum};
