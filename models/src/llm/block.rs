@@ -6,6 +6,7 @@ use super::mlp::Mlp;
 use super::moe::{MoeFfn, MoeStats};
 use super::rope::RopeTables;
 use crate::config::LlmConfig;
+use crate::ops::rms_norm;
 use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
@@ -62,9 +63,9 @@ impl DecoderLayer {
         mask: Tensor<4, Bool>,
         past: Option<LayerKv>,
     ) -> LayerOutput {
-        let (a, kv) = self.self_attn.forward(self.input_layernorm.forward(x.clone()), rope, mask, past);
+        let (a, kv) = self.self_attn.forward(rms_norm(&self.input_layernorm, x.clone()), rope, mask, past);
         let x = x + a;
-        let h = self.post_attention_layernorm.forward(x.clone());
+        let h = rms_norm(&self.post_attention_layernorm, x.clone());
         match &self.mlp {
             Ffn::Dense(mlp) => LayerOutput { x: x + mlp.forward(h), kv, moe: None },
             Ffn::Moe(moe) => {

@@ -7,6 +7,7 @@ use super::mask::segment_causal_mask;
 use super::moe::MoeStats;
 use super::rope::Rope;
 use crate::config::LlmConfig;
+use crate::ops::rms_norm;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
@@ -81,7 +82,7 @@ impl LlmDecoder {
                 moe.push(stats);
             }
         }
-        DecoderOutput { logits: self.head(self.norm.forward(x)), aux_loss: aux, moe, kv }
+        DecoderOutput { logits: self.head(rms_norm(&self.norm, x)), aux_loss: aux, moe, kv }
     }
 
     /// # Shapes
