@@ -120,3 +120,20 @@ fn rms_norm_matches_burn_rms_norm_with_gradients() {
     let gamma = norm.gamma.val();
     assert_close("rms_norm dgamma", grad(&gamma, &g1), grad(&gamma, &g2), 1e-5);
 }
+
+#[test]
+fn swiglu_matches_silu_times_up_with_gradients() {
+    use burn::tensor::activation::silu;
+    use mm1_models::ops::swiglu;
+    let device = Device::flex().autodiff();
+    let a = input([3, 7], 31, &device).mul_scalar(3.0).detach().require_grad();
+    let b = input([3, 7], 32, &device);
+    let w = Tensor::<2>::from_data(TensorData::new(common::values(21, 33), [3, 7]), &device);
+    let ours = swiglu(a.clone(), b.clone());
+    let theirs = silu(a.clone()) * b.clone();
+    assert_close("swiglu output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
+    let g1 = (ours * w.clone()).sum().backward();
+    let g2 = (theirs * w).sum().backward();
+    assert_close("swiglu da", grad(&a, &g1), grad(&a, &g2), 1e-5);
+    assert_close("swiglu db", grad(&b, &g1), grad(&b, &g2), 1e-5);
+}

@@ -2,7 +2,8 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
+
+use crate::ops::swiglu;
 
 #[derive(Module, Debug)]
 pub struct Mlp {
@@ -20,7 +21,7 @@ impl Mlp {
     /// # Shapes
     /// - `x`: `[..., d]` → `[..., d]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let g = silu(self.gate_proj.forward(x.clone())); // [..., ffn]
-        self.down_proj.forward(g * self.up_proj.forward(x))
+        let h = swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x)); // [..., ffn]
+        self.down_proj.forward(h)
     }
 }

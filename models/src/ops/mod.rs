@@ -5,7 +5,9 @@
 mod attention;
 mod cross_entropy;
 mod rms_norm;
+mod swiglu;
 
 pub use attention::{fused_attention_available, gqa_attention};
 pub use cross_entropy::{decomposed as decomposed_cross_entropy_sum, masked_cross_entropy_sum};
 pub use rms_norm::rms_norm;
+pub use swiglu::swiglu;
