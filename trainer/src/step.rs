@@ -4,9 +4,13 @@
 //!
 //! The loss of an accumulated step is the mean over *all* scored tokens of all its
 //! micro-batches (each micro-batch's summed loss is divided by that total), so accumulating
-//! k micro-batches equals one batch k times larger. A step whose loss or gradient norm is
-//! NaN/Inf is skipped (model and optimizer untouched) and counted.
+//! k micro-batches equals one batch k times larger. With data parallelism ([`StepSync`]) the
+//! total is taken over every rank before the forward pass, so the local gradients are already
+//! shares of the global-mean loss and the ranks only sum them: 2 ranks with k micro-batches
+//! each equal 1 rank accumulating the same 2k. A step whose loss or gradient norm is NaN/Inf
+//! is skipped (model and optimizer untouched) and counted.
 
+use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mm1_data::Batch;
@@ -23,6 +27,36 @@ pub enum StepError {
     Model(#[from] ModelError),
     #[error("no batches given to the step")]
     Empty,
+    #[error("collective: {0}")]
+    Collective(String),
+}
+
+/// What a step needs from the other data-parallel ranks; [`LocalStep`] for one process.
+pub trait StepSync {
+    /// Number of data-parallel ranks.
+    fn world(&self) -> usize;
+    /// Element-wise sum of `values` over the ranks (the same bits on every rank).
+    fn sum(&self, values: Vec<f64>) -> Result<Vec<f64>, StepError>;
+    /// Sum over the ranks of gradients that are already shares of the global-mean loss.
+    fn reduce_grads(&self, model: &Mm1Model, grads: GradientsParams) -> Result<GradientsParams, StepError>;
+}
+
+/// One process: nothing to exchange.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalStep;
+
+impl StepSync for LocalStep {
+    fn world(&self) -> usize {
+        1
+    }
+
+    fn sum(&self, values: Vec<f64>) -> Result<Vec<f64>, StepError> {
+        Ok(values)
+    }
+
+    fn reduce_grads(&self, _: &Mm1Model, grads: GradientsParams) -> Result<GradientsParams, StepError> {
+        Ok(grads)
+    }
 }
 
 /// One batch as tensors on a device.
@@ -171,7 +205,7 @@ pub struct StepReport {
     pub clipped: bool,
     /// `false` when the loss or a gradient was NaN/Inf and nothing was updated.
     pub applied: bool,
-    /// Scored tokens, non-padding tokens and images in the step.
+    /// Scored tokens, non-padding tokens and images in the step (over all ranks).
     pub loss_tokens: usize,
     pub tokens: usize,
     pub images: usize,
@@ -182,8 +216,7 @@ pub struct StepReport {
 }
 
 /// Run one optimizer step over `batches` (the micro-batches of this step) with base
-/// learning rate `lr`. Returns the updated model; on a non-finite loss or gradient the
-/// model comes back unchanged and `applied` is false.
+/// learning rate `lr`, in one process. See [`train_step_synced`].
 pub fn train_step(
     model: Mm1Model,
     optim: &mut GroupedAdamW,
@@ -191,13 +224,29 @@ pub fn train_step(
     lr: f64,
     device: &Device,
 ) -> Result<(Mm1Model, StepReport), StepError> {
+    train_step_synced(model, optim, batches, lr, device, &LocalStep)
+}
+
+/// One optimizer step over this rank's `batches`, gradients and logged numbers summed over the
+/// ranks of `sync`. Returns the updated model; on a non-finite loss or gradient (anywhere: the
+/// reduced values are the same on every rank) the model comes back unchanged and `applied` is false.
+pub fn train_step_synced(
+    model: Mm1Model,
+    optim: &mut GroupedAdamW,
+    batches: &[Batch],
+    lr: f64,
+    device: &Device,
+    sync: &dyn StepSync,
+) -> Result<(Mm1Model, StepReport), StepError> {
     if batches.is_empty() {
         return Err(StepError::Empty);
     }
-    let loss_tokens: usize = batches.iter().map(|b| b.loss_tokens()).sum();
+    let local_tokens: usize = batches.iter().map(|b| b.loss_tokens()).sum();
+    let loss_tokens = sync.sum(vec![local_tokens as f64])?[0] as usize;
     // A step with nothing to score still runs (aux loss), dividing by 1 instead of 0.
     let denom = loss_tokens.max(1) as f64;
-    let micro = batches.len() as f64;
+    // The aux loss is a mean over every micro-batch of every rank.
+    let micro = (batches.len() * sync.world()) as f64;
     let mut accum = Accumulator::<Mm1Model>::default();
     let (mut ce_total, mut aux_total) = (0.0f64, 0.0f64);
     let mut report = StepReport {
@@ -231,9 +280,10 @@ pub fn train_step(
         add_source_losses(&mut report.source_loss, batch, &nll);
         add_moe_stats(&mut report, &out.moe);
     }
-    report.loss = ce_total / denom;
-    report.aux_loss = aux_total / micro;
-    let grads = accum.take();
+    let grads = sync.reduce_grads(&model, accum.take())?;
+    sum_report(&mut report, ce_total, aux_total, sync)?;
+    report.loss /= denom;
+    report.aux_loss /= micro;
     let norm = global_grad_norm(&model, &grads);
     report.grad_norm = norm;
     if !report.loss.is_finite() || !report.aux_loss.is_finite() || !norm.is_finite() {
@@ -243,6 +293,26 @@ pub fn train_step(
     report.clipped = stats.clipped;
     report.applied = true;
     Ok((model, report))
+}
+
+/// Sum the logged numbers over the ranks in one exchange: loss and aux sums, tokens, images,
+/// per-source sums, expert loads and drops. `loss`/`aux_loss` are left as sums.
+fn sum_report(r: &mut StepReport, ce: f64, aux: f64, sync: &dyn StepSync) -> Result<(), StepError> {
+    let mut v = vec![ce, aux, r.tokens as f64, r.images as f64, r.moe_dropped as f64];
+    v.extend(r.source_loss.iter().flat_map(|s| [s.nll_sum, s.tokens as f64]));
+    v.extend(r.expert_load.iter().flatten().map(|&n| n as f64));
+    let v = sync.sum(v)?;
+    (r.loss, r.aux_loss) = (v[0], v[1]);
+    (r.tokens, r.images, r.moe_dropped) = (v[2] as usize, v[3] as usize, v[4] as usize);
+    let mut rest = v[5..].iter().copied();
+    for s in &mut r.source_loss {
+        s.nll_sum = rest.next().unwrap_or(0.0);
+        s.tokens = rest.next().unwrap_or(0.0) as usize;
+    }
+    for n in r.expert_load.iter_mut().flatten() {
+        *n = rest.next().unwrap_or(0.0) as usize;
+    }
+    Ok(())
 }
 
 fn add_moe_stats(report: &mut StepReport, moe: &[MoeStats]) {

@@ -49,13 +49,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--zero-shot" => {
                 let v = it.next().ok_or("--zero-shot needs plain or text-demos:N")?;
-                a.opts.zero_shot = match v.split_once(':') {
-                    None if v == "plain" => ZeroShot::Plain,
-                    Some(("text-demos", n)) => {
-                        ZeroShot::TextDemos { n: n.parse().map_err(|_| format!("--zero-shot {v}: bad N"))? }
-                    }
-                    _ => return Err(format!("--zero-shot {v}: expected plain or text-demos:N")),
-                };
+                a.opts.zero_shot = ZeroShot::parse(&v).map_err(|e| format!("--zero-shot {e}"))?;
             }
             "--seed" => a.opts.seed = num("--seed", it.next())?,
             "--limit" => a.opts.limit = Some(num("--limit", it.next())? as usize),

@@ -13,6 +13,7 @@
 //! key, its section and the file that set it. The reference of every key is `docs/training.md`.
 
 mod error;
+mod eval;
 mod load;
 mod merge;
 mod optim;
@@ -21,13 +22,13 @@ mod sections;
 mod validate;
 
 pub use error::ConfigError;
+pub use eval::{EvalConfig, FewshotConfig};
 pub use load::{ConfigSources, LoadedConfig};
 pub use merge::parse_set_value;
 pub use optim::{LrMultipliers, LrRule, OptimConfig, ResolvedOptim};
 pub use resolved::{ResolvedFiles, config_hash};
 pub use sections::{
-    CheckpointConfig, Decay, DeviceKind, EvalConfig, LogConfig, ParallelConfig, ProgressMode, ScheduleConfig,
-    TrainConfig,
+    CheckpointConfig, Decay, DeviceKind, LogConfig, ParallelConfig, ProgressMode, ScheduleConfig, TrainConfig,
 };
 
 use mm1_data::DataConfig;

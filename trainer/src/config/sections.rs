@@ -1,4 +1,4 @@
-//! The small trainer-owned sections: `[schedule]`, `[train]`, `[eval]`, `[checkpoint]`,
+//! The small trainer-owned sections: `[schedule]`, `[train]`, `[checkpoint]`,
 //! `[log]` and `[parallel]`. Each struct mirrors its TOML section 1:1.
 
 use serde::{Deserialize, Serialize};
@@ -80,23 +80,6 @@ impl DeviceKind {
             DeviceKind::Wgpu => "wgpu",
             DeviceKind::Cuda => "cuda",
         }
-    }
-}
-
-/// `[eval]`: held-out loss per source kind. The held-out shards themselves are
-/// `[[data.eval.sources]]` (the data crate reads them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvalConfig {
-    /// Evaluate every this many steps (and at the end); `0` turns evaluation off.
-    pub every: u64,
-    /// Batches per evaluation.
-    pub batches: usize,
-}
-
-impl Default for EvalConfig {
-    fn default() -> Self {
-        Self { every: 1000, batches: 20 }
     }
 }
 

@@ -152,8 +152,39 @@ impl RunConfig {
         if self.eval.every > 0 {
             at_least("eval.batches", self.eval.batches as u64, 1)?;
         }
+        self.validate_fewshot()?;
         at_least("checkpoint.keep_last", self.checkpoint.keep_last as u64, 1)?;
         at_least("log.every", self.log.every, 1)
+    }
+
+    fn validate_fewshot(&self) -> Check {
+        let f = &self.eval.fewshot;
+        if f.every == 0 {
+            return Ok(());
+        }
+        if let Err(e) = f.options() {
+            return fail("eval.fewshot.zero_shot", e);
+        }
+        if f.shots.is_empty() {
+            return fail("eval.fewshot.shots", "must name at least one shot count, e.g. [0, 4, 8]".into());
+        }
+        let most = f.shots.iter().copied().max().unwrap_or(0);
+        if most > f.support_size {
+            return fail(
+                "eval.fewshot.shots",
+                format!("{most} shots need eval.fewshot.support_size >= {most} (got {})", f.support_size),
+            );
+        }
+        at_least("eval.fewshot.max_new_tokens", f.max_new_tokens as u64, 1)?;
+        let d = &self.data;
+        if d.synth.is_none() && d.eval.vqa.is_none() && d.eval.captions.is_none() {
+            return fail(
+                "eval.fewshot.every",
+                "few-shot evaluation needs eval sets: [data.synth], data.eval.vqa or data.eval.captions"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     fn validate_parallel(&self) -> Check {

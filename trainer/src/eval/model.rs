@@ -109,13 +109,14 @@ pub fn fewshot_eval(
 }
 
 /// The training-loop hook: evaluate the synthetic benchmark of the run config, write
-/// `run_dir/eval.json` (the latest) and `run_dir/eval/step-N.json`, and return `(name, value)` pairs
-/// (`fewshot/<task>/<k>shot/<metric>`) for `metrics.jsonl` and TensorBoard.
+/// `run_dir/eval.json` (the latest) and `run_dir/eval/step-N.json` when `run_dir` is given (the
+/// main rank), and return `(name, value)` pairs (`fewshot/<task>/<k>shot/<metric>`) for
+/// `metrics.jsonl` and TensorBoard.
 pub fn eval_during_training(
     model: &Mm1Model,
     cfg: &RunConfig,
     step: u64,
-    run_dir: &Path,
+    run_dir: Option<&Path>,
     opts: &EvalOptions,
     support_size: usize,
     device: &Device,
@@ -125,9 +126,11 @@ pub fn eval_during_training(
         return Ok(vec![]);
     }
     let report = fewshot_eval(model, cfg, &tasks, opts, Some(step), device)?;
-    let dir = run_dir.join("eval");
-    std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, e))?;
-    write_eval_json(&report, &dir.join(format!("step-{step}.json")))?;
-    write_eval_json(&report, &run_dir.join("eval.json"))?;
+    if let Some(run_dir) = run_dir {
+        let dir = run_dir.join("eval");
+        std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, e))?;
+        write_eval_json(&report, &dir.join(format!("step-{step}.json")))?;
+        write_eval_json(&report, &run_dir.join("eval.json"))?;
+    }
     Ok(report.scores.iter().map(|(k, v)| (format!("fewshot/{k}"), *v)).collect())
 }

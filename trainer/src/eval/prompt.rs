@@ -28,6 +28,20 @@ pub enum ZeroShot {
     TextDemos { n: usize },
 }
 
+impl ZeroShot {
+    /// Parses `plain` or `text-demos:N` (the `--zero-shot` flag and `eval.fewshot.zero_shot`).
+    pub fn parse(v: &str) -> Result<Self, String> {
+        match v.split_once(':') {
+            None if v == "plain" => Ok(ZeroShot::Plain),
+            Some(("text-demos", n)) => n
+                .parse()
+                .map(|n| ZeroShot::TextDemos { n })
+                .map_err(|_| format!("`{v}`: `{n}` is not a non-negative integer")),
+            _ => Err(format!("`{v}`: expected `plain` or `text-demos:N`")),
+        }
+    }
+}
+
 /// Text templates; `{question}` and `{answer}` are filled in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -10,6 +10,7 @@
 //!   `ExpertDispatch`), dense/expert gradient reduction groups.
 //! - [`all_to_all_grad`]: a differentiable all-to-all (backward = the reverse exchange), the
 //!   building block of expert-parallel token dispatch.
+//! - [`RankSync`]: the training step's exchanges (token counts, logged sums, gradients).
 //! - [`watchdog`]: collective timeouts that name the dead or hung rank and the step.
 //! - `nccl` (feature `cuda`): burn's in-process NCCL all-reduce over the GPUs of one node.
 
@@ -25,6 +26,7 @@ mod mpi_check_in;
 #[cfg(feature = "cuda")]
 pub mod nccl;
 mod single;
+mod step_sync;
 pub mod watchdog;
 
 use std::sync::Arc;
@@ -34,6 +36,7 @@ pub use env::{LaunchInfo, Launcher};
 #[cfg(feature = "mpi")]
 pub use mpi::MpiCollective;
 pub use single::SingleProcess;
+pub use step_sync::RankSync;
 pub use watchdog::{EXIT_COLLECTIVE_TIMEOUT, FailureConfig};
 
 /// The world communicator for this process: [`SingleProcess`] when the launcher started one

@@ -1,22 +1,29 @@
 //! The pre-training loop (`mm1-train --config FILE`): run folder, resolved config before
-//! step 0, automatic resume from the newest complete checkpoint, logging, held-out
-//! evaluation and checkpoints every N steps and at the end.
+//! step 0, automatic resume from the newest complete checkpoint, logging, held-out and
+//! few-shot evaluation and checkpoints every N steps and at the end; data parallel over the
+//! ranks the launcher started (`parallel.dp`), rank 0 writing the run folder.
+
+mod evals;
+mod metrics;
+mod ranks;
+mod session;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use mm1_data::{Batch, Loader, LoaderState};
+use mm1_data::{Batch, Loader};
 use mm1_models::Mm1Model;
-use rand_chacha::rand_core::SeedableRng;
 
-use crate::checkpoint::{CheckpointDir, CheckpointError, Counters, RngState, TrainState};
-use crate::config::{ConfigError, DeviceKind, LoadedConfig, RunConfig};
-use crate::heldout::{EvalError, evaluate, mean_loss};
-use crate::logging::RunLogger;
-use crate::optim::{AdamWSettings, GroupedAdamW, OptimError, list_params};
+use crate::checkpoint::{CheckpointDir, CheckpointError};
+use crate::config::{ConfigError, DeviceKind, LoadedConfig, RunConfig, config_hash};
+use crate::heldout::EvalError;
+use crate::optim::{OptimError, list_params};
 use crate::schedule::LrSchedule;
-use crate::step::{NonFiniteGuard, StepError, StepReport, train_step};
+use crate::step::{NonFiniteGuard, StepError, train_step_synced};
+use metrics::{LogSink, StepTiming, step_metrics};
+use ranks::Ranks;
+use session::Session;
 
 /// Errors that stop a run; each names its cause.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +42,8 @@ pub enum RunError {
     Step(#[from] StepError),
     #[error("eval: {0}")]
     Eval(#[from] EvalError),
+    #[error("few-shot eval: {0}")]
+    Fewshot(#[from] crate::eval::EvalError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
@@ -66,8 +75,10 @@ pub struct RunSummary {
     pub end_step: u64,
     /// `(step, loss)` of every step this process ran (1-based step numbers).
     pub losses: Vec<(u64, f64)>,
-    /// Held-out loss per eval source at the end: `(name, loss)`.
+    /// Held-out loss per eval source at the last evaluation: `(name, loss)`.
     pub eval: Vec<(String, f64)>,
+    /// Few-shot scores of the last few-shot evaluation (`fewshot/<task>/<k>shot/<metric>`).
+    pub fewshot: Vec<(String, f64)>,
     pub skipped_steps: u64,
 }
 
@@ -100,22 +111,29 @@ pub fn ensure_synth(cfg: &RunConfig, say: impl Fn(&str)) -> Result<(), RunError>
     Ok(())
 }
 
-/// Everything the loop carries between steps.
-struct Session {
-    model: Mm1Model,
-    optim: GroupedAdamW,
-    loader: Loader,
-    state: TrainState,
-}
-
 /// Train as configured. Resumes from the newest complete checkpoint in the run folder.
 pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let cfg = &loaded.config;
+    let ranks = Ranks::init(cfg)?;
+    let main = ranks.is_main();
     let run_dir = match &opts.run_dir {
         Some(d) => d.clone(),
         None => PathBuf::from("runs").join(loaded.run_name()?),
     };
-    std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+    let say = |m: &str| {
+        if main {
+            eprintln!("[mm1-train] {m}");
+        }
+    };
+    // 1. run folder, synthetic shards and resolved config, before step 0 (rank 0; the others wait)
+    let config_text = cfg.to_resolved_toml()?;
+    let hash = config_hash(&config_text);
+    if main {
+        std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+        ensure_synth(cfg, say)?;
+        loaded.write_resolved(&run_dir)?;
+    }
+    ranks.barrier()?;
     let ckpts = CheckpointDir::new(run_dir.join("checkpoints"), cfg.checkpoint.keep_last);
     let latest = ckpts.latest()?;
     if opts.resume && latest.is_none() {
@@ -124,49 +142,43 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             ckpts.root().display()
         )));
     }
-    let say = |m: &str| eprintln!("[mm1-train] {m}");
-    ensure_synth(cfg, say)?;
-
-    // 1. resolved config, before step 0
-    let resolved = loaded.write_resolved(&run_dir)?;
-    let config_text = cfg.to_resolved_toml()?;
 
     // 2. model, optimizer, data: fresh or from the checkpoint
     let device = train_device(cfg.train.device)?;
-    let mut s = build_session(cfg, &device, &resolved.hash)?;
-    if let Some(ckpt) = &latest {
-        for p in ckpts.clean_partial()? {
-            say(&format!("removed incomplete checkpoint {}", p.display()));
+    let mut s = match &latest {
+        None => Session::fresh(cfg, &device, &hash, &ranks)?,
+        Some(ckpt) => {
+            if main {
+                for p in ckpts.clean_partial()? {
+                    say(&format!("removed incomplete checkpoint {}", p.display()));
+                }
+            }
+            if ckpt.state.config_sha256 != hash {
+                say(&format!(
+                    "warning: resuming {} whose config hash {} differs from this config's {}",
+                    ckpt.path.display(),
+                    &ckpt.state.config_sha256[..8.min(ckpt.state.config_sha256.len())],
+                    &hash[..8]
+                ));
+            }
+            let s = Session::resume(cfg, &device, &hash, ckpt, &ranks)?;
+            say(&format!("resumed from {} (step {})", ckpt.path.display(), s.state.step));
+            s
         }
-        if ckpt.state.config_sha256 != resolved.hash {
-            say(&format!(
-                "warning: resuming {} whose config hash {} differs from this config's {}",
-                ckpt.path.display(),
-                &ckpt.state.config_sha256[..8.min(ckpt.state.config_sha256.len())],
-                &resolved.hash[..8]
-            ));
-        }
-        s.model = ckpt.load_model(s.model)?.freeze(&cfg.model.freeze);
-        s.optim = ckpt.load_optim(GroupedAdamW::new(&s.model, &optim_settings(cfg, &s.model))?)?;
-        let loader_state: LoaderState = serde_json::from_value(ckpt.state.loader.clone())
-            .map_err(|e| RunError::Stop(format!("{}: loader state: {e}", ckpt.path.display())))?;
-        s.loader = Loader::restore(&cfg.data, cfg.pipeline_shape(), 0, 1, loader_state)?;
-        s.state = ckpt.state.clone();
-        s.state.config_sha256 = resolved.hash.clone();
-        say(&format!("resumed from {} (step {})", ckpt.path.display(), s.state.step));
-    }
+    };
     let start_step = s.state.step;
 
-    // 3. logging
+    // 3. logging (rank 0)
     let total = cfg.train.steps;
-    let mut logger = RunLogger::open(&run_dir, &cfg.log, start_step, total).map_err(io_err(&run_dir))?;
-    logger.log_config(start_step, &config_text, &resolved.hash).map_err(io_err(&run_dir))?;
+    let mut log = LogSink::open(main, &run_dir, &cfg.log, start_step, total)?;
+    log.config(start_step, &config_text, &hash)?;
     let plan = s.optim.plan();
-    logger.message(&format!(
-        "run folder {}; {} parameters ({} trainable); steps {start_step}..{total}",
+    log.message(&format!(
+        "run folder {}; {} parameters ({} trainable); steps {start_step}..{total}; {} rank(s)",
         run_dir.display(),
         plan.total_numel,
-        plan.trainable_numel
+        plan.trainable_numel,
+        ranks.world()
     ));
 
     // 4. the loop
@@ -177,16 +189,26 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         in_a_row: s.state.counters.nonfinite_in_a_row,
         total: s.state.counters.skipped_steps,
     };
-    let mut losses = Vec::new();
-    let mut last_eval = Vec::new();
+    let mut summary = RunSummary {
+        run_dir: run_dir.clone(),
+        start_step,
+        end_step: start_step,
+        losses: Vec::new(),
+        eval: Vec::new(),
+        fewshot: Vec::new(),
+        skipped_steps: guard.total,
+    };
     while s.state.step < total {
+        ranks.set_step(s.state.step + 1);
         let t0 = Instant::now();
         let batches = next_batches(&mut s.loader, cfg.optim.grad_accum.max(1))?;
         let data_wait = t0.elapsed().as_secs_f64();
         let lr = schedule.lr(s.state.scheduler_step);
-        let (model, report) = train_step(s.model, &mut s.optim, &batches, lr, &device)?;
+        let (model, report) =
+            train_step_synced(s.model, &mut s.optim, &batches, lr, &device, ranks.step_sync())?;
         s.model = model;
         let step_time = t0.elapsed().as_secs_f64();
+        let timing = StepTiming { lr, data_wait, step_time, comm: ranks.take_comm_stats() };
         s.state.step += 1;
         let step = s.state.step;
         if report.applied {
@@ -197,77 +219,49 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         s.state.counters.nonfinite_in_a_row = guard.in_a_row;
         s.state.counters.tokens_seen += report.tokens as u64;
         s.state.counters.images_seen += report.images as u64;
-        losses.push((step, report.loss));
+        summary.losses.push((step, report.loss));
         let last = step == total || opts.stop_after.is_some_and(|n| step - start_step >= n);
         let mut values = Vec::new();
-        if logger.should_log(step) || last {
-            values = step_metrics(&report, lr, data_wait, step_time, &s);
+        if log.should_log(step) || last {
+            values = step_metrics(&report, &timing, &s);
         }
         if let Err(msg) = stop {
-            log_values(&mut logger, step, &values, &run_dir)?;
-            logger.message(&msg);
-            let _ = logger.finish();
+            log.values(step, &values)?;
+            log.message(&msg);
+            let _ = log.finish();
             return Err(RunError::Stop(msg));
         }
-        let eval_due = cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == total);
-        if eval_due && !cfg.data.eval.sources.is_empty() {
-            let res = evaluate(&s.model, &cfg.data, cfg.pipeline_shape(), cfg.eval.batches, &device)?;
-            let mut ev: Vec<(String, f64)> =
-                res.iter().map(|r| (format!("eval/loss/{}", r.name), r.loss)).collect();
-            if let Some(m) = mean_loss(&res) {
-                ev.push(("eval/loss".into(), m));
-            }
-            let text: Vec<String> = ev.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-            logger.message(&format!("eval at step {step}: {}", text.join(", ")));
-            if values.is_empty() {
-                // Eval lines carry the step's training loss too: every metrics.jsonl line has `loss`.
-                values.push(("loss".into(), report.loss));
-            }
-            values.extend(ev);
-            last_eval = res.into_iter().map(|r| (r.name, r.loss)).collect();
+        let eval_dir = main.then_some(run_dir.as_path());
+        let ev = evals::evaluate_due(&s.model, cfg, (step, total), eval_dir, &device, &log)?;
+        if !ev.values.is_empty() && values.is_empty() {
+            // Eval lines carry the step's training loss too: every metrics.jsonl line has `loss`.
+            values.push(("loss".into(), report.loss));
         }
-        log_values(&mut logger, step, &values, &run_dir)?;
-        if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || last {
-            s.state.loader = serde_json::to_value(s.loader.state())
-                .map_err(|e| RunError::Stop(format!("serialising the loader state: {e}")))?;
-            let path = ckpts.save(&s.model, &s.optim, &s.state, &config_text)?;
-            logger.message(&format!("checkpoint {}", path.display()));
+        values.extend(ev.values);
+        if !ev.heldout.is_empty() {
+            summary.eval = ev.heldout;
+        }
+        if !ev.fewshot.is_empty() {
+            summary.fewshot = ev.fewshot;
+        }
+        log.values(step, &values)?;
+        if ((cfg.checkpoint.every > 0 && step.is_multiple_of(cfg.checkpoint.every)) || last)
+            && let Some(path) = s.save(&ckpts, &config_text, &ranks)?
+        {
+            log.message(&format!("checkpoint {}", path.display()));
         }
         if step < total && last {
-            logger.message(&format!(
+            log.message(&format!(
                 "stopping after {} steps (--stop-after); resume to continue",
                 step - start_step
             ));
             break;
         }
     }
-    logger.finish().map_err(io_err(&run_dir))?;
-    Ok(RunSummary {
-        run_dir,
-        start_step,
-        end_step: s.state.step,
-        losses,
-        eval: last_eval,
-        skipped_steps: guard.total,
-    })
-}
-
-fn log_values(
-    logger: &mut RunLogger,
-    step: u64,
-    values: &[(String, f64)],
-    run_dir: &Path,
-) -> Result<(), RunError> {
-    if values.is_empty() {
-        return Ok(());
-    }
-    let refs: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    logger.log(step, &refs).map_err(io_err(run_dir))
-}
-
-fn optim_settings(cfg: &RunConfig, model: &Mm1Model) -> AdamWSettings {
-    let resolved = cfg.optim.resolve(non_embedding_params(model));
-    AdamWSettings::from_config(&cfg.optim, &resolved, &cfg.model.freeze)
+    log.finish()?;
+    summary.end_step = s.state.step;
+    summary.skipped_steps = guard.total;
+    Ok(summary)
 }
 
 /// N of the MM1 learning-rate rule: LLM parameters without the token embedding and head.
@@ -279,61 +273,6 @@ pub fn non_embedding_params(model: &Mm1Model) -> u64 {
         .sum()
 }
 
-fn build_session(cfg: &RunConfig, device: &Device, hash: &str) -> Result<Session, RunError> {
-    device.seed(cfg.train.seed);
-    let model = cfg.model.init(device)?;
-    let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &model))?;
-    let loader = Loader::new(&cfg.data, cfg.pipeline_shape(), 0, 1)?;
-    let rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.train.seed);
-    let state = TrainState {
-        step: 0,
-        scheduler_step: 0,
-        rng: RngState::capture(&rng),
-        loader: serde_json::Value::Null,
-        counters: Counters::default(),
-        config_sha256: hash.to_string(),
-    };
-    Ok(Session { model, optim, loader, state })
-}
-
 fn next_batches(loader: &mut Loader, n: usize) -> Result<Vec<Batch>, RunError> {
     (0..n).map(|_| loader.next_batch().map_err(RunError::from)).collect()
-}
-
-fn step_metrics(r: &StepReport, lr: f64, data_wait: f64, step_time: f64, s: &Session) -> Vec<(String, f64)> {
-    let mut v = vec![
-        ("loss".to_string(), r.loss),
-        ("aux_loss".into(), r.aux_loss),
-        ("lr".into(), lr),
-        ("grad_norm".into(), r.grad_norm),
-        ("clipped".into(), r.clipped as u8 as f64),
-        ("tokens_per_s".into(), r.tokens as f64 / step_time),
-        ("images_per_s".into(), r.images as f64 / step_time),
-        ("data_wait_s".into(), data_wait),
-        ("step_time_s".into(), step_time),
-        ("nonfinite_steps".into(), s.state.counters.skipped_steps as f64),
-        ("tokens_seen".into(), s.state.counters.tokens_seen as f64),
-    ];
-    for src in &r.source_loss {
-        if let Some(mean) = src.mean() {
-            v.push((format!("loss/{}", src.name), mean));
-        }
-    }
-    let stats = s.loader.stats();
-    v.push(("skipped_samples".into(), stats.skipped.total() as f64));
-    for (i, load) in r.expert_load.iter().enumerate() {
-        let sum: usize = load.iter().sum();
-        if sum == 0 {
-            continue;
-        }
-        let mean = sum as f64 / load.len() as f64;
-        let max = *load.iter().max().unwrap_or(&0) as f64;
-        let min = *load.iter().min().unwrap_or(&0) as f64;
-        v.push((format!("moe/layer{i}/max_over_mean"), max / mean));
-        v.push((format!("moe/layer{i}/min_over_mean"), min / mean));
-    }
-    if !r.expert_load.is_empty() {
-        v.push(("moe/dropped".into(), r.moe_dropped as f64));
-    }
-    v
 }

@@ -1,0 +1,105 @@
+//! The training step's view of data parallelism ([`crate::step::StepSync`]) over a communicator:
+//! token counts and logged sums exchanged exactly (f64 bits gathered, summed in rank order),
+//! gradients summed in buckets (dense parameters over every rank; with expert parallelism,
+//! expert parameters over their replicas only).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use mm1_models::Mm1Model;
+
+use super::collective::{Collective, CollectiveError};
+use super::data_parallel::{CommStats, DataParallel, GradScaling};
+use super::expert_parallel::MoeGradientReduction;
+use crate::step::{StepError, StepSync};
+
+/// How gradients are summed.
+#[derive(Debug)]
+enum Reduction {
+    /// Every parameter over every rank.
+    Dense(DataParallel),
+    /// Dense parameters over every rank, experts over their replicas.
+    Experts(MoeGradientReduction),
+}
+
+/// Data-parallel (optionally expert-parallel) step synchronisation.
+#[derive(Debug)]
+pub struct RankSync {
+    world: Arc<dyn Collective>,
+    reduction: Reduction,
+    /// Time and bytes of the scalar exchanges (the gradient ones are in the reductions).
+    scalars: Mutex<CommStats>,
+}
+
+fn collective(e: CollectiveError) -> StepError {
+    StepError::Collective(e.to_string())
+}
+
+impl RankSync {
+    /// Data parallel over `world` with `bucket_elems` values per all-reduce.
+    pub fn data_parallel(world: Arc<dyn Collective>, bucket_elems: usize) -> Self {
+        let reduction = Reduction::Dense(DataParallel::new(world.clone(), bucket_elems));
+        Self { world, reduction, scalars: Mutex::new(CommStats::default()) }
+    }
+
+    /// Data + expert parallel: EP groups of `ep` consecutive ranks. Returns the EP group
+    /// communicator for the token dispatcher.
+    pub fn expert_parallel(
+        world: Arc<dyn Collective>,
+        ep: usize,
+        bucket_elems: usize,
+    ) -> Result<(Self, Arc<dyn Collective>), CollectiveError> {
+        let (reduce, group) = MoeGradientReduction::new(world.clone(), ep, bucket_elems)?;
+        let sync =
+            Self { world, reduction: Reduction::Experts(reduce), scalars: Mutex::new(CommStats::default()) };
+        Ok((sync, group))
+    }
+
+    /// Communication since the previous call (call once per step).
+    pub fn take_comm_stats(&self) -> CommStats {
+        let mut total = std::mem::take(&mut *self.scalars.lock().expect("stats lock"));
+        let grads = match &self.reduction {
+            Reduction::Dense(dp) => vec![dp.take_comm_stats()],
+            Reduction::Experts(m) => vec![m.dense.take_comm_stats(), m.experts.take_comm_stats()],
+        };
+        for g in grads {
+            total.seconds += g.seconds;
+            total.bytes += g.bytes;
+            total.calls += g.calls;
+        }
+        total
+    }
+}
+
+impl StepSync for RankSync {
+    fn world(&self) -> usize {
+        self.world.world_size()
+    }
+
+    fn sum(&self, values: Vec<f64>) -> Result<Vec<f64>, StepError> {
+        let t0 = Instant::now();
+        let k = values.len();
+        let bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+        let all = self.world.all_gather_u64(bits).map_err(collective)?;
+        let mut out = vec![0.0f64; k];
+        for rank in all.chunks(k.max(1)).take(self.world()) {
+            for (acc, &b) in out.iter_mut().zip(rank) {
+                *acc += f64::from_bits(b);
+            }
+        }
+        let mut stats = self.scalars.lock().expect("stats lock");
+        stats.seconds += t0.elapsed().as_secs_f64();
+        stats.bytes += 8 * k as u64;
+        stats.calls += 1;
+        Ok(out)
+    }
+
+    fn reduce_grads(&self, model: &Mm1Model, grads: GradientsParams) -> Result<GradientsParams, StepError> {
+        match &self.reduction {
+            Reduction::Dense(dp) => dp.all_reduce_gradients(model, grads, GradScaling::PreScaled),
+            Reduction::Experts(m) => m.all_reduce(model, grads),
+        }
+        .map_err(collective)
+    }
+}

@@ -1,0 +1,70 @@
+//! Evaluation inside the loop: held-out loss per source every `eval.every` steps and the few-shot
+//! benchmark every `eval.fewshot.every` steps (both also at the last step). Every rank evaluates
+//! the same (replicated) model, so no rank waits at a collective while another evaluates; only
+//! the main rank writes `eval.json` and logs.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use super::RunError;
+use super::metrics::LogSink;
+use crate::config::RunConfig;
+use crate::heldout::{evaluate, mean_loss};
+use mm1_models::Mm1Model;
+
+/// What an evaluation step produced: scalars to log, and the held-out losses per source.
+#[derive(Debug, Default)]
+pub struct EvalOutcome {
+    pub values: Vec<(String, f64)>,
+    pub heldout: Vec<(String, f64)>,
+    pub fewshot: Vec<(String, f64)>,
+}
+
+/// Run the evaluations due after `step` of `total`.
+pub fn evaluate_due(
+    model: &Mm1Model,
+    cfg: &RunConfig,
+    (step, total): (u64, u64),
+    run_dir: Option<&Path>,
+    device: &Device,
+    log: &LogSink,
+) -> Result<EvalOutcome, RunError> {
+    let mut out = EvalOutcome::default();
+    let heldout_due = cfg.eval.every > 0 && (step.is_multiple_of(cfg.eval.every) || step == total);
+    if heldout_due && !cfg.data.eval.sources.is_empty() {
+        let res = evaluate(model, &cfg.data, cfg.pipeline_shape(), cfg.eval.batches, device)?;
+        out.values = res.iter().map(|r| (format!("eval/loss/{}", r.name), r.loss)).collect();
+        if let Some(m) = mean_loss(&res) {
+            out.values.push(("eval/loss".into(), m));
+        }
+        log.message(&format!("eval at step {step}: {}", summary(&out.values)));
+        out.heldout = res.into_iter().map(|r| (r.name, r.loss)).collect();
+    }
+    let fewshot = &cfg.eval.fewshot;
+    if fewshot.due(step, total) {
+        let opts = fewshot.options().map_err(|e| RunError::Stop(format!("eval.fewshot.zero_shot: {e}")))?;
+        let inference = model.valid();
+        let scores = crate::eval::eval_during_training(
+            &inference,
+            cfg,
+            step,
+            run_dir,
+            &opts,
+            fewshot.support_size,
+            &device.clone().inner(),
+        )?;
+        let averages: Vec<(String, f64)> =
+            scores.iter().filter(|(k, _)| k.contains("/avg/")).cloned().collect();
+        log.message(&format!("few-shot at step {step}: {}", summary(&averages)));
+        out.values.extend(scores.iter().cloned());
+        out.fewshot = scores;
+    }
+    Ok(out)
+}
+
+fn summary(values: &[(String, f64)]) -> String {
+    let text: Vec<String> = values.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    text.join(", ")
+}

@@ -1,0 +1,109 @@
+//! What the loop carries between steps (model, optimizer, data loader, counters), built fresh or
+//! from a checkpoint, and written to one.
+//!
+//! The checkpoint holds every rank's loader state (`state.json`: `loader` is the state itself in
+//! a one-process run, `{"ranks": [...]}` with several), so a resumed run continues each rank's
+//! data stream exactly; model and optimizer are the same on every rank and written by rank 0.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use mm1_data::{Loader, LoaderState};
+use mm1_models::Mm1Model;
+use rand_chacha::rand_core::SeedableRng;
+
+use super::ranks::Ranks;
+use super::{RunError, non_embedding_params};
+use crate::checkpoint::{Checkpoint, CheckpointDir, Counters, RngState, TrainState};
+use crate::config::RunConfig;
+use crate::optim::{AdamWSettings, GroupedAdamW};
+
+/// Everything the loop carries between steps.
+pub struct Session {
+    pub model: Mm1Model,
+    pub optim: GroupedAdamW,
+    pub loader: Loader,
+    pub state: TrainState,
+}
+
+pub fn optim_settings(cfg: &RunConfig, model: &Mm1Model) -> AdamWSettings {
+    let resolved = cfg.optim.resolve(non_embedding_params(model));
+    AdamWSettings::from_config(&cfg.optim, &resolved, &cfg.model.freeze)
+}
+
+impl Session {
+    /// Step 0: seeded initialisation, rank 0's weights on every rank, this rank's data stream.
+    pub fn fresh(cfg: &RunConfig, device: &Device, hash: &str, ranks: &Ranks) -> Result<Self, RunError> {
+        device.seed(cfg.train.seed);
+        let model = ranks.replicate(cfg.model.init(device)?)?;
+        let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &model))?;
+        let loader = Loader::new(&cfg.data, cfg.pipeline_shape(), ranks.rank(), ranks.world())?;
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.train.seed);
+        let state = TrainState {
+            step: 0,
+            scheduler_step: 0,
+            rng: RngState::capture(&rng),
+            loader: serde_json::Value::Null,
+            counters: Counters::default(),
+            config_sha256: hash.to_string(),
+        };
+        Ok(Self { model, optim, loader, state })
+    }
+
+    /// Continue from `ckpt`: weights, AdamW moments, counters and this rank's loader state.
+    pub fn resume(
+        cfg: &RunConfig,
+        device: &Device,
+        hash: &str,
+        ckpt: &Checkpoint,
+        ranks: &Ranks,
+    ) -> Result<Self, RunError> {
+        let mut s = Self::fresh(cfg, device, hash, ranks)?;
+        s.model = ckpt.load_model(s.model)?.freeze(&cfg.model.freeze);
+        s.optim = ckpt.load_optim(GroupedAdamW::new(&s.model, &optim_settings(cfg, &s.model))?)?;
+        let loader_state = rank_loader_state(&ckpt.state.loader, ranks.rank(), ranks.world())
+            .map_err(|e| RunError::Stop(format!("{}: {e}", ckpt.path.display())))?;
+        s.loader =
+            Loader::restore(&cfg.data, cfg.pipeline_shape(), ranks.rank(), ranks.world(), loader_state)?;
+        s.state = ckpt.state.clone();
+        s.state.config_sha256 = hash.to_string();
+        Ok(s)
+    }
+
+    /// Write a checkpoint (a collective: every rank calls it; rank 0 writes). Returns its path on rank 0.
+    pub fn save(
+        &mut self,
+        ckpts: &CheckpointDir,
+        config_text: &str,
+        ranks: &Ranks,
+    ) -> Result<Option<PathBuf>, RunError> {
+        let mine = serde_json::to_value(self.loader.state())
+            .map_err(|e| RunError::Stop(format!("serialising the loader state: {e}")))?;
+        let all = ranks.gather_json(&mine)?;
+        if !ranks.is_main() {
+            return Ok(None);
+        }
+        self.state.loader = if all.len() == 1 { mine } else { serde_json::json!({ "ranks": all }) };
+        Ok(Some(ckpts.save(&self.model, &self.optim, &self.state, config_text)?))
+    }
+}
+
+/// This rank's loader state from a checkpoint's `loader` value (see the module docs).
+fn rank_loader_state(value: &serde_json::Value, rank: usize, world: usize) -> Result<LoaderState, String> {
+    let parse = |v: &serde_json::Value| {
+        serde_json::from_value::<LoaderState>(v.clone()).map_err(|e| format!("loader state: {e}"))
+    };
+    match value.get("ranks").and_then(|r| r.as_array()) {
+        Some(all) if all.len() == world => parse(&all[rank]),
+        Some(all) => Err(format!(
+            "the checkpoint holds the data streams of {} ranks, this run has {world} (parallel.dp); \
+             resume with the same number of ranks",
+            all.len()
+        )),
+        None if world == 1 => parse(value),
+        None => Err(format!(
+            "the checkpoint holds the data stream of 1 rank, this run has {world} (parallel.dp); \
+             resume with the same number of ranks"
+        )),
+    }
+}
