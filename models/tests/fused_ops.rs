@@ -79,8 +79,8 @@ fn gqa_attention_without_autodiff_matches_with() {
 }
 
 #[test]
-fn cross_entropy_matches_log_softmax_with_gradients() {
-    use mm1_models::ops::{decomposed_cross_entropy_sum, masked_cross_entropy_sum};
+fn masked_nll_matches_log_softmax_with_gradients() {
+    use mm1_models::ops::{decomposed_masked_nll, masked_nll};
     let device = Device::flex().autodiff();
     let (b, t, v) = (2, 5, 11);
     let logits = input([b, t, v], 11, &device).mul_scalar(4.0).detach().require_grad();
@@ -88,12 +88,13 @@ fn cross_entropy_matches_log_softmax_with_gradients() {
     let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, t]), &device);
     let mask: Vec<f32> = (0..b * t).map(|i| (i % 3 != 0) as u8 as f32).collect();
     let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, t]), &device);
-    let ours = masked_cross_entropy_sum(logits.clone(), targets.clone(), mask.clone());
-    let theirs = decomposed_cross_entropy_sum(logits.clone(), targets, mask);
-    assert_close("loss", ours.clone().inner(), theirs.clone().inner(), 1e-6);
-    // a non-unit upstream gradient
-    let g1 = ours.mul_scalar(0.37).backward();
-    let g2 = theirs.mul_scalar(0.37).backward();
+    let ours = masked_nll(logits.clone(), targets.clone(), mask.clone());
+    let theirs = decomposed_masked_nll(logits.clone(), targets, mask);
+    assert_close("nll", ours.clone().inner(), theirs.clone().inner(), 1e-6);
+    // a different upstream gradient per position
+    let w = Tensor::<2>::from_data(TensorData::new(common::values(b * t, 12), [b, t]), &device);
+    let g1 = (ours * w.clone()).sum().backward();
+    let g2 = (theirs * w).sum().backward();
     let d = grad(&logits, &g1);
     assert_close("dlogits", d.clone(), grad(&logits, &g2), 1e-5);
     // unscored rows get no gradient at all

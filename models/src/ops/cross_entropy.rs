@@ -17,57 +17,40 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::activation::log_softmax;
 
-/// `Σ mask · (−log softmax(logits)[target])` over all positions: the summed negative
-/// log-likelihood of the scored targets. Gradients flow to `logits` only.
+/// Masked next-token negative log-likelihood per position:
+/// `mask · (−log softmax(logits)[target])`. Gradients flow to `logits` only.
 ///
 /// # Shapes
-/// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` (1.0 = scored) → `[1]`
-pub fn masked_cross_entropy_sum(
-    logits: Tensor<3>,
-    targets: Tensor<2, Int>,
-    loss_mask: Tensor<2>,
-) -> Tensor<1> {
+/// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` (1.0 = scored) → `[b, t]`
+pub fn masked_nll(logits: Tensor<3>, targets: Tensor<2, Int>, loss_mask: Tensor<2>) -> Tensor<2> {
     let [b, t, _] = logits.dims();
-    assert_eq!(
-        targets.dims(),
-        [b, t],
-        "masked_cross_entropy_sum: targets shape vs logits {:?}",
-        logits.dims()
-    );
-    assert_eq!(
-        loss_mask.dims(),
-        [b, t],
-        "masked_cross_entropy_sum: loss_mask shape vs logits {:?}",
-        logits.dims()
-    );
+    assert_eq!(targets.dims(), [b, t], "masked_nll: targets shape vs logits {:?}", logits.dims());
+    assert_eq!(loss_mask.dims(), [b, t], "masked_nll: loss_mask shape vs logits {:?}", logits.dims());
     if !logits.is_autodiff() {
-        return forward(&Saved::new(logits, targets, loss_mask)).0;
+        return forward(&Saved::new(logits, targets, loss_mask)).0.reshape([b, t]);
     }
     let args = (logits, targets, loss_mask);
-    if let Some(out) = tracked::<burn::backend::Flex, NoCheckpointing>(&args)
-        .or_else(|| tracked::<burn::backend::Flex, BalancedCheckpointing>(&args))
-    {
-        return out;
-    }
+    let out = tracked::<burn::backend::Flex, NoCheckpointing>(&args)
+        .or_else(|| tracked::<burn::backend::Flex, BalancedCheckpointing>(&args));
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
-    if let Some(out) = tracked::<burn::backend::Cube, NoCheckpointing>(&args)
-        .or_else(|| tracked::<burn::backend::Cube, BalancedCheckpointing>(&args))
-    {
-        return out;
+    let out = out
+        .or_else(|| tracked::<burn::backend::Cube, NoCheckpointing>(&args))
+        .or_else(|| tracked::<burn::backend::Cube, BalancedCheckpointing>(&args));
+    match out {
+        Some(nll) => nll.reshape([b, t]),
+        None => decomposed(args.0, args.1, args.2), // another autodiff backend: burn's ops
     }
-    let (logits, targets, loss_mask) = args;
-    decomposed(logits, targets, loss_mask)
 }
 
 /// The same loss from burn's ops (the reference the fused op is tested against).
 ///
 /// # Shapes
-/// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` → `[1]`
-pub fn decomposed(logits: Tensor<3>, targets: Tensor<2, Int>, loss_mask: Tensor<2>) -> Tensor<1> {
+/// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` → `[b, t]`
+pub fn decomposed(logits: Tensor<3>, targets: Tensor<2, Int>, loss_mask: Tensor<2>) -> Tensor<2> {
     let [b, t, _] = logits.dims();
     let logp = log_softmax(logits, 2); // [b, t, v]
     let picked = logp.gather(2, targets.reshape([b, t, 1])); // [b, t, 1]
-    (picked.reshape([b, t]).neg() * loss_mask).sum()
+    picked.reshape([b, t]).neg() * loss_mask
 }
 
 /// Inputs on the inner (non-autodiff) backend, rows flattened.
@@ -89,18 +72,17 @@ impl Saved {
     }
 }
 
-/// `(loss [1], lse [n, 1])`.
-fn forward(s: &Saved) -> (Tensor<1>, Tensor<2>) {
+/// `(nll [n, 1], lse [n, 1])`.
+fn forward(s: &Saved) -> (Tensor<2>, Tensor<2>) {
     let m = s.logits.clone().max_dim(1); // [n, 1]
     let lse = m.clone() + (s.logits.clone() - m).exp().sum_dim(1).log(); // [n, 1]
     let picked = s.logits.clone().gather(1, s.targets.clone()); // [n, 1]
-    let loss = ((lse.clone() - picked) * s.mask.clone()).sum();
-    (loss, lse)
+    ((lse.clone() - picked) * s.mask.clone(), lse)
 }
 
-/// `d loss / d logits` (`[n, v]`) for the upstream gradient `g` (`[1]`).
-fn backward(s: &Saved, lse: Tensor<2>, g: Tensor<1>) -> Tensor<2> {
-    let w = s.mask.clone() * g.reshape([1, 1]); // [n, 1] weight of each row
+/// `d loss / d logits` (`[n, v]`) for the upstream gradient `g` (`[n, 1]`).
+fn backward(s: &Saved, lse: Tensor<2>, g: Tensor<2>) -> Tensor<2> {
+    let w = s.mask.clone() * g; // [n, 1] weight of each row
     let p = (s.logits.clone() - lse).exp() * w.clone(); // [n, v] softmax · w
     p.scatter(1, s.targets.clone(), w.neg(), IndexingUpdateOp::Add) // − w at the target
 }
@@ -117,7 +99,7 @@ where
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (saved, lse, dims) = ops.state;
-        let g = Tensor::<1>::from_primitive::<B>(grads.consume::<B>(&ops.node));
+        let g = Tensor::<2>::from_primitive::<B>(grads.consume::<B>(&ops.node));
         let [parent] = ops.parents;
         if let Some(node) = parent {
             let d = backward(&saved, lse, g).reshape(dims);
@@ -129,7 +111,7 @@ where
 type Args = (Tensor<3>, Tensor<2, Int>, Tensor<2>);
 
 /// The forward on backend `B` with checkpoint strategy `C`; `None` when the tensors live elsewhere.
-fn tracked<B, C>(args: &Args) -> Option<Tensor<1>>
+fn tracked<B, C>(args: &Args) -> Option<Tensor<2>>
 where
     B: Backend,
     C: CheckpointStrategy,
@@ -146,11 +128,11 @@ where
         Tensor::<2, Int>::from_primitive::<B>(targets),
         Tensor::<2>::from_primitive::<B>(mask),
     );
-    let (loss, lse) = forward(&saved);
-    let out = loss.try_into_primitive::<B>().expect("inner backend tensor");
+    let (nll, lse) = forward(&saved);
+    let out = nll.try_into_primitive::<B>().expect("inner backend tensor");
     let out = match CrossEntropyBackward.prepare::<C>([guard]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish((saved, lse, dims), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
-    Some(Tensor::<1>::from_primitive::<Autodiff<B, C>>(out))
+    Some(Tensor::<2>::from_primitive::<Autodiff<B, C>>(out))
 }

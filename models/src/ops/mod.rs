@@ -8,6 +8,6 @@ mod rms_norm;
 mod swiglu;
 
 pub use attention::{fused_attention_available, gqa_attention};
-pub use cross_entropy::{decomposed as decomposed_cross_entropy_sum, masked_cross_entropy_sum};
+pub use cross_entropy::{decomposed as decomposed_masked_nll, masked_nll};
 pub use rms_norm::rms_norm;
 pub use swiglu::swiglu;
