@@ -39,6 +39,10 @@ pub trait StepSync {
     fn sum(&self, values: Vec<f64>) -> Result<Vec<f64>, StepError>;
     /// Sum over the ranks of gradients that are already shares of the global-mean loss.
     fn reduce_grads(&self, model: &Mm1Model, grads: GradientsParams) -> Result<GradientsParams, StepError>;
+    /// Global L2 norm of the reduced gradients (what clipping uses).
+    fn grad_norm(&self, model: &Mm1Model, grads: &GradientsParams) -> Result<f64, StepError> {
+        Ok(global_grad_norm(model, grads))
+    }
 }
 
 /// One process: nothing to exchange.
@@ -284,12 +288,12 @@ pub fn train_step_synced(
     sum_report(&mut report, ce_total, aux_total, sync)?;
     report.loss /= denom;
     report.aux_loss /= micro;
-    let norm = global_grad_norm(&model, &grads);
+    let norm = sync.grad_norm(&model, &grads)?;
     report.grad_norm = norm;
     if !report.loss.is_finite() || !report.aux_loss.is_finite() || !norm.is_finite() {
         return Ok((model, report));
     }
-    let (model, stats) = optim.step(lr, model, grads);
+    let (model, stats) = optim.step_with_norm(lr, model, grads, norm);
     report.clipped = stats.clipped;
     report.applied = true;
     Ok((model, report))

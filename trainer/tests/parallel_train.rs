@@ -1,7 +1,8 @@
-//! `mm1-train` data parallel on 2 MPI ranks (`mpirun -n 2` on CPU): the per-step losses and final
-//! parameters equal one process accumulating the same two micro-batches per step (rank 0's and
-//! rank 1's data streams), and a 2-rank run stopped and resumed equals the uninterrupted one
-//! bit for bit (the checkpoint holds both ranks' loader states).
+//! `mm1-train` on 2 MPI ranks (`mpirun -n 2` on CPU), data parallel and data + expert parallel:
+//! the per-step losses and final parameters equal one process accumulating the same two
+//! micro-batches per step (rank 0's and rank 1's data streams), and a 2-rank run stopped and
+//! resumed equals the uninterrupted one bit for bit (the checkpoint holds both ranks' loader
+//! states and, with EP, both ranks' experts and optimizer moments).
 
 mod parallel_support;
 mod train_support;
@@ -21,10 +22,12 @@ use train_support::*;
 
 const STEPS: u64 = 4;
 
-/// The tiny run with `parallel.dp = 2` and two training shards per source (one per rank).
-fn two_rank_file(dir: &Path) -> std::path::PathBuf {
-    let file =
-        tiny_run_file(dir, &dir.join("synth"), STEPS, "\n[parallel]\ndp = 2\ncollective_timeout_s = 60\n");
+const MOE: &str = "\n[model.llm.moe]\nnum_experts = 4\ntop_k = 2\nevery = 1\ncapacity_factor = 0.0\n";
+
+/// The tiny run with `parallel` settings and two training shards per source (one per rank).
+fn two_rank_file(dir: &Path, parallel: &str, extra: &str) -> std::path::PathBuf {
+    let sections = format!("\n[parallel]\n{parallel}\ncollective_timeout_s = 60\n{extra}");
+    let file = tiny_run_file(dir, &dir.join("synth"), STEPS, &sections);
     let mut text =
         std::fs::read_to_string(&file).unwrap().replace("shards_per_kind = 2", "shards_per_kind = 3");
     for kind in ["caption", "interleaved", "text"] {
@@ -84,14 +87,18 @@ fn one_rank_with_accumulation(file: &Path) -> (Vec<f64>, Mm1Model) {
     (losses, model)
 }
 
-#[test]
-fn two_rank_mm1_train_equals_one_rank_with_accumulation_and_resumes_exactly() {
+/// One 2-rank job at a time (the CI machine has 2 cores).
+static ONE_JOB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// 2-rank `mm1-train` vs one process, then stop + resume on 2 ranks vs uninterrupted.
+fn two_ranks_equal_one_rank_and_resume_exactly(parallel: &str, extra: &str) {
     if !cfg!(feature = "mpi") {
         println!("skipped: mm1-trainer built without the `mpi` feature");
         return;
     }
+    let _one = ONE_JOB.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let file = two_rank_file(tmp.path());
+    let file = two_rank_file(tmp.path(), parallel, extra);
     let full = tmp.path().join("full");
     let out = run_two_ranks(&file, &full, None);
 
@@ -106,9 +113,15 @@ fn two_rank_mm1_train_equals_one_rank_with_accumulation_and_resumes_exactly() {
     for (i, (a, b)) in params(&trained).iter().zip(params(&reference)).enumerate() {
         let diff: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
         let norm: f32 = b.iter().map(|y| y * y).sum::<f32>().sqrt();
-        assert!(diff <= 1e-5 * norm.max(1e-3), "parameter {i}: difference {diff}, norm {norm}");
+        let path = &mm1_trainer::optim::list_params(&reference)[i].path;
+        // Attention key biases have an exactly-zero true gradient (softmax ignores a shift shared
+        // by all keys): their gradients are rounding noise, which AdamW turns into ±lr steps.
+        if path.ends_with("k_proj.bias") {
+            continue;
+        }
+        assert!(diff <= 1e-5 * norm.max(1e-3), "parameter {i} ({path}): difference {diff}, norm {norm}");
     }
-    // the checkpoint holds both ranks' data streams; rank 1 wrote nothing of its own
+    // the checkpoint holds both ranks' data streams; rank 1 wrote no logs of its own
     let state = std::fs::read_to_string(full.join("checkpoints/step-00000004/state.json")).unwrap();
     let state: serde_json::Value = serde_json::from_str(&state).unwrap();
     assert_eq!(state["loader"]["ranks"].as_array().map(Vec::len), Some(2));
@@ -123,9 +136,19 @@ fn two_rank_mm1_train_equals_one_rank_with_accumulation_and_resumes_exactly() {
 }
 
 #[test]
+fn two_rank_data_parallel_mm1_train_equals_one_rank_with_accumulation() {
+    two_ranks_equal_one_rank_and_resume_exactly("dp = 2", "");
+}
+
+#[test]
+fn two_rank_expert_parallel_mm1_train_equals_one_rank_with_accumulation() {
+    two_ranks_equal_one_rank_and_resume_exactly("dp = 2\nep = 2", MOE);
+}
+
+#[test]
 fn a_dp_size_other_than_the_launched_ranks_is_an_error_naming_both() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = two_rank_file(tmp.path());
+    let file = two_rank_file(tmp.path(), "dp = 2", "");
     let opts = RunOptions { run_dir: Some(tmp.path().join("run")), ..Default::default() };
     let err = train(&load(&file, &[]), &opts).unwrap_err().to_string();
     assert!(err.contains("parallel.dp = 2") && err.contains("started 1 rank"), "{err}");
@@ -136,7 +159,7 @@ mod workers {
     use super::*;
 
     #[test]
-    #[ignore = "run on 2 ranks by two_rank_mm1_train_equals_one_rank_with_accumulation_and_resumes_exactly"]
+    #[ignore = "run on 2 ranks by the two_rank_* tests"]
     fn worker_train() {
         let file = std::env::var("MM1_TEST_RUN_FILE").unwrap();
         let run_dir = std::env::var("MM1_TEST_RUN_DIR").unwrap();

@@ -4,6 +4,11 @@
 //! A checkpoint is written into `checkpoints/.tmp-step-N/` and renamed to
 //! `checkpoints/step-N/` only when complete, so a crash (even `kill -9`) never leaves a
 //! folder that looks complete. Only `step-N` folders holding a parsable `state.json` count.
+//!
+//! With expert parallelism the optimizer state differs between the ranks of an EP group (each
+//! holds the moments of its own experts): EP rank `r > 0` first writes `optim-ep<r>.bpk` into
+//! `checkpoints/.tmp-shards-step-N/`, and rank 0 moves those files into the checkpoint before
+//! publishing it ([`CheckpointDir::save_sharded`]).
 
 mod state;
 
@@ -22,6 +27,11 @@ const OPTIM: &str = "optim.bpk";
 const STATE: &str = "state.json";
 const CONFIG: &str = "config.toml";
 const TMP_PREFIX: &str = ".tmp-";
+
+/// File of EP rank `r`'s optimizer state (`optim.bpk` for rank 0).
+fn optim_file(ep_rank: usize) -> String {
+    if ep_rank == 0 { OPTIM.to_string() } else { format!("optim-ep{ep_rank}.bpk") }
+}
 
 /// Errors reading or writing checkpoints; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +87,41 @@ impl CheckpointDir {
         state: &TrainState,
         config_toml: &str,
     ) -> Result<PathBuf, CheckpointError> {
+        self.save_sharded(model, optim, state, config_toml, 1)
+    }
+
+    fn shard_staging(&self, step: u64) -> PathBuf {
+        self.root.join(format!("{TMP_PREFIX}shards-{}", step_dir_name(step)))
+    }
+
+    /// EP rank `ep_rank` (> 0): stage this rank's optimizer state for the checkpoint of `step`,
+    /// before rank 0's [`save_sharded`](Self::save_sharded).
+    pub fn save_optim_shard(
+        &self,
+        step: u64,
+        ep_rank: usize,
+        optim: &GroupedAdamW,
+    ) -> Result<(), CheckpointError> {
+        let dir = self.shard_staging(step);
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(optim_file(ep_rank));
+        let tmp = path.with_extension("partial");
+        let bytes = optim.to_bytes().map_err(|e| format_err(&path, e))?;
+        fs::write(&tmp, &*bytes).map_err(io(&tmp))?;
+        fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))
+    }
+
+    /// [`save`](Self::save) for an EP group of `ep` ranks: the optimizer files that EP ranks
+    /// `1..ep` staged with [`save_optim_shard`](Self::save_optim_shard) join the checkpoint.
+    pub fn save_sharded<M: Module>(
+        &self,
+        model: &M,
+        optim: &GroupedAdamW,
+        state: &TrainState,
+        config_toml: &str,
+        ep: usize,
+    ) -> Result<PathBuf, CheckpointError> {
         fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let name = step_dir_name(state.step);
         let tmp = self.root.join(format!("{TMP_PREFIX}{name}"));
@@ -99,6 +144,14 @@ impl CheckpointDir {
         let optim_path = tmp.join(OPTIM);
         let bytes = optim.to_bytes().map_err(|e| format_err(&optim_path, e))?;
         fs::write(&optim_path, &*bytes).map_err(io(&optim_path))?;
+        let staging = self.shard_staging(state.step);
+        for r in 1..ep {
+            let from = staging.join(optim_file(r));
+            if !from.is_file() {
+                return Err(format_err(&from, format!("EP rank {r} did not write its optimizer state")));
+            }
+            fs::rename(&from, tmp.join(optim_file(r))).map_err(io(&from))?;
+        }
         // 2. config, then state.json last: its presence marks the folder complete.
         let config_path = tmp.join(CONFIG);
         fs::write(&config_path, config_toml).map_err(io(&config_path))?;
@@ -119,6 +172,9 @@ impl CheckpointDir {
         }
         if let Ok(d) = fs::File::open(&self.root) {
             let _ = d.sync_all();
+        }
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(io(&staging))?;
         }
         self.prune()?;
         Ok(dst)
@@ -201,7 +257,16 @@ impl Checkpoint {
 
     /// Restore the optimizer state into `optim` (built for the loaded model).
     pub fn load_optim(&self, optim: GroupedAdamW) -> Result<GroupedAdamW, CheckpointError> {
-        let path = self.path.join(OPTIM);
+        self.load_optim_shard(optim, 0)
+    }
+
+    /// Restore EP rank `ep_rank`'s optimizer state (see the module docs).
+    pub fn load_optim_shard(
+        &self,
+        optim: GroupedAdamW,
+        ep_rank: usize,
+    ) -> Result<GroupedAdamW, CheckpointError> {
+        let path = self.path.join(optim_file(ep_rank));
         let bytes = fs::read(&path).map_err(io(&path))?;
         optim.load_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| format_err(&path, e))
     }

@@ -11,7 +11,7 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Gradients;
 
-pub use clip::{clip_global_norm, global_grad_norm, scale_grads};
+pub use clip::{clip_global_norm, clip_to_norm, global_grad_norm, grad_square_sum_where, scale_grads};
 pub use groups::{GroupPlan, GroupRules};
 pub use params::{ParamInfo, list_params};
 
@@ -133,7 +133,20 @@ impl GroupedAdamW {
     /// Clip to the global norm, then update with base learning rate `lr` (times each
     /// component's multiplier). Returns the updated model.
     pub fn step<M: Module>(&mut self, lr: f64, model: M, grads: GradientsParams) -> (M, UpdateStats) {
-        let (grads, grad_norm) = clip_global_norm(&model, grads, self.grad_clip);
+        let grad_norm = global_grad_norm(&model, &grads);
+        self.step_with_norm(lr, model, grads, grad_norm)
+    }
+
+    /// [`step`](Self::step) with the global gradient norm already known (with expert
+    /// parallelism it spans the experts of every rank of the EP group).
+    pub fn step_with_norm<M: Module>(
+        &mut self,
+        lr: f64,
+        model: M,
+        grads: GradientsParams,
+        grad_norm: f64,
+    ) -> (M, UpdateStats) {
+        let grads = clip_to_norm(&model, grads, self.grad_clip, grad_norm);
         let clipped = self.grad_clip > 0.0 && grad_norm > self.grad_clip;
         let model = self.update(lr, model, grads);
         (model, UpdateStats { grad_norm, clipped })

@@ -266,7 +266,8 @@ pub fn module_checksum<M: Module>(module: &M) -> u64 {
     u64::from_le_bytes(digest[..8].try_into().expect("sha256 has 32 bytes"))
 }
 
-/// Replace every float parameter by rank 0's values.
+/// Replace every float parameter by rank 0's values and id (ids key the optimizer state, so
+/// one checkpoint's optimizer files fit every rank's model).
 struct Broadcaster<'a> {
     dp: &'a DataParallel,
     error: Option<CollectiveError>,
@@ -277,8 +278,21 @@ impl ModuleMapper for Broadcaster<'_> {
         if self.error.is_some() {
             return param;
         }
+        // Rank 0's id: parameter ids are drawn at construction and differ between processes.
+        let id = self.dp.timed(8, || self.dp.coll.broadcast_bytes(param.id.val().to_le_bytes().to_vec(), 0));
+        let id = match id.map(|b| <[u8; 8]>::try_from(b.as_slice())) {
+            Ok(Ok(b)) => ParamId::from(u64::from_le_bytes(b)),
+            Ok(Err(_)) => {
+                self.error = Some(CollectiveError::Mismatch("parameter id broadcast: not 8 bytes".into()));
+                return param;
+            }
+            Err(e) => {
+                self.error = Some(e);
+                return param;
+            }
+        };
         // `map` goes through the value, so a lazy parameter is initialised here.
-        param.map(|t| {
+        let mut param = param.map(|t| {
             let data = t.to_data();
             let dtype = data.dtype();
             let shape = data.shape().clone();
@@ -295,7 +309,9 @@ impl ModuleMapper for Broadcaster<'_> {
                     t
                 }
             }
-        })
+        });
+        param.id = id;
+        param
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`data_parallel`]: identical initial weights on every rank, token-weighted bucketed
 //!   gradient all-reduce, communication timing.
 //! - [`expert_parallel`]: all-to-all token dispatch for MoE layers (the models crate's
-//!   `ExpertDispatch`), dense/expert gradient reduction groups.
+//!   `ExpertDispatch`), dense/expert gradient reduction groups; [`gather_experts`] copies each
+//!   expert from its owner before a checkpoint.
 //! - [`all_to_all_grad`]: a differentiable all-to-all (backward = the reverse exchange), the
 //!   building block of expert-parallel token dispatch.
 //! - [`RankSync`]: the training step's exchanges (token counts, logged sums, gradients).
@@ -18,6 +19,7 @@ pub mod all_to_all_grad;
 mod collective;
 pub mod data_parallel;
 mod env;
+mod expert_gather;
 pub mod expert_parallel;
 #[cfg(feature = "mpi")]
 mod mpi;
@@ -33,6 +35,7 @@ use std::sync::Arc;
 
 pub use collective::{Collective, CollectiveError, ReduceOp, all_gather_bytes, exchange_counts};
 pub use env::{LaunchInfo, Launcher};
+pub use expert_gather::gather_experts;
 #[cfg(feature = "mpi")]
 pub use mpi::MpiCollective;
 pub use single::SingleProcess;

@@ -1,7 +1,8 @@
 //! The training step's view of data parallelism ([`crate::step::StepSync`]) over a communicator:
 //! token counts and logged sums exchanged exactly (f64 bits gathered, summed in rank order),
 //! gradients summed in buckets (dense parameters over every rank; with expert parallelism,
-//! expert parameters over their replicas only).
+//! expert parameters over their replicas only) and the global gradient norm (with expert
+//! parallelism it adds the experts of every rank of the EP group).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -11,7 +12,8 @@ use mm1_models::Mm1Model;
 
 use super::collective::{Collective, CollectiveError};
 use super::data_parallel::{CommStats, DataParallel, GradScaling};
-use super::expert_parallel::MoeGradientReduction;
+use super::expert_parallel::{MoeGradientReduction, expert_param_ids};
+use crate::optim::{global_grad_norm, grad_square_sum_where};
 use crate::step::{StepError, StepSync};
 
 /// How gradients are summed.
@@ -19,8 +21,9 @@ use crate::step::{StepError, StepSync};
 enum Reduction {
     /// Every parameter over every rank.
     Dense(DataParallel),
-    /// Dense parameters over every rank, experts over their replicas.
-    Experts(MoeGradientReduction),
+    /// Dense parameters over every rank, experts over their replicas; the EP group (whose
+    /// ranks hold disjoint experts) for the gradient norm.
+    Experts(MoeGradientReduction, Arc<dyn Collective>),
 }
 
 /// Data-parallel (optionally expert-parallel) step synchronisation.
@@ -51,8 +54,8 @@ impl RankSync {
         bucket_elems: usize,
     ) -> Result<(Self, Arc<dyn Collective>), CollectiveError> {
         let (reduce, group) = MoeGradientReduction::new(world.clone(), ep, bucket_elems)?;
-        let sync =
-            Self { world, reduction: Reduction::Experts(reduce), scalars: Mutex::new(CommStats::default()) };
+        let reduction = Reduction::Experts(reduce, group.clone());
+        let sync = Self { world, reduction, scalars: Mutex::new(CommStats::default()) };
         Ok((sync, group))
     }
 
@@ -61,7 +64,7 @@ impl RankSync {
         let mut total = std::mem::take(&mut *self.scalars.lock().expect("stats lock"));
         let grads = match &self.reduction {
             Reduction::Dense(dp) => vec![dp.take_comm_stats()],
-            Reduction::Experts(m) => vec![m.dense.take_comm_stats(), m.experts.take_comm_stats()],
+            Reduction::Experts(m, _) => vec![m.dense.take_comm_stats(), m.experts.take_comm_stats()],
         };
         for g in grads {
             total.seconds += g.seconds;
@@ -98,8 +101,21 @@ impl StepSync for RankSync {
     fn reduce_grads(&self, model: &Mm1Model, grads: GradientsParams) -> Result<GradientsParams, StepError> {
         match &self.reduction {
             Reduction::Dense(dp) => dp.all_reduce_gradients(model, grads, GradScaling::PreScaled),
-            Reduction::Experts(m) => m.all_reduce(model, grads),
+            Reduction::Experts(m, _) => m.all_reduce(model, grads),
         }
         .map_err(collective)
+    }
+
+    fn grad_norm(&self, model: &Mm1Model, grads: &GradientsParams) -> Result<f64, StepError> {
+        let Reduction::Experts(_, group) = &self.reduction else {
+            return Ok(global_grad_norm(model, grads)); // identical gradients on every rank
+        };
+        // Dense gradients are identical everywhere; each EP rank holds its own experts' only.
+        let experts = expert_param_ids(model);
+        let dense = grad_square_sum_where(model, grads, &|id| !experts.contains(id));
+        let mine = grad_square_sum_where(model, grads, &|id| experts.contains(id));
+        let all = group.all_gather_u64(vec![mine.to_bits()]).map_err(collective)?;
+        let expert_sq: f64 = all.iter().map(|&b| f64::from_bits(b)).sum();
+        Ok((dense + expert_sq).sqrt())
     }
 }

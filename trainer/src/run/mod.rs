@@ -245,10 +245,11 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             summary.fewshot = ev.fewshot;
         }
         log.values(step, &values)?;
-        if ((cfg.checkpoint.every > 0 && step.is_multiple_of(cfg.checkpoint.every)) || last)
-            && let Some(path) = s.save(&ckpts, &config_text, &ranks)?
-        {
-            log.message(&format!("checkpoint {}", path.display()));
+        if (cfg.checkpoint.every > 0 && step.is_multiple_of(cfg.checkpoint.every)) || last {
+            s.model = ranks.gather_experts(s.model)?;
+            if let Some(path) = s.save(&ckpts, &config_text, &ranks)? {
+                log.message(&format!("checkpoint {}", path.display()));
+            }
         }
         if step < total && last {
             log.message(&format!(

@@ -1,5 +1,6 @@
 //! This process's place in the run: its rank among the data-parallel ranks the launcher started
-//! (`mpirun`, `srun`, torchrun-style variables; one process by default) and the exchanges the
+//! (`mpirun`, `srun`, torchrun-style variables; one process by default), its expert-parallel
+//! group (`parallel.ep` consecutive ranks sharing the MoE experts) and the exchanges the
 //! training loop makes with the others.
 
 use std::sync::Arc;
@@ -9,8 +10,9 @@ use mm1_models::Mm1Model;
 use super::RunError;
 use crate::config::RunConfig;
 use crate::parallel::data_parallel::{CommStats, DEFAULT_BUCKET_ELEMS, DataParallel};
+use crate::parallel::expert_parallel::{AllToAllDispatch, install_dispatch};
 use crate::parallel::{
-    Collective, CollectiveError, FailureConfig, RankSync, all_gather_bytes, init_collective,
+    Collective, CollectiveError, FailureConfig, RankSync, all_gather_bytes, gather_experts, init_collective,
 };
 use crate::step::{LocalStep, StepSync};
 
@@ -19,6 +21,8 @@ pub struct Ranks {
     coll: Arc<dyn Collective>,
     /// `None` in a world of one.
     sync: Option<RankSync>,
+    /// The EP group and the experts per MoE layer (`None` without expert parallelism).
+    experts: Option<(Arc<dyn Collective>, usize)>,
 }
 
 fn comm(e: CollectiveError) -> RunError {
@@ -39,17 +43,17 @@ impl Ranks {
                 p.dp, p.dp, p.dp
             )));
         }
-        if p.ep > 1 {
-            // The library has expert parallelism (parallel::expert_parallel, tested on 2 ranks); the
-            // run loop does not yet checkpoint optimizer state that is sharded over EP ranks.
-            return Err(RunError::Stop(format!(
-                "parallel.ep = {}: mm1-train runs data parallel only (parallel.ep = 1) for now, \
-                 because its checkpoints cannot yet hold expert-sharded optimizer state; see docs/distributed.md",
-                p.ep
-            )));
+        if world == 1 {
+            return Ok(Self { coll, sync: None, experts: None });
         }
-        let sync = (world > 1).then(|| RankSync::data_parallel(coll.clone(), DEFAULT_BUCKET_ELEMS));
-        Ok(Self { coll, sync })
+        if p.ep == 1 {
+            let sync = RankSync::data_parallel(coll.clone(), DEFAULT_BUCKET_ELEMS);
+            return Ok(Self { coll, sync: Some(sync), experts: None });
+        }
+        let num_experts = cfg.model.llm.moe.as_ref().map_or(0, |m| m.num_experts);
+        let (sync, group) =
+            RankSync::expert_parallel(coll.clone(), p.ep, DEFAULT_BUCKET_ELEMS).map_err(comm)?;
+        Ok(Self { coll, sync: Some(sync), experts: Some((group, num_experts)) })
     }
 
     pub fn rank(&self) -> usize {
@@ -83,14 +87,35 @@ impl Ranks {
         self.coll.barrier().map_err(comm)
     }
 
-    /// Rank 0's parameters on every rank (lazy parameters initialised first), verified by checksum.
+    /// Rank 0's parameters on every rank (lazy parameters initialised first), verified by
+    /// checksum; with expert parallelism, MoE tokens dispatched to their expert's rank.
     pub fn replicate(&self, model: Mm1Model) -> Result<Mm1Model, RunError> {
         if self.world() == 1 {
             return Ok(model);
         }
-        let (model, _) =
-            DataParallel::new(self.coll.clone(), DEFAULT_BUCKET_ELEMS).sync_module(model).map_err(comm)?;
-        Ok(model)
+        let dp = DataParallel::new(self.coll.clone(), DEFAULT_BUCKET_ELEMS);
+        let (model, _) = dp.sync_module(model).map_err(comm)?;
+        let Some((group, num_experts)) = &self.experts else { return Ok(model) };
+        let dispatch = AllToAllDispatch::new(group.clone(), *num_experts).map_err(comm)?;
+        Ok(install_dispatch(model, Arc::new(dispatch)))
+    }
+
+    /// This rank's index in its EP group (0 without expert parallelism).
+    pub fn ep_rank(&self) -> usize {
+        self.experts.as_ref().map_or(0, |(g, _)| g.rank())
+    }
+
+    /// Ranks per EP group (1 without expert parallelism).
+    pub fn ep_size(&self) -> usize {
+        self.experts.as_ref().map_or(1, |(g, _)| g.world_size())
+    }
+
+    /// Every expert's trained parameters from its owner (before a checkpoint; a collective).
+    pub fn gather_experts(&self, model: Mm1Model) -> Result<Mm1Model, RunError> {
+        match &self.experts {
+            Some((group, n)) => gather_experts(model, group.as_ref(), *n).map_err(comm),
+            None => Ok(model),
+        }
     }
 
     /// Every rank's `value`, in rank order, on every rank.

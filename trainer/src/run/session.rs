@@ -3,7 +3,9 @@
 //!
 //! The checkpoint holds every rank's loader state (`state.json`: `loader` is the state itself in
 //! a one-process run, `{"ranks": [...]}` with several), so a resumed run continues each rank's
-//! data stream exactly; model and optimizer are the same on every rank and written by rank 0.
+//! data stream exactly. Model and optimizer are the same on every rank and written by rank 0,
+//! except with expert parallelism: the experts are gathered from their owners first, and the
+//! optimizer state of each EP rank (its own experts' moments) is saved as its own file.
 
 use std::path::PathBuf;
 
@@ -60,7 +62,8 @@ impl Session {
     ) -> Result<Self, RunError> {
         let mut s = Self::fresh(cfg, device, hash, ranks)?;
         s.model = ckpt.load_model(s.model)?.freeze(&cfg.model.freeze);
-        s.optim = ckpt.load_optim(GroupedAdamW::new(&s.model, &optim_settings(cfg, &s.model))?)?;
+        let optim = GroupedAdamW::new(&s.model, &optim_settings(cfg, &s.model))?;
+        s.optim = ckpt.load_optim_shard(optim, ranks.ep_rank())?;
         let loader_state = rank_loader_state(&ckpt.state.loader, ranks.rank(), ranks.world())
             .map_err(|e| RunError::Stop(format!("{}: {e}", ckpt.path.display())))?;
         s.loader =
@@ -70,13 +73,22 @@ impl Session {
         Ok(s)
     }
 
-    /// Write a checkpoint (a collective: every rank calls it; rank 0 writes). Returns its path on rank 0.
+    /// Write a checkpoint (a collective: every rank calls it; rank 0 writes, EP ranks of the first
+    /// group stage their optimizer state). Call [`Ranks::gather_experts`] on the model first.
+    /// Returns the checkpoint's path on rank 0.
     pub fn save(
         &mut self,
         ckpts: &CheckpointDir,
         config_text: &str,
         ranks: &Ranks,
     ) -> Result<Option<PathBuf>, RunError> {
+        let ep = ranks.ep_size();
+        if ep > 1 {
+            if ranks.rank() > 0 && ranks.rank() < ep {
+                ckpts.save_optim_shard(self.state.step, ranks.ep_rank(), &self.optim)?;
+            }
+            ranks.barrier()?; // the shards are on disk before rank 0 publishes
+        }
         let mine = serde_json::to_value(self.loader.state())
             .map_err(|e| RunError::Stop(format!("serialising the loader state: {e}")))?;
         let all = ranks.gather_json(&mine)?;
@@ -84,7 +96,7 @@ impl Session {
             return Ok(None);
         }
         self.state.loader = if all.len() == 1 { mine } else { serde_json::json!({ "ranks": all }) };
-        Ok(Some(ckpts.save(&self.model, &self.optim, &self.state, config_text)?))
+        Ok(Some(ckpts.save_sharded(&self.model, &self.optim, &self.state, config_text, ep)?))
     }
 }
 
