@@ -145,6 +145,9 @@ fn run_train(args: &TrainArgs) -> Result<(), String> {
     let loaded = load(&args.cfg)?;
     let opts = RunOptions { run_dir: args.run_dir.clone(), resume: args.resume, stop_after: args.stop_after };
     let s = train(&loaded, &opts).map_err(|e| e.to_string())?;
+    if s.rank != 0 {
+        return Ok(());
+    }
     let first = s.losses.first().map(|l| l.1).unwrap_or(f64::NAN);
     let last = s.losses.last().map(|l| l.1).unwrap_or(f64::NAN);
     eprintln!(
@@ -156,6 +159,9 @@ fn run_train(args: &TrainArgs) -> Result<(), String> {
     );
     for (name, loss) in &s.eval {
         eprintln!("[mm1-train] held-out loss {name}: {loss:.4}");
+    }
+    for (name, score) in s.fewshot.iter().filter(|(k, _)| k.contains("/avg/")) {
+        eprintln!("[mm1-train] {name}: {score:.4}");
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ pub use error::EvalError;
 pub use harness::{
     EvalOptions, EvalReport, Prediction, ShotResult, TaskResult, evaluate_tasks, score, write_eval_json,
 };
-pub use model::{eval_during_training, fewshot_eval, synth_tasks};
+pub use model::{check_prompt_lengths, eval_during_training, fewshot_eval, synth_tasks};
 pub use prompt::{
     Prompt, PromptTemplate, Segment, ZeroShot, build_prompt, demo_indices, postprocess, tokenize_prompt,
 };

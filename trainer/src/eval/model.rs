@@ -14,7 +14,7 @@ use mm1_models::Mm1Model;
 
 use super::EvalError;
 use super::harness::{EvalOptions, EvalReport, evaluate_tasks, write_eval_json};
-use super::prompt::{Prompt, tokenize_prompt};
+use super::prompt::{Prompt, build_prompt, tokenize_prompt};
 use super::tasks::{EvalTask, TaskKind, load_synth_jsonl, split_support};
 use crate::config::RunConfig;
 use crate::generate::{GenerateOptions, generate_ids};
@@ -54,6 +54,54 @@ impl Images {
     }
 }
 
+/// Fail early (before training) when a few-shot prompt of `opts` does not leave at least
+/// `MIN_ROOM` tokens of `model.llm.max_seq_len` to generate; the error names the task, the shot
+/// count and the lengths. Tokenises every prompt the evaluation will build, nothing else.
+pub fn check_prompt_lengths(
+    cfg: &RunConfig,
+    tasks: &[EvalTask],
+    opts: &EvalOptions,
+) -> Result<(), EvalError> {
+    let tok = TextTokenizer::load(&cfg.data).map_err(|e| EvalError::Invalid(format!("tokenizer: {e}")))?;
+    let encode = |s: &str| tok.encode(s);
+    let m = cfg.model.num_image_tokens();
+    let max_len = cfg.model.llm.max_seq_len;
+    for task in tasks {
+        let queries = &task.queries[..opts.limit.unwrap_or(usize::MAX).min(task.queries.len())];
+        for &k in opts.shots.iter().filter(|&&k| k <= task.support.len()) {
+            let mut longest = 0;
+            for (i, q) in queries.iter().enumerate() {
+                let p = build_prompt(
+                    task.kind,
+                    q,
+                    i,
+                    &task.support,
+                    k,
+                    opts.zero_shot,
+                    &opts.template,
+                    opts.seed,
+                );
+                let (ids, _) = tokenize_prompt(&p, &encode, tok.image_id, tok.end_of_chunk_id, m)
+                    .map_err(EvalError::Invalid)?;
+                longest = longest.max(ids.len());
+            }
+            if longest + MIN_ROOM > max_len {
+                return Err(EvalError::Invalid(format!(
+                    "task {}: {k}-shot prompts reach {longest} tokens, leaving {} of model.llm.max_seq_len \
+                     ({max_len}) to generate (at least {MIN_ROOM} needed); use fewer shots (eval.fewshot.shots) \
+                     or a longer context",
+                    task.name,
+                    max_len.saturating_sub(longest)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fewest tokens a prompt must leave the model to generate.
+const MIN_ROOM: usize = 4;
+
 /// Runs the few-shot protocol of `opts` on `tasks` with `model` and returns the report.
 pub fn fewshot_eval(
     model: &Mm1Model,
@@ -85,7 +133,7 @@ pub fn fewshot_eval(
         // too large for the model's context.
         let max_len = cfg.model.llm.max_seq_len;
         let room = max_len.saturating_sub(ids.len());
-        if room < 4 {
+        if room < MIN_ROOM {
             return Err(EvalError::Invalid(format!(
                 "prompt of {} tokens leaves {room} of model.llm.max_seq_len ({max_len}) to generate; use fewer shots",
                 ids.len()

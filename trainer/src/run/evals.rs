@@ -22,6 +22,18 @@ pub struct EvalOutcome {
     pub fewshot: Vec<(String, f64)>,
 }
 
+/// Before step 0: the few-shot tasks load and their longest prompts fit the model's context.
+pub fn check_fewshot(cfg: &RunConfig) -> Result<(), RunError> {
+    let f = &cfg.eval.fewshot;
+    if f.every == 0 {
+        return Ok(());
+    }
+    let opts = f.options().map_err(|e| RunError::Stop(format!("eval.fewshot.zero_shot: {e}")))?;
+    let tasks = crate::eval::synth_tasks(cfg, f.support_size)?;
+    crate::eval::check_prompt_lengths(cfg, &tasks, &opts)?;
+    Ok(())
+}
+
 /// Run the evaluations due after `step` of `total`.
 pub fn evaluate_due(
     model: &Mm1Model,

@@ -70,6 +70,8 @@ pub struct RunOptions {
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     pub run_dir: PathBuf,
+    /// This process's data-parallel rank (0 writes the run folder).
+    pub rank: usize,
     /// Step the run started at (0, or the checkpoint's step on resume).
     pub start_step: u64,
     pub end_step: u64,
@@ -134,6 +136,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         loaded.write_resolved(&run_dir)?;
     }
     ranks.barrier()?;
+    evals::check_fewshot(cfg)?;
     let ckpts = CheckpointDir::new(run_dir.join("checkpoints"), cfg.checkpoint.keep_last);
     let latest = ckpts.latest()?;
     if opts.resume && latest.is_none() {
@@ -191,6 +194,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
     };
     let mut summary = RunSummary {
         run_dir: run_dir.clone(),
+        rank: ranks.rank(),
         start_step,
         end_step: start_step,
         losses: Vec::new(),
@@ -232,7 +236,12 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             return Err(RunError::Stop(msg));
         }
         let eval_dir = main.then_some(run_dir.as_path());
-        let ev = evals::evaluate_due(&s.model, cfg, (step, total), eval_dir, &device, &log)?;
+        // A failing evaluation stops the run only after this step is logged and checkpointed.
+        let (ev, eval_error) =
+            match evals::evaluate_due(&s.model, cfg, (step, total), eval_dir, &device, &log) {
+                Ok(ev) => (ev, None),
+                Err(e) => (evals::EvalOutcome::default(), Some(e)),
+            };
         if !ev.values.is_empty() && values.is_empty() {
             // Eval lines carry the step's training loss too: every metrics.jsonl line has `loss`.
             values.push(("loss".into(), report.loss));
@@ -245,11 +254,19 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             summary.fewshot = ev.fewshot;
         }
         log.values(step, &values)?;
-        if (cfg.checkpoint.every > 0 && step.is_multiple_of(cfg.checkpoint.every)) || last {
+        if (cfg.checkpoint.every > 0 && step.is_multiple_of(cfg.checkpoint.every))
+            || last
+            || eval_error.is_some()
+        {
             s.model = ranks.gather_experts(s.model)?;
             if let Some(path) = s.save(&ckpts, &config_text, &ranks)? {
                 log.message(&format!("checkpoint {}", path.display()));
             }
+        }
+        if let Some(e) = eval_error {
+            log.message(&format!("evaluation at step {step} failed: {e}"));
+            let _ = log.finish();
+            return Err(e);
         }
         if step < total && last {
             log.message(&format!(
