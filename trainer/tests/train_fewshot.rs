@@ -69,3 +69,22 @@ fn fewshot_settings_are_checked_before_training() {
     let e = src(&["eval.fewshot.every=2", "eval.fewshot.zero_shot=\"text demos\""]);
     assert!(e.contains("eval.fewshot.zero_shot") && e.contains("text-demos:N"), "{e}");
 }
+
+#[test]
+fn prompts_longer_than_the_context_stop_the_run_before_step_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tiny_run_file(tmp.path(), &tmp.path().join("synth"), 4, "");
+    // 8 demonstrations of 4 image tokens + text each overflow max_seq_len = 64.
+    let sets = [
+        "data.synth.eval_vqa=12",
+        "data.synth.eval_captions=12",
+        "eval.fewshot.every=2",
+        "eval.fewshot.shots=[0, 8]",
+        "eval.fewshot.support_size=8",
+    ];
+    let run_dir = tmp.path().join("run");
+    let opts = RunOptions { run_dir: Some(run_dir.clone()), ..Default::default() };
+    let err = train(&load(&file, &sets), &opts).unwrap_err().to_string();
+    assert!(err.contains("8-shot prompts reach") && err.contains("eval.fewshot.shots"), "{err}");
+    assert!(!run_dir.join("metrics.jsonl").exists(), "no step may run before the check");
+}
