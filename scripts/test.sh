@@ -22,6 +22,6 @@ rustup component list --installed 2>/dev/null | grep -q clippy || rustup compone
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== test";   cargo test --workspace --features mm1-trainer/mpi
-echo "== cuda type-check (no GPU build possible offline)"
-DOCS_RS=1 cargo check --workspace --features cuda
+echo "== cuda + mpi type-check (no GPU build possible offline)"
+DOCS_RS=1 cargo check --workspace --features cuda,mm1-trainer/mpi
 echo "== all checks passed"

@@ -173,3 +173,47 @@ fn slurm_script_passes_bash_n_and_runs_the_arm_of_its_array_index() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("outside 0..5"));
 }
+
+/// `sbatch` stand-in: records its arguments, then answers like Slurm (or fails like it).
+const FAKE_SBATCH: &str = r#"#!/bin/bash
+echo "$@" >> "$(dirname "$0")/sbatch-calls.txt"
+if [ -n "$SBATCH_FAIL" ]; then echo "sbatch: error: Batch job submission failed: Invalid account" >&2; exit 1; fi
+echo "Submitted batch job 4242"
+"#;
+
+#[test]
+fn slurm_submit_hands_the_written_script_to_sbatch_and_reports_its_answer() {
+    let s = setup();
+    // A shipped sweep: the binary validates every arm's config before writing the script.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ablations/sweeps/resolution_cpu.toml");
+    let bin = s.root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let sbatch = bin.join("sbatch");
+    std::fs::write(&sbatch, FAKE_SBATCH).unwrap();
+    std::fs::set_permissions(&sbatch, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out_dir = s.root.join("out");
+    let sweep = |fail: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mm1-sweep"));
+        c.args(["slurm", file.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--submit"]);
+        c.env("PATH", &path);
+        if fail {
+            c.env("SBATCH_FAIL", "1");
+        }
+        c.output().unwrap()
+    };
+
+    let ok = sweep(false);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(stdout.contains("Submitted batch job 4242"), "{stdout}");
+    let calls = std::fs::read_to_string(bin.join("sbatch-calls.txt")).unwrap();
+    let script = out_dir.join("slurm/sweep.sbatch");
+    assert_eq!(calls.trim(), script.display().to_string());
+    assert!(script.is_file());
+
+    let failed = sweep(true);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(stderr.contains("sbatch") && stderr.contains("Invalid account"), "{stderr}");
+}
