@@ -1,7 +1,9 @@
 //! `mm1-train bench`: time the full training step (forward, loss, backward, global-norm
 //! clip, AdamW) on a batch already in memory, exactly as `shared/bench/torch_step_baseline.py`
 //! does: random tokens, one image per sequence whose tokens lead the sequence, two
-//! untimed warm-up steps, median over the timed ones.
+//! untimed warm-up steps, median over the timed ones. A second, shorter run takes the same
+//! step apart (tensors from the batch, forward + loss, backward, clip + AdamW) and reports the
+//! median of each phase, so a regression shows where it is (see `docs/performance.md`).
 
 use std::time::Instant;
 
@@ -11,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use crate::config::RunConfig;
 use crate::optim::GroupedAdamW;
 use crate::run::{RunError, train_device};
-use crate::step::train_step;
+use crate::step::{batch_to_tensors, forward_batch, train_step};
 
 /// Result of a benchmark, printed as one JSON line with `--json`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,6 +26,21 @@ pub struct BenchResult {
     pub seq_len: usize,
     pub mean_ms_per_step: f64,
     pub min_ms_per_step: f64,
+    /// Medians over a separate run of `min(steps, 5)` steps, each taken apart into phases.
+    pub phases: PhaseTimes,
+}
+
+/// Wall time of the phases of one training step, in ms.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PhaseTimes {
+    /// Host batch → device tensors.
+    pub to_tensors_ms: f64,
+    /// Model forward and the loss, read back (the device has finished).
+    pub forward_ms: f64,
+    /// `backward()` and collecting the parameter gradients.
+    pub backward_ms: f64,
+    /// Global-norm clip and the AdamW update.
+    pub optim_ms: f64,
 }
 
 /// A batch of `b` sequences of `t` random tokens, each led by one image's placeholders.
@@ -87,19 +104,71 @@ pub fn bench(cfg: &RunConfig, steps: usize) -> Result<BenchResult, RunError> {
             times.push(dt);
         }
     }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) };
+    let mut phases = [(); 4].map(|_| Vec::new());
+    for _ in 0..steps.clamp(1, 5) {
+        let (m, split) = timed_phases(model, &mut optim, &batch[0], resolved.lr, &device)?;
+        model = m;
+        for (acc, dt) in phases.iter_mut().zip(split) {
+            acc.push(dt);
+        }
+    }
+    let [to_tensors, forward, backward, optim] = phases.map(|v| median(&v) * 1e3);
+    let median_s = median(&times);
     let (b, t) = (cfg.data.batch_size, cfg.data.seq_len);
+    let n = times.len();
     Ok(BenchResult {
-        ms_per_step: median * 1e3,
-        tokens_per_s: (b * t) as f64 / median,
+        ms_per_step: median_s * 1e3,
+        tokens_per_s: (b * t) as f64 / median_s,
         steps,
         params,
         batch_size: b,
         seq_len: t,
         mean_ms_per_step: times.iter().sum::<f64>() / n as f64 * 1e3,
-        min_ms_per_step: sorted[0] * 1e3,
+        min_ms_per_step: times.iter().copied().fold(f64::INFINITY, f64::min) * 1e3,
+        phases: PhaseTimes {
+            to_tensors_ms: to_tensors,
+            forward_ms: forward,
+            backward_ms: backward,
+            optim_ms: optim,
+        },
     })
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { 0.5 * (s[n / 2 - 1] + s[n / 2]) }
+}
+
+/// One step of [`train_step`] on a single batch, taken apart: seconds spent in
+/// `[to_tensors, forward, backward, optim]`. Each phase ends with a read-back or with
+/// eager host work, so the times are not shifted between phases by asynchronous devices.
+fn timed_phases(
+    model: mm1_models::Mm1Model,
+    optim: &mut GroupedAdamW,
+    batch: &Batch,
+    lr: f64,
+    device: &burn::tensor::Device,
+) -> Result<(mm1_models::Mm1Model, [f64; 4]), RunError> {
+    let denom = batch.loss_tokens().max(1) as f64;
+    let t0 = Instant::now();
+    let tensors = batch_to_tensors(batch, device)?;
+    let t1 = Instant::now();
+    let out = forward_batch(&model, tensors)?;
+    let objective = out.ce_sum().div_scalar(denom) + out.aux;
+    let loss = objective.clone().into_scalar::<f32>();
+    let t2 = Instant::now();
+    let grads = optim.grads(objective.backward(), &model);
+    let t3 = Instant::now();
+    let (model, stats) = optim.step(lr, model, grads);
+    let t4 = Instant::now();
+    if !loss.is_finite() || !stats.grad_norm.is_finite() {
+        return Err(RunError::Stop(format!(
+            "bench: non-finite loss {loss} or grad norm {}",
+            stats.grad_norm
+        )));
+    }
+    let s = |a: Instant, b: Instant| (b - a).as_secs_f64();
+    Ok((model, [s(t0, t1), s(t1, t2), s(t2, t3), s(t3, t4)]))
 }
