@@ -293,25 +293,38 @@ impl ModuleMapper for Broadcaster<'_> {
         };
         // `map` goes through the value, so a lazy parameter is initialised here.
         let mut param = param.map(|t| {
-            let data = t.to_data();
-            let dtype = data.dtype();
-            let shape = data.shape().clone();
-            let values = data.convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
-            let n = values.len();
-            match self.dp.timed(4 * n, || self.dp.coll.broadcast(values, 0)) {
-                Ok(v) => {
-                    let fresh =
-                        Tensor::<D>::from_data(TensorData::new(v, shape).convert_dtype(dtype), &t.device());
-                    if t.is_require_grad() { fresh.require_grad() } else { fresh }
-                }
-                Err(e) => {
-                    self.error = Some(e);
-                    t
-                }
-            }
+            let n = t.shape().num_elements();
+            let t0 = Instant::now();
+            let out = broadcast_tensor(self.dp.coll.as_ref(), t, 0, &mut self.error);
+            self.dp.stats.lock().expect("stats lock").add(t0.elapsed().as_secs_f64(), 4 * n);
+            out
         });
         param.id = id;
         param
+    }
+}
+
+/// `t` replaced by `root`'s values (same shape; dtype and require-grad kept). On an error `t`
+/// comes back unchanged and the error is stored in `error` (for module mappers, which cannot
+/// return one).
+pub(crate) fn broadcast_tensor<const D: usize>(
+    coll: &dyn Collective,
+    t: Tensor<D>,
+    root: usize,
+    error: &mut Option<CollectiveError>,
+) -> Tensor<D> {
+    let data = t.to_data();
+    let (dtype, shape) = (data.dtype(), data.shape().clone());
+    let values = data.convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
+    match coll.broadcast(values, root) {
+        Ok(v) => {
+            let fresh = Tensor::<D>::from_data(TensorData::new(v, shape).convert_dtype(dtype), &t.device());
+            if t.is_require_grad() { fresh.require_grad() } else { fresh }
+        }
+        Err(e) => {
+            *error = Some(e);
+            t
+        }
     }
 }
 

@@ -4,9 +4,10 @@
 //! the model rank 0 saves, holds every trained expert.
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use super::collective::{Collective, CollectiveError};
+use super::data_parallel::broadcast_tensor;
 
 /// `module` with every expert's parameters from its owner in `group` (rank `r` owns experts
 /// `[r·E/ep, (r+1)·E/ep)` of each MoE layer).
@@ -63,21 +64,6 @@ impl ModuleMapper for Gather<'_> {
             return param;
         }
         let owner = expert / self.per_rank;
-        param.map(|t| {
-            let data = t.to_data();
-            let (dtype, shape) = (data.dtype(), data.shape().clone());
-            let values = data.convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
-            match self.group.broadcast(values, owner) {
-                Ok(v) => {
-                    let fresh =
-                        Tensor::<D>::from_data(TensorData::new(v, shape).convert_dtype(dtype), &t.device());
-                    if t.is_require_grad() { fresh.require_grad() } else { fresh }
-                }
-                Err(e) => {
-                    self.error = Some(e);
-                    t
-                }
-            }
-        })
+        param.map(|t| broadcast_tensor(self.group, t, owner, &mut self.error))
     }
 }
