@@ -148,27 +148,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
 
     // 2. model, optimizer, data: fresh or from the checkpoint
     let device = train_device(cfg.train.device)?;
-    let mut s = match &latest {
-        None => Session::fresh(cfg, &device, &hash, &ranks)?,
-        Some(ckpt) => {
-            if main {
-                for p in ckpts.clean_partial()? {
-                    say(&format!("removed incomplete checkpoint {}", p.display()));
-                }
-            }
-            if ckpt.state.config_sha256 != hash {
-                say(&format!(
-                    "warning: resuming {} whose config hash {} differs from this config's {}",
-                    ckpt.path.display(),
-                    &ckpt.state.config_sha256[..8.min(ckpt.state.config_sha256.len())],
-                    &hash[..8]
-                ));
-            }
-            let s = Session::resume(cfg, &device, &hash, ckpt, &ranks)?;
-            say(&format!("resumed from {} (step {})", ckpt.path.display(), s.state.step));
-            s
-        }
-    };
+    let mut s = Session::open(cfg, &device, &hash, (&ckpts, latest.as_ref()), &ranks, &say)?;
     let start_step = s.state.step;
 
     // 3. logging (rank 0)

@@ -52,6 +52,36 @@ impl Session {
         Ok(Self { model, optim, loader, state })
     }
 
+    /// Fresh, or resumed from the newest complete checkpoint `latest` (after removing incomplete
+    /// ones on rank 0); `say` tells the user which.
+    pub fn open(
+        cfg: &RunConfig,
+        device: &Device,
+        hash: &str,
+        (ckpts, latest): (&CheckpointDir, Option<&Checkpoint>),
+        ranks: &Ranks,
+        say: &dyn Fn(&str),
+    ) -> Result<Self, RunError> {
+        let Some(ckpt) = latest else { return Self::fresh(cfg, device, hash, ranks) };
+        if ranks.is_main() {
+            for p in ckpts.clean_partial()? {
+                say(&format!("removed incomplete checkpoint {}", p.display()));
+            }
+        }
+        let saved = &ckpt.state.config_sha256;
+        if saved != hash {
+            say(&format!(
+                "warning: resuming {} whose config hash {} differs from this config's {}",
+                ckpt.path.display(),
+                &saved[..8.min(saved.len())],
+                &hash[..8]
+            ));
+        }
+        let s = Self::resume(cfg, device, hash, ckpt, ranks)?;
+        say(&format!("resumed from {} (step {})", ckpt.path.display(), s.state.step));
+        Ok(s)
+    }
+
     /// Continue from `ckpt`: weights, AdamW moments, counters and this rank's loader state.
     pub fn resume(
         cfg: &RunConfig,
