@@ -11,7 +11,6 @@
 //! is skipped (model and optimizer untouched) and counted.
 
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mm1_data::Batch;
 use mm1_models::{Mm1Input, Mm1Model, ModelError, MoeStats};
@@ -128,15 +127,13 @@ pub fn batch_to_tensors(batch: &Batch, device: &Device) -> Result<BatchTensors, 
     })
 }
 
-/// Next-token negative log-likelihood per position, zero where the target is not scored.
+/// Next-token negative log-likelihood per position, zero where the target is not scored
+/// (the models crate's fused op: one pass over the logits, its own backward).
 ///
 /// # Shapes
 /// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` → `[b, t]`
 pub fn masked_nll(logits: Tensor<3>, targets: Tensor<2, Int>, loss_mask: Tensor<2>) -> Tensor<2> {
-    let [b, t, _v] = logits.dims();
-    let logp = log_softmax(logits, 2); // [b, t, v]
-    let picked = logp.gather(2, targets.reshape([b, t, 1])); // [b, t, 1]
-    picked.reshape([b, t]).neg() * loss_mask // [b, t]
+    mm1_models::ops::masked_nll(logits, targets, loss_mask)
 }
 
 /// What the forward pass of one batch gives the loss.
