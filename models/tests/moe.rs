@@ -33,7 +33,16 @@ fn load_balance_and_z_loss_by_hand() {
     let logits = Tensor::<2>::from_data([[l2, 0.0, 0.0], [0.0, l2, 0.0]], &device);
     let probs = burn::tensor::activation::softmax(logits.clone(), 1);
     let plan = routing::plan(&[0, 1], 3, 1, 2);
-    let (lb, z) = aux_losses(probs, logits, &plan);
+    let (lb, z) = aux_losses(probs.clone(), logits.clone(), &plan, &|c| c);
+    // The same two tokens split over two devices: each device's share adds up to the whole.
+    let (plan0, plan1) = (routing::plan(&[0], 3, 1, 1), routing::plan(&[1], 3, 1, 1));
+    let both = |_: Vec<f32>| vec![1.0, 1.0, 0.0, 2.0]; // summed counts: e0 1, e1 1, e2 0; 2 tokens
+    let (lb0, z0) = aux_losses(probs.clone().slice(0..1), logits.clone().slice(0..1), &plan0, &both);
+    let (lb1, z1) = aux_losses(probs.slice(1..2), logits.slice(1..2), &plan1, &both);
+    let split_lb = lb0.into_scalar::<f32>() + lb1.into_scalar::<f32>();
+    let split_z = z0.into_scalar::<f32>() + z1.into_scalar::<f32>();
+    assert!((split_lb - 1.125).abs() < 1e-5, "split load balance {split_lb}");
+    assert!((split_z - 4f32.ln().powi(2)).abs() < 1e-5, "split z-loss {split_z}");
     // lb = 3 * (0.5 * 0.375 + 0.5 * 0.375 + 0 * 0.25) = 1.125; z = ln(4)^2.
     assert!((lb.into_scalar::<f32>() - 1.125).abs() < 1e-5);
     assert!((z.into_scalar::<f32>() - 4f32.ln().powi(2)).abs() < 1e-5);

@@ -38,6 +38,12 @@ pub trait StepSync {
     fn sum(&self, values: Vec<f64>) -> Result<Vec<f64>, StepError>;
     /// Sum over the ranks of gradients that are already shares of the global-mean loss.
     fn reduce_grads(&self, model: &Mm1Model, grads: GradientsParams) -> Result<GradientsParams, StepError>;
+    /// Number of groups whose MoE router losses are separate: each rank's router loss is its
+    /// share of its expert-parallel group's, so the shares of all ranks add up to this many
+    /// group losses (the world size without expert parallelism).
+    fn router_groups(&self) -> usize {
+        self.world()
+    }
     /// Global L2 norm of the reduced gradients (what clipping uses).
     fn grad_norm(&self, model: &Mm1Model, grads: &GradientsParams) -> Result<f64, StepError> {
         Ok(global_grad_norm(model, grads))
@@ -96,6 +102,7 @@ pub fn batch_to_tensors(batch: &Batch, device: &Device) -> Result<BatchTensors, 
         ("image_mask", batch.image_mask.len()),
         ("segment_ids", batch.segment_ids.len()),
         ("position_ids", batch.position_ids.len()),
+        ("source_ids", batch.source_ids.len()),
     ] {
         if len != bt {
             return Err(err(format!("{name} has {len} entries, expected b*t = {b}*{t} = {bt}")));
@@ -246,8 +253,8 @@ pub fn train_step_synced(
     let loss_tokens = sync.sum(vec![local_tokens as f64])?[0] as usize;
     // A step with nothing to score still runs (aux loss), dividing by 1 instead of 0.
     let denom = loss_tokens.max(1) as f64;
-    // The aux loss is a mean over every micro-batch of every rank.
-    let micro = (batches.len() * sync.world()) as f64;
+    // The aux loss is a mean over the micro-batches of every router group (rank or EP group).
+    let micro = (batches.len() * sync.router_groups()) as f64;
     let mut accum = Accumulator::<Mm1Model>::default();
     let (mut ce_total, mut aux_total) = (0.0f64, 0.0f64);
     let mut report = StepReport {

@@ -62,6 +62,7 @@ fn two_micro_batches_equal_one_batch_of_both() {
     both.image_mask.extend(&b.image_mask);
     both.segment_ids.extend(&b.segment_ids);
     both.position_ids.extend(&b.position_ids);
+    both.source_ids.extend(&b.source_ids);
     both.images.extend(&b.images);
     both.batch_size = 4;
     both.n_images = a.n_images + b.n_images;

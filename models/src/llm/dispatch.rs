@@ -15,6 +15,13 @@ pub trait ExpertDispatch: Send + Sync + std::fmt::Debug {
     /// # Shapes
     /// - `x`: `[n, d]`, `gates`: `[n * k]` (weight of each token's slot) → `[n, d]`
     fn dispatch(&self, x: Tensor<2>, gates: Tensor<1>, plan: &RoutingPlan, experts: &[Mlp]) -> Tensor<2>;
+
+    /// Element-wise sum of `counts` over every device whose tokens share these experts (the
+    /// identity here). The MoE layer sums its routing counts (tokens, first choices per expert)
+    /// so that the load-balancing and z losses use the statistics of all those tokens.
+    fn sum_routing_counts(&self, counts: Vec<f32>) -> Vec<f32> {
+        counts
+    }
 }
 
 /// Every expert on this device: gather its tokens, run it, scatter-add the gated output.

@@ -101,26 +101,39 @@ impl MoeFfn {
         let cap = routing::capacity(self.capacity_factor, b * t, k, e);
         let plan = routing::plan(&choices, e, k, cap);
         let y = self.dispatch.dispatch(x, gates.reshape([b * t * k]), &plan, &self.experts); // [n, d]
-        let (lb, z) = aux_losses(probs, logits, &plan);
+        let (lb, z) = aux_losses(probs, logits, &plan, &|c| self.dispatch.sum_routing_counts(c));
         let aux_loss = lb.clone() * self.load_balance_coef + z.clone() * self.z_loss_coef;
         MoeOutput { y: y.reshape([b, t, d]), aux_loss, stats: stats(layer, &plan, lb, z) }
     }
 }
 
 /// GShard load balance `e * Σ_e f_e * P_e` (`f_e`: fraction of first choices, `P_e`: mean
-/// router probability) and z-loss `mean(logsumexp(logits)²)`.
+/// router probability) and z-loss `mean(logsumexp(logits)²)`, over the tokens of every device
+/// that shares the experts (`sum_counts` sums the routing counts over them; the identity for
+/// one device). Each device returns its share: the shares of all devices add up to the losses
+/// of the whole batch, and so do their gradients.
 ///
 /// # Shapes
 /// - `probs`, `logits`: `[n, e]` → two `[1]` tensors
-pub fn aux_losses(probs: Tensor<2>, logits: Tensor<2>, plan: &RoutingPlan) -> (Tensor<1>, Tensor<1>) {
-    let [_, e] = probs.dims();
+pub fn aux_losses(
+    probs: Tensor<2>,
+    logits: Tensor<2>,
+    plan: &RoutingPlan,
+    sum_counts: &dyn Fn(Vec<f32>) -> Vec<f32>,
+) -> (Tensor<1>, Tensor<1>) {
+    let [n, e] = probs.dims();
     let device = probs.device();
-    let f = Tensor::<1>::from_data(TensorData::new(plan.top1_fractions(), [e]), &device);
-    let p = probs.mean_dim(0).reshape([e]); // [e]
+    let mut counts: Vec<f32> = plan.top1_counts.iter().map(|&c| c as f32).collect();
+    counts.push(n as f32);
+    let counts = sum_counts(counts);
+    let total = counts[e].max(1.0); // tokens of all devices
+    let f: Vec<f32> = counts[..e].iter().map(|c| c / total).collect();
+    let f = Tensor::<1>::from_data(TensorData::new(f, [e]), &device);
+    let p = probs.sum_dim(0).reshape([e]) / total; // [e], this device's share of P_e
     let lb = (f * p).sum() * e as f64;
     let max = logits.clone().detach().max_dim(1); // [n, 1], for a stable logsumexp
     let lse = (logits - max.clone()).exp().sum_dim(1).log() + max; // [n, 1]
-    let z = lse.powi_scalar(2).mean();
+    let z = lse.powi_scalar(2).sum() / total;
     (lb, z)
 }
 

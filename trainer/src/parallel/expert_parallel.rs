@@ -5,6 +5,9 @@
 //! rank and the expert output back, with two differentiable all-to-alls
 //! ([`all_to_allv_rows`]), so that `backward` sends the output gradients back the same way.
 //!
+//! Router losses (load balance, z-loss) use the routing counts of the whole EP group
+//! (`sum_routing_counts`); each rank's loss is its share, and the shares add up to the group's.
+//!
 //! Every rank still *holds* all experts (the module tree is the same everywhere), but only
 //! computes and receives gradients for its own; non-local experts get no gradient here.
 //! Gradient reduction with EP ([`MoeGradientReduction`]): dense parameters over all ranks,
@@ -24,7 +27,7 @@ use mm1_models::llm::{Ffn, Mlp};
 use mm1_models::{ExpertDispatch, Mm1Model, RoutingPlan};
 
 use super::all_to_all_grad::all_to_allv_rows;
-use super::collective::{Collective, CollectiveError};
+use super::collective::{Collective, CollectiveError, ReduceOp};
 use super::data_parallel::{DataParallel, GradScaling};
 
 /// All-to-all token dispatch over an expert-parallel group.
@@ -65,6 +68,13 @@ impl ExpertDispatch for AllToAllDispatch {
     fn dispatch(&self, x: Tensor<2>, gates: Tensor<1>, plan: &RoutingPlan, experts: &[Mlp]) -> Tensor<2> {
         self.try_dispatch(x, gates, plan, experts)
             .unwrap_or_else(|e| panic!("expert-parallel dispatch failed: {e}"))
+    }
+
+    /// Routing counts summed over the EP group: router losses see every token sent to these experts.
+    fn sum_routing_counts(&self, counts: Vec<f32>) -> Vec<f32> {
+        self.group
+            .all_reduce(counts, ReduceOp::Sum)
+            .unwrap_or_else(|e| panic!("expert-parallel routing statistics failed: {e}"))
     }
 }
 

@@ -106,6 +106,13 @@ impl StepSync for RankSync {
         .map_err(collective)
     }
 
+    fn router_groups(&self) -> usize {
+        match &self.reduction {
+            Reduction::Dense(_) => self.world(),
+            Reduction::Experts(_, group) => self.world() / group.world_size(),
+        }
+    }
+
     fn grad_norm(&self, model: &Mm1Model, grads: &GradientsParams) -> Result<f64, StepError> {
         let Reduction::Experts(_, group) = &self.reduction else {
             return Ok(global_grad_norm(model, grads)); // identical gradients on every rank
