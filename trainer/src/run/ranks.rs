@@ -93,8 +93,25 @@ impl Ranks {
         if self.world() == 1 {
             return Ok(model);
         }
-        let dp = DataParallel::new(self.coll.clone(), DEFAULT_BUCKET_ELEMS);
-        let (model, _) = dp.sync_module(model).map_err(comm)?;
+        let (model, _) = self.data_parallel().sync_module(model).map_err(comm)?;
+        self.with_dispatch(model)
+    }
+
+    /// A model every rank loaded from the same checkpoint: checked to be identical everywhere
+    /// (checksum), and with expert parallelism given its dispatcher. Nothing is broadcast.
+    pub fn adopt(&self, model: Mm1Model) -> Result<Mm1Model, RunError> {
+        if self.world() == 1 {
+            return Ok(model);
+        }
+        self.data_parallel().verify_replicated(&model).map_err(comm)?;
+        self.with_dispatch(model)
+    }
+
+    fn data_parallel(&self) -> DataParallel {
+        DataParallel::new(self.coll.clone(), DEFAULT_BUCKET_ELEMS)
+    }
+
+    fn with_dispatch(&self, model: Mm1Model) -> Result<Mm1Model, RunError> {
         let Some((group, num_experts)) = &self.experts else { return Ok(model) };
         let dispatch = AllToAllDispatch::new(group.clone(), *num_experts).map_err(comm)?;
         Ok(install_dispatch(model, Arc::new(dispatch)))

@@ -90,17 +90,19 @@ impl Session {
         ckpt: &Checkpoint,
         ranks: &Ranks,
     ) -> Result<Self, RunError> {
-        let mut s = Self::fresh(cfg, device, hash, ranks)?;
-        s.model = ckpt.load_model(s.model)?.freeze(&cfg.model.freeze);
-        let optim = GroupedAdamW::new(&s.model, &optim_settings(cfg, &s.model))?;
-        s.optim = ckpt.load_optim_shard(optim, ranks.ep_rank())?;
+        device.seed(cfg.train.seed);
+        // Every rank loads the same file (weights and parameter ids), so nothing is broadcast.
+        let model = ckpt.load_model(cfg.model.init(device)?)?.freeze(&cfg.model.freeze);
+        let model = ranks.adopt(model)?;
+        let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &model))?;
+        let optim = ckpt.load_optim_shard(optim, ranks.ep_rank())?;
         let loader_state = rank_loader_state(&ckpt.state.loader, ranks.rank(), ranks.world())
             .map_err(|e| RunError::Stop(format!("{}: {e}", ckpt.path.display())))?;
-        s.loader =
+        let loader =
             Loader::restore(&cfg.data, cfg.pipeline_shape(), ranks.rank(), ranks.world(), loader_state)?;
-        s.state = ckpt.state.clone();
-        s.state.config_sha256 = hash.to_string();
-        Ok(s)
+        let mut state = ckpt.state.clone();
+        state.config_sha256 = hash.to_string();
+        Ok(Self { model, optim, loader, state })
     }
 
     /// Write a checkpoint (a collective: every rank calls it; rank 0 writes, EP ranks of the first
