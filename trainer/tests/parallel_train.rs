@@ -64,22 +64,6 @@ fn params(model: &Mm1Model) -> Vec<Vec<f32>> {
     v.0
 }
 
-/// Rank 0's and rank 1's batches as one batch (their rows stacked).
-fn stacked(a: &Batch, b: &Batch) -> Batch {
-    let mut both = a.clone();
-    both.batch_size += b.batch_size;
-    both.input_ids.extend(&b.input_ids);
-    both.targets.extend(&b.targets);
-    both.loss_mask.extend(&b.loss_mask);
-    both.image_mask.extend(&b.image_mask);
-    both.segment_ids.extend(&b.segment_ids);
-    both.position_ids.extend(&b.position_ids);
-    both.source_ids.extend(&b.source_ids);
-    both.images.extend(&b.images);
-    both.n_images += b.n_images;
-    both
-}
-
 /// One process over the samples of the 2-rank run: rank 0's and rank 1's batches as two
 /// micro-batches, or (`stack`) as one batch, as expert parallelism sees them (its router losses
 /// use the routing statistics of both ranks' tokens together).

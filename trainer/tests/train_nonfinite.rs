@@ -54,18 +54,7 @@ fn two_micro_batches_equal_one_batch_of_both() {
     device.seed(9);
     let init = cfg.model.init(&device).unwrap();
     let (a, b) = (synthetic_batch(&cfg, 1), synthetic_batch(&cfg, 2));
-    let mut both = a.clone();
-    for (dst, src) in [(&mut both.input_ids, &b.input_ids), (&mut both.targets, &b.targets)] {
-        dst.extend(src);
-    }
-    both.loss_mask.extend(&b.loss_mask);
-    both.image_mask.extend(&b.image_mask);
-    both.segment_ids.extend(&b.segment_ids);
-    both.position_ids.extend(&b.position_ids);
-    both.source_ids.extend(&b.source_ids);
-    both.images.extend(&b.images);
-    both.batch_size = 4;
-    both.n_images = a.n_images + b.n_images;
+    let both = stacked(&a, &b);
 
     let settings = AdamWSettings::default();
     let mut o1 = GroupedAdamW::new(&init, &settings).unwrap();

@@ -137,3 +137,19 @@ pub fn checkpoint_tensors(run_dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .map(|t| (t.name.clone(), t.to_bytes().unwrap().to_vec()))
         .collect()
 }
+
+/// `a` and `b` as one batch: `b`'s rows (and images) after `a`'s.
+pub fn stacked(a: &mm1_data::Batch, b: &mm1_data::Batch) -> mm1_data::Batch {
+    let mut both = a.clone();
+    both.batch_size += b.batch_size;
+    both.input_ids.extend(&b.input_ids);
+    both.targets.extend(&b.targets);
+    both.loss_mask.extend(&b.loss_mask);
+    both.image_mask.extend(&b.image_mask);
+    both.segment_ids.extend(&b.segment_ids);
+    both.position_ids.extend(&b.position_ids);
+    both.source_ids.extend(&b.source_ids);
+    both.images.extend(&b.images);
+    both.n_images += b.n_images;
+    both
+}
