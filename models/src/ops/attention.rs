@@ -14,9 +14,7 @@
 //! `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ∘ (dP − rowsum(dO ∘ O))`, `dQ = s dS K`, `dK = s dSᵀ Q`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{
-    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
-};
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
@@ -45,16 +43,7 @@ pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tens
         return forward(&Saved::inputs(q, k, v, mask)).0;
     }
     let args = (q, k, v, mask);
-    if let Some(out) = tracked::<burn::backend::Flex, NoCheckpointing>(&args)
-        .or_else(|| tracked::<burn::backend::Flex, BalancedCheckpointing>(&args))
-    {
-        return out;
-    }
-    // CUDA and wgpu are the same CubeCL backend type; the device says which runtime.
-    #[cfg(any(feature = "cuda", feature = "wgpu"))]
-    if let Some(out) = tracked::<burn::backend::Cube, NoCheckpointing>(&args)
-        .or_else(|| tracked::<burn::backend::Cube, BalancedCheckpointing>(&args))
-    {
+    if let Some(out) = on_autodiff_backends!(|B, C| tracked::<B, C>(&args)) {
         return out;
     }
     // Any other autodiff backend: burn's own (decomposed) attention on repeated K/V.
@@ -81,19 +70,7 @@ pub fn fused_attention_available(x: &Tensor<4>) -> bool {
     {
         x.clone().try_into_primitive::<Autodiff<B, C>>().is_ok()
     }
-    let cube = {
-        #[cfg(any(feature = "cuda", feature = "wgpu"))]
-        {
-            on::<burn::backend::Cube, NoCheckpointing>(x)
-                || on::<burn::backend::Cube, BalancedCheckpointing>(x)
-        }
-        #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
-        false
-    };
-    !x.is_autodiff()
-        || on::<burn::backend::Flex, NoCheckpointing>(x)
-        || on::<burn::backend::Flex, BalancedCheckpointing>(x)
-        || cube
+    !x.is_autodiff() || on_autodiff_backends!(|B, C| on::<B, C>(x).then_some(())).is_some()
 }
 
 /// Inputs on the inner (non-autodiff) backend, plus the forward's outputs once computed.

@@ -7,9 +7,7 @@
 //! textbook `(softmax(x) − onehot(y)) · mask · g` in one pass.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{
-    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
-};
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
@@ -30,13 +28,7 @@ pub fn masked_nll(logits: Tensor<3>, targets: Tensor<2, Int>, loss_mask: Tensor<
         return forward(&Saved::new(logits, targets, loss_mask)).0.reshape([b, t]);
     }
     let args = (logits, targets, loss_mask);
-    let out = tracked::<burn::backend::Flex, NoCheckpointing>(&args)
-        .or_else(|| tracked::<burn::backend::Flex, BalancedCheckpointing>(&args));
-    #[cfg(any(feature = "cuda", feature = "wgpu"))]
-    let out = out
-        .or_else(|| tracked::<burn::backend::Cube, NoCheckpointing>(&args))
-        .or_else(|| tracked::<burn::backend::Cube, BalancedCheckpointing>(&args));
-    match out {
+    match on_autodiff_backends!(|B, C| tracked::<B, C>(&args)) {
         Some(nll) => nll.reshape([b, t]),
         None => decomposed(args.0, args.1, args.2), // another autodiff backend: burn's ops
     }

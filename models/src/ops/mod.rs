@@ -2,6 +2,40 @@
 //! the concrete backend under the run-time dispatch (`Flex`, and `Cube` with `cuda`/`wgpu`).
 //! Each falls back to burn's decomposed ops on any other backend. See `docs/performance.md`.
 
+/// `$call` with the type names `$b` (backend) and `$c` (checkpointing) bound in turn to each
+/// concrete autodiff backend of this build: `Flex`, and with `cuda`/`wgpu` the CubeCL `Cube`
+/// (the device says which runtime), each without and with gradient checkpointing. The first
+/// `Some` wins; `None` means the tensors live on another backend (the caller falls back to
+/// burn's decomposed ops).
+macro_rules! on_autodiff_backends {
+    (|$b:ident, $c:ident| $call:expr) => {{
+        use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
+        let out = {
+            type $b = burn::backend::Flex;
+            type $c = NoCheckpointing;
+            $call
+        }
+        .or_else(|| {
+            type $b = burn::backend::Flex;
+            type $c = BalancedCheckpointing;
+            $call
+        });
+        #[cfg(any(feature = "cuda", feature = "wgpu"))]
+        let out = out
+            .or_else(|| {
+                type $b = burn::backend::Cube;
+                type $c = NoCheckpointing;
+                $call
+            })
+            .or_else(|| {
+                type $b = burn::backend::Cube;
+                type $c = BalancedCheckpointing;
+                $call
+            });
+        out
+    }};
+}
+
 mod attention;
 mod cross_entropy;
 mod rms_norm;

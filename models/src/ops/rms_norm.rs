@@ -6,9 +6,7 @@
 //! `x̂ = x·r`, `dγ = Σ_rows g ∘ x̂`, `dx = r · (g∘γ − x̂ · mean(g∘γ∘x̂))`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{
-    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
-};
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
@@ -29,13 +27,7 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
         return forward(x.reshape([n, d]), gamma, norm.epsilon).0.reshape(dims);
     }
     let args = (x.reshape([n, d]), gamma, norm.epsilon);
-    let out = tracked::<burn::backend::Flex, NoCheckpointing>(&args)
-        .or_else(|| tracked::<burn::backend::Flex, BalancedCheckpointing>(&args));
-    #[cfg(any(feature = "cuda", feature = "wgpu"))]
-    let out = out
-        .or_else(|| tracked::<burn::backend::Cube, NoCheckpointing>(&args))
-        .or_else(|| tracked::<burn::backend::Cube, BalancedCheckpointing>(&args));
-    match out {
+    match on_autodiff_backends!(|B, C| tracked::<B, C>(&args)) {
         Some(y) => y.reshape(dims),
         None => norm.forward(args.0.reshape(dims)), // another autodiff backend: burn's own
     }

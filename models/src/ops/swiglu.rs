@@ -5,9 +5,7 @@
 //! recomputes `σ(a)` in the backward: `da = g ∘ b ∘ σ(a) ∘ (1 + a (1 − σ(a)))`, `db = g ∘ silu(a)`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{
-    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
-};
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
@@ -24,13 +22,7 @@ pub fn swiglu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
         return silu(a) * b;
     }
     let args = (a, b);
-    let out = tracked::<D, burn::backend::Flex, NoCheckpointing>(&args)
-        .or_else(|| tracked::<D, burn::backend::Flex, BalancedCheckpointing>(&args));
-    #[cfg(any(feature = "cuda", feature = "wgpu"))]
-    let out = out
-        .or_else(|| tracked::<D, burn::backend::Cube, NoCheckpointing>(&args))
-        .or_else(|| tracked::<D, burn::backend::Cube, BalancedCheckpointing>(&args));
-    out.unwrap_or_else(|| silu(args.0) * args.1) // another autodiff backend: burn's ops
+    on_autodiff_backends!(|B, C| tracked::<D, B, C>(&args)).unwrap_or_else(|| silu(args.0) * args.1) // another autodiff backend: burn's ops
 }
 
 #[derive(Debug)]
