@@ -3,15 +3,20 @@
 
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What an mpirun launch produced.
 pub struct Outcome {
     pub success: bool,
     pub code: Option<i32>,
+    /// mpirun's own stdout: every rank's lines, interleaved as they arrived.
     pub stdout: String,
     pub stderr: String,
+    /// Each rank's stdout on its own (mpirun `--output-filename`), index = rank; empty when skipped.
+    pub rank_stdout: Vec<String>,
     pub elapsed: Duration,
     /// `true` when the launch was skipped (no `mpi` feature).
     pub skipped: bool,
@@ -33,12 +38,17 @@ impl Outcome {
             self.stdout,
             self.stderr
         );
-        // `--exact` with a wrong name runs nothing and succeeds: require one pass per rank.
-        let passed = self.stdout.matches("test result: ok. 1 passed").count();
+        // `--exact` with a wrong name runs nothing and succeeds: require one pass on every rank.
+        // Each rank's own stream is checked: lines of the merged stream can interleave mid-line.
+        let passed: Vec<usize> = (0..self.ranks)
+            .filter(|&r| self.rank_stdout.get(r).is_some_and(|s| s.contains("test result: ok. 1 passed")))
+            .collect();
         assert_eq!(
-            passed, self.ranks,
-            "expected the worker to pass on {} ranks, saw {passed}\n--- stdout\n{}",
-            self.ranks, self.stdout
+            passed.len(),
+            self.ranks,
+            "expected the worker to pass on all {} ranks, passed on ranks {passed:?}\n--- stdout\n{}",
+            self.ranks,
+            self.stdout
         );
     }
 
@@ -60,6 +70,7 @@ pub fn run_workers(worker: &str, ranks: usize, env: &[(&str, &str)]) -> Outcome 
             code: Some(0),
             stdout: String::new(),
             stderr: String::new(),
+            rank_stdout: Vec::new(),
             elapsed: Duration::ZERO,
             skipped: true,
             ranks,
@@ -69,6 +80,8 @@ pub fn run_workers(worker: &str, ranks: usize, env: &[(&str, &str)]) -> Outcome 
     let mut cmd = Command::new("mpirun");
     // Root in containers and more ranks than cores on small CI machines.
     cmd.args(["--allow-run-as-root", "--oversubscribe", "-n", &ranks.to_string()]);
+    let per_rank_dir = unique_temp_dir(worker);
+    cmd.arg("--output-filename").arg(&per_rank_dir);
     for (k, v) in env {
         cmd.args(["-x", &format!("{k}={v}")]);
     }
@@ -80,13 +93,39 @@ pub fn run_workers(worker: &str, ranks: usize, env: &[(&str, &str)]) -> Outcome 
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run mpirun ({e}); install openmpi-bin (scripts/test.sh does)"));
+    let elapsed = t0.elapsed();
+    let rank_stdout = (0..ranks).map(|r| read_rank_stdout(&per_rank_dir, r)).collect();
+    let _ = std::fs::remove_dir_all(&per_rank_dir);
     Outcome {
         success: out.status.success(),
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: t0.elapsed(),
+        rank_stdout,
+        elapsed,
         skipped: false,
         ranks,
     }
+}
+
+/// A fresh folder for mpirun's per-rank output files.
+fn unique_temp_dir(worker: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "mm1-mpirun-{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        worker.replace("::", "-")
+    );
+    std::env::temp_dir().join(name)
+}
+
+/// Rank `rank`'s stdout as Open MPI 4 lays it out: `DIR/<job>/rank.<rank>/stdout` (empty if absent).
+fn read_rank_stdout(dir: &Path, rank: usize) -> String {
+    let Ok(jobs) = std::fs::read_dir(dir) else { return String::new() };
+    jobs.flatten()
+        .filter_map(|job| {
+            std::fs::read_to_string(job.path().join(format!("rank.{rank}")).join("stdout")).ok()
+        })
+        .collect()
 }
