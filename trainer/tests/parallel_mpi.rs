@@ -463,9 +463,11 @@ mod workers {
     #[test]
     #[ignore = "run on 2 ranks by two_rank_mm1_tiny_moe_dp_and_ep_equal_one_process"]
     fn worker_mm1_tiny() {
+        use mm1_models::llm::Ffn;
         use mm1_trainer::parallel::expert_parallel::{
             AllToAllDispatch, MoeGradientReduction, expert_param_ids, install_dispatch,
         };
+        use mm1_trainer::parallel::{gather_experts, held_params, shard_experts};
 
         let c = world();
         let r = c.rank();
@@ -490,9 +492,11 @@ mod workers {
         let g = grads_of_mm1(&model, loss);
         let dp_grads = dp.all_reduce_gradients(&model, g, GradScaling::PreScaled).unwrap();
         let dp_flat = flat_grads(&model, &dp_grads);
-        // DP = 2 with EP = 2: experts 0-1 on rank 0, 2-3 on rank 1.
+        // DP = 2 with EP = 2: experts 0-1 held and computed on rank 0, 2-3 on rank 1.
         let (reduce, ep_group) = MoeGradientReduction::new(c.clone(), 2, 4096).unwrap();
-        let ep_model = install_dispatch(model.clone(), Arc::new(AllToAllDispatch::new(ep_group, 4).unwrap()));
+        let sharded = shard_experts(model.clone(), r, 2, 4).unwrap();
+        let dispatch = Arc::new(AllToAllDispatch::new(ep_group.clone(), 4).unwrap());
+        let ep_model = install_dispatch(sharded, dispatch);
         let loss = mm1_ce_sum(&ep_model, mm1_rows(&cfg, mine, t, &device)) / global;
         let g = grads_of_mm1(&ep_model, loss);
         let ep_flat = flat_grads(&ep_model, &reduce.all_reduce(&ep_model, g).unwrap());
@@ -529,6 +533,24 @@ mod workers {
             }
         }
         assert!(compared.0 > 20 && compared.1 < compared.0, "{compared:?}");
+        // Memory: each rank holds half of every layer's experts; gathered, rank 0 holds the model.
+        let expert_values: usize = model
+            .llm
+            .layers
+            .iter()
+            .map(|l| match &l.mlp {
+                Ffn::Moe(m) => m.experts.iter().map(|e| e.num_params()).sum(),
+                _ => 0,
+            })
+            .sum();
+        assert!(expert_values > 0);
+        assert_eq!(held_params(&ep_model), held_params(&model) - expert_values / 2);
+        let gathered = gather_experts(ep_model.clone(), ep_group.as_ref(), 4).unwrap();
+        if r == 0 {
+            assert_eq!(module_checksum(&gathered), module_checksum(&model), "gathered on rank 0");
+        } else {
+            assert_eq!(held_params(&gathered), held_params(&ep_model), "rank 1 stays sharded");
+        }
         println!("rank {r}: MM1 tiny-moe DP and DP+EP gradients equal 1 process ({compared:?} compared)");
     }
 

@@ -8,8 +8,8 @@
 //! Router losses (load balance, z-loss) use the routing counts of the whole EP group
 //! (`sum_routing_counts`); each rank's loss is its share, and the shares add up to the group's.
 //!
-//! Every rank still *holds* all experts (the module tree is the same everywhere), but only
-//! computes and receives gradients for its own; non-local experts get no gradient here.
+//! The module tree is the same everywhere, but a rank's other experts are empty placeholders
+//! ([`super::shard_experts`]): it holds, computes and receives gradients for its own only.
 //! Gradient reduction with EP ([`MoeGradientReduction`]): dense parameters over all ranks,
 //! expert parameters over their replicas (same position in the other EP groups). Because an
 //! expert's gradient mixes tokens of several ranks, the loss must be pre-scaled by the

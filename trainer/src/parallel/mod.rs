@@ -7,8 +7,9 @@
 //! - [`data_parallel`]: identical initial weights on every rank, token-weighted bucketed
 //!   gradient all-reduce, communication timing.
 //! - [`expert_parallel`]: all-to-all token dispatch for MoE layers (the models crate's
-//!   `ExpertDispatch`), dense/expert gradient reduction groups; [`gather_experts`] copies each
-//!   expert from its owner before a checkpoint.
+//!   `ExpertDispatch`), dense/expert gradient reduction groups; [`shard_experts`] keeps only a
+//!   rank's own experts, [`gather_experts`] copies each expert from its owner to rank 0 before
+//!   a checkpoint.
 //! - [`all_to_all_grad`]: a differentiable all-to-all (backward = the reverse exchange), the
 //!   building block of expert-parallel token dispatch.
 //! - [`RankSync`]: the training step's exchanges (token counts, logged sums, gradients).
@@ -19,8 +20,8 @@ pub mod all_to_all_grad;
 mod collective;
 pub mod data_parallel;
 mod env;
-mod expert_gather;
 pub mod expert_parallel;
+mod expert_shard;
 #[cfg(feature = "mpi")]
 mod mpi;
 #[cfg(feature = "mpi")]
@@ -35,7 +36,7 @@ use std::sync::Arc;
 
 pub use collective::{Collective, CollectiveError, ReduceOp, all_gather_bytes, exchange_counts};
 pub use env::{LaunchInfo, Launcher};
-pub use expert_gather::gather_experts;
+pub use expert_shard::{gather_experts, held_params, shard_experts};
 #[cfg(feature = "mpi")]
 pub use mpi::MpiCollective;
 pub use single::SingleProcess;

@@ -157,15 +157,23 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
     log.config(start_step, &config_text, &hash)?;
     let plan = s.optim.plan();
     log.message(&format!(
-        "run folder {}; {} parameters ({} trainable); steps {start_step}..{total}; {} rank(s)",
+        "run folder {}; {} parameters ({} trainable on this rank); steps {start_step}..{total}; {} rank(s)",
         run_dir.display(),
-        plan.total_numel,
+        s.sizes.total,
         plan.trainable_numel,
         ranks.world()
     ));
+    if ranks.ep_size() > 1 {
+        log.message(&format!(
+            "expert parallel: {} ranks per EP group, this rank holds {} of the {} parameter values",
+            ranks.ep_size(),
+            plan.total_numel,
+            s.sizes.total
+        ));
+    }
 
     // 4. the loop
-    let peak = cfg.optim.resolve(non_embedding_params(&s.model)).lr;
+    let peak = cfg.optim.resolve(s.sizes.non_embedding).lr;
     let schedule = LrSchedule::new(&cfg.schedule, peak, total);
     let mut guard = NonFiniteGuard {
         max_in_a_row: cfg.train.max_nonfinite_in_a_row as u64,
@@ -242,6 +250,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             if let Some(path) = s.save(&ckpts, &config_text, &ranks)? {
                 log.message(&format!("checkpoint {}", path.display()));
             }
+            s.model = ranks.shard_experts(s.model)?;
         }
         if let Some(e) = eval_error {
             log.message(&format!("evaluation at step {step} failed: {e}"));

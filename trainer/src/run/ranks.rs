@@ -13,6 +13,7 @@ use crate::parallel::data_parallel::{CommStats, DEFAULT_BUCKET_ELEMS, DataParall
 use crate::parallel::expert_parallel::{AllToAllDispatch, install_dispatch};
 use crate::parallel::{
     Collective, CollectiveError, FailureConfig, RankSync, all_gather_bytes, gather_experts, init_collective,
+    shard_experts,
 };
 use crate::step::{LocalStep, StepSync};
 
@@ -88,23 +89,34 @@ impl Ranks {
     }
 
     /// Rank 0's parameters on every rank (lazy parameters initialised first), verified by
-    /// checksum; with expert parallelism, MoE tokens dispatched to their expert's rank.
+    /// checksum; with expert parallelism, only this rank's experts kept and MoE tokens
+    /// dispatched to their expert's rank.
     pub fn replicate(&self, model: Mm1Model) -> Result<Mm1Model, RunError> {
         if self.world() == 1 {
             return Ok(model);
         }
         let (model, _) = self.data_parallel().sync_module(model).map_err(comm)?;
-        self.with_dispatch(model)
+        self.with_dispatch(self.shard_experts(model)?)
     }
 
     /// A model every rank loaded from the same checkpoint: checked to be identical everywhere
-    /// (checksum), and with expert parallelism given its dispatcher. Nothing is broadcast.
+    /// (checksum), and with expert parallelism sharded and given its dispatcher. Nothing is
+    /// broadcast.
     pub fn adopt(&self, model: Mm1Model) -> Result<Mm1Model, RunError> {
         if self.world() == 1 {
             return Ok(model);
         }
         self.data_parallel().verify_replicated(&model).map_err(comm)?;
-        self.with_dispatch(model)
+        self.with_dispatch(self.shard_experts(model)?)
+    }
+
+    /// Only the experts this rank owns (the others become empty placeholders); a no-op
+    /// without expert parallelism. Rank 0 calls it again after writing a checkpoint.
+    pub fn shard_experts(&self, model: Mm1Model) -> Result<Mm1Model, RunError> {
+        match &self.experts {
+            Some((group, n)) => shard_experts(model, group.rank(), group.world_size(), *n).map_err(comm),
+            None => Ok(model),
+        }
     }
 
     fn data_parallel(&self) -> DataParallel {
@@ -127,7 +139,8 @@ impl Ranks {
         self.experts.as_ref().map_or(1, |(g, _)| g.world_size())
     }
 
-    /// Every expert's trained parameters from its owner (before a checkpoint; a collective).
+    /// Every expert's trained parameters from its owner on the EP group's rank 0, which writes the
+    /// checkpoint (a collective; the other ranks stay sharded).
     pub fn gather_experts(&self, model: Mm1Model) -> Result<Mm1Model, RunError> {
         match &self.experts {
             Some((group, n)) => gather_experts(model, group.as_ref(), *n).map_err(comm),

@@ -22,14 +22,34 @@ use crate::optim::{AdamWSettings, GroupedAdamW};
 
 /// Everything the loop carries between steps.
 pub struct Session {
+    /// This rank's model (with expert parallelism: only its own experts).
     pub model: Mm1Model,
     pub optim: GroupedAdamW,
     pub loader: Loader,
     pub state: TrainState,
+    /// Sizes of the whole model (counted before the experts are sharded).
+    pub sizes: ModelSizes,
 }
 
-pub fn optim_settings(cfg: &RunConfig, model: &Mm1Model) -> AdamWSettings {
-    let resolved = cfg.optim.resolve(non_embedding_params(model));
+/// Parameter counts of the whole model, whatever this rank holds.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelSizes {
+    /// Every float parameter value.
+    pub total: usize,
+    /// `N` of the MM1 learning-rate rule ([`non_embedding_params`]).
+    pub non_embedding: u64,
+}
+
+impl ModelSizes {
+    fn of(model: &Mm1Model) -> Self {
+        let total = crate::optim::list_params(model).iter().map(|p| p.numel()).sum();
+        Self { total, non_embedding: non_embedding_params(model) }
+    }
+}
+
+/// AdamW settings for a model of `sizes` (the MM1 rule's learning rate depends on its size).
+pub fn optim_settings(cfg: &RunConfig, sizes: &ModelSizes) -> AdamWSettings {
+    let resolved = cfg.optim.resolve(sizes.non_embedding);
     AdamWSettings::from_config(&cfg.optim, &resolved, &cfg.model.freeze)
 }
 
@@ -37,8 +57,10 @@ impl Session {
     /// Step 0: seeded initialisation, rank 0's weights on every rank, this rank's data stream.
     pub fn fresh(cfg: &RunConfig, device: &Device, hash: &str, ranks: &Ranks) -> Result<Self, RunError> {
         device.seed(cfg.train.seed);
-        let model = ranks.replicate(cfg.model.init(device)?)?;
-        let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &model))?;
+        let model = cfg.model.init(device)?;
+        let sizes = ModelSizes::of(&model);
+        let model = ranks.replicate(model)?;
+        let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &sizes))?;
         let loader = Loader::new(&cfg.data, cfg.pipeline_shape(), ranks.rank(), ranks.world())?;
         let rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.train.seed);
         let state = TrainState {
@@ -49,7 +71,7 @@ impl Session {
             counters: Counters::default(),
             config_sha256: hash.to_string(),
         };
-        Ok(Self { model, optim, loader, state })
+        Ok(Self { model, optim, loader, state, sizes })
     }
 
     /// Fresh, or resumed from the newest complete checkpoint `latest` (after removing incomplete
@@ -93,8 +115,9 @@ impl Session {
         device.seed(cfg.train.seed);
         // Every rank loads the same file (weights and parameter ids), so nothing is broadcast.
         let model = ckpt.load_model(cfg.model.init(device)?)?.freeze(&cfg.model.freeze);
+        let sizes = ModelSizes::of(&model);
         let model = ranks.adopt(model)?;
-        let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &model))?;
+        let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &sizes))?;
         let optim = ckpt.load_optim_shard(optim, ranks.ep_rank())?;
         let loader_state = rank_loader_state(&ckpt.state.loader, ranks.rank(), ranks.world())
             .map_err(|e| RunError::Stop(format!("{}: {e}", ckpt.path.display())))?;
@@ -102,7 +125,7 @@ impl Session {
             Loader::restore(&cfg.data, cfg.pipeline_shape(), ranks.rank(), ranks.world(), loader_state)?;
         let mut state = ckpt.state.clone();
         state.config_sha256 = hash.to_string();
-        Ok(Self { model, optim, loader, state })
+        Ok(Self { model, optim, loader, state, sizes })
     }
 
     /// Write a checkpoint (a collective: every rank calls it; rank 0 writes, EP ranks of the first
