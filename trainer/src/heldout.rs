@@ -6,6 +6,7 @@ use burn::tensor::Device;
 use mm1_data::{DataConfig, Loader, PipelineShape, SourceConfig};
 use mm1_models::Mm1Model;
 
+use crate::eval::WorkSplit;
 use crate::step::{StepError, batch_to_tensors, forward_batch};
 
 /// Loss of one held-out source.
@@ -27,6 +28,8 @@ pub enum EvalError {
     Data { name: String, source: mm1_data::DataError },
     #[error(transparent)]
     Step(#[from] StepError),
+    #[error("eval source `{name}`: {message}")]
+    Shared { name: String, message: String },
 }
 
 /// Score `batches` batches of every held-out source with the model in inference mode.
@@ -37,6 +40,19 @@ pub fn evaluate(
     batches: usize,
     device: &Device,
 ) -> Result<Vec<HeldOutLoss>, EvalError> {
+    evaluate_split(model, data, shape, batches, device, &WorkSplit::single())
+}
+
+/// [`evaluate`] shared among ranks: every rank reads every batch, scores its own (`split`), and
+/// the per-batch sums are added in batch order on every rank, so the result equals one process's.
+pub fn evaluate_split(
+    model: &Mm1Model,
+    data: &DataConfig,
+    shape: PipelineShape,
+    batches: usize,
+    device: &Device,
+    split: &WorkSplit,
+) -> Result<Vec<HeldOutLoss>, EvalError> {
     let model = model.valid(); // no autodiff graph
     let device = device.clone().inner();
     let mut out = Vec::new();
@@ -44,12 +60,27 @@ pub fn evaluate(
         let cfg = DataConfig { sources: vec![SourceConfig { weight: 1.0, ..src.clone() }], ..data.clone() };
         let err = |source| EvalError::Data { name: src.name.clone(), source };
         let mut loader = Loader::new(&cfg, shape, 0, 1).map_err(err)?;
-        let (mut sum, mut tokens) = (0.0f64, 0usize);
-        for _ in 0..batches {
+        let mut tokens = 0usize;
+        // This rank's batches' cross-entropy sums, or the first failure (handed to every rank).
+        let mut mine: Vec<Result<f64, String>> = Vec::new();
+        for i in 0..batches {
             let batch = loader.next_batch().map_err(err)?;
             tokens += batch.loss_tokens();
-            let ce = forward_batch(&model, batch_to_tensors(&batch, &device)?)?.ce_sum();
-            sum += ce.into_scalar::<f32>() as f64;
+            if !split.owns(i) {
+                continue;
+            }
+            let failed = mine.iter().find_map(|r| r.clone().err());
+            mine.push(match failed {
+                Some(e) => Err(e),
+                None => {
+                    batch_ce_sum(&model, &batch, &device).map_err(|e| format!("rank {}: {e}", split.rank))
+                }
+            });
+        }
+        let shared = |message: String| EvalError::Shared { name: src.name.clone(), message };
+        let mut sum = 0.0f64;
+        for ce in split.merge(batches, mine).map_err(|e| shared(e.to_string()))? {
+            sum += ce.map_err(shared)?;
         }
         out.push(HeldOutLoss {
             name: src.name.clone(),
@@ -59,6 +90,12 @@ pub fn evaluate(
         });
     }
     Ok(out)
+}
+
+/// Sum of the cross-entropy over the scored tokens of `batch`.
+fn batch_ce_sum(model: &Mm1Model, batch: &mm1_data::Batch, device: &Device) -> Result<f64, StepError> {
+    let ce = forward_batch(model, batch_to_tensors(batch, device)?)?.ce_sum();
+    Ok(ce.into_scalar::<f32>() as f64)
 }
 
 /// Token-weighted mean over sources.

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use mm1_trainer::eval::{
-    AnswerScheme, EvalOptions, EvalTask, Segment, TaskKind, ZeroShot, build_prompt, demo_indices,
-    evaluate_tasks, load_coco_captions, load_synth_jsonl, load_vqav2, postprocess, split_support,
-    tokenize_prompt, write_eval_json,
+    AnswerScheme, EvalOptions, EvalTask, Segment, TaskKind, WorkSplit, ZeroShot, build_prompt, demo_indices,
+    evaluate_tasks, evaluate_tasks_split, load_coco_captions, load_synth_jsonl, load_vqav2, postprocess,
+    split_support, tokenize_prompt, write_eval_json,
 };
 
 fn write(p: &Path, text: &str) {
@@ -139,6 +139,37 @@ fn harness_scores_and_writes_eval_json() {
     assert_eq!(report.scores["synth_vqa/4shot/exact_match"], 1.0);
     assert_eq!(report.scores["synth_vqa/avg/vqa_accuracy"], 1.0);
     assert!(report.scores["synth_captions/4shot/cider"] > 1.0, "{:?}", report.scores);
+
+    // Shared by 2 ranks, seen from rank 1 (rank 0's answers to queries 0, 2, ... come back from
+    // the exchange): the report equals one process's, and rank 0's failure is reported here too.
+    let answer = |kind: TaskKind, image: &PathBuf| {
+        let t = &truth[image];
+        match kind {
+            TaskKind::Caption => format!("{}\nmore text", t[0]),
+            TaskKind::Vqa { .. } => format!(" {}. question: next", t[0]),
+        }
+    };
+    let mut rank0 = Vec::new(); // one exchange per (task, shot count)
+    for task in &tasks {
+        for _ in &opts.shots {
+            let raw = task.queries.iter().step_by(2);
+            let raw = raw.map(|q| serde_json::json!({ "Ok": answer(task.kind, &q.image) })).collect();
+            rank0.push(serde_json::Value::Array(raw));
+        }
+    }
+    let rank0 = std::cell::RefCell::new(rank0.into_iter());
+    let gather = |mine| Ok(vec![rank0.borrow_mut().next().unwrap(), mine]);
+    let split = WorkSplit { rank: 1, world: 2, gather: &gather };
+    let shared = evaluate_tasks_split(&tasks, &opts, Some(100), &mut oracle, &split).unwrap();
+    assert_eq!(shared.ranks, 2);
+    assert_eq!(shared.scores, report.scores);
+    assert_eq!(serde_json::to_value(&shared.tasks).unwrap(), serde_json::to_value(&report.tasks).unwrap());
+    let failing =
+        |_| Ok(vec![serde_json::json!([{ "Err": "rank 0: prompt too long" }]), serde_json::json!([])]);
+    let split = WorkSplit { rank: 1, world: 2, gather: &failing };
+    let one = EvalOptions { limit: Some(1), shots: vec![0], ..opts.clone() };
+    let err = evaluate_tasks_split(&tasks[..1], &one, None, &mut oracle, &split).unwrap_err().to_string();
+    assert!(err.contains("rank 0: prompt too long"), "{err}");
 
     // Constant answer "red": right on exactly the colour questions.
     let mut constant = |_: TaskKind, _: &mm1_trainer::eval::Prompt| Ok("Red.".to_string());

@@ -40,11 +40,18 @@ fn two_rank_file(dir: &Path, parallel: &str, extra: &str) -> std::path::PathBuf 
 }
 
 fn run_two_ranks(file: &Path, run_dir: &Path, stop_after: Option<u64>) -> Outcome {
+    run_two_ranks_with(file, run_dir, stop_after, &[])
+}
+
+/// [`run_two_ranks`] with `--set` overrides.
+fn run_two_ranks_with(file: &Path, run_dir: &Path, stop_after: Option<u64>, sets: &[&str]) -> Outcome {
     let stop = stop_after.map(|n| n.to_string()).unwrap_or_default();
+    let sets = sets.join(";");
     let env = [
         ("MM1_TEST_RUN_FILE", file.to_str().unwrap()),
         ("MM1_TEST_RUN_DIR", run_dir.to_str().unwrap()),
         ("MM1_TEST_STOP_AFTER", stop.as_str()),
+        ("MM1_TEST_SETS", sets.as_str()),
     ];
     let out = run_workers("workers::worker_train", 2, &env);
     out.expect_success();
@@ -150,6 +157,73 @@ fn two_rank_expert_parallel_mm1_train_equals_one_rank_with_accumulation() {
     two_ranks_equal_one_rank_and_resume_exactly("dp = 2\nep = 2", MOE, true);
 }
 
+/// Evaluation shared by 2 data-parallel ranks (3 held-out batches, 3 few-shot queries: uneven
+/// shares) logs the scores one process gets on the final checkpoint.
+#[test]
+fn two_rank_evaluation_is_shared_and_equals_one_process() {
+    use mm1_trainer::eval::{fewshot_eval, synth_tasks};
+    if !cfg!(feature = "mpi") {
+        println!("skipped: mm1-trainer built without the `mpi` feature");
+        return;
+    }
+    let _one = ONE_JOB.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let file = two_rank_file(tmp.path(), "dp = 2", "");
+    let sets = [
+        "eval.every=4",
+        "eval.batches=3",
+        "eval.fewshot.every=4",
+        "eval.fewshot.shots=[0, 1]",
+        "eval.fewshot.support_size=1", // 4 eval items: 1 demonstration, 3 queries
+        "eval.fewshot.limit=3",
+        "eval.fewshot.max_new_tokens=4",
+    ];
+    let run_dir = tmp.path().join("run");
+    run_two_ranks_with(&file, &run_dir, None, &sets);
+    let lines = mm1_trainer::logging::read_metrics_jsonl(&run_dir.join("metrics.jsonl")).unwrap();
+    let logged = lines.iter().rev().find(|l| l.get("eval/loss").is_some()).expect("an eval line");
+
+    let cfg = load(&file, &sets).config;
+    let device = Device::flex();
+    let (model, _) = mm1_trainer::generate::load_checkpoint(&run_dir, &device).unwrap();
+    let heldout =
+        mm1_trainer::heldout::evaluate(&model, &cfg.data, cfg.pipeline_shape(), cfg.eval.batches, &device)
+            .unwrap();
+    assert_eq!(heldout.len(), 2);
+    for h in &heldout {
+        let got = logged[&format!("eval/loss/{}", h.name)].as_f64().unwrap();
+        assert!(
+            (got - h.loss).abs() <= 1e-9 * h.loss.abs(),
+            "{}: 2 ranks {got} vs 1 process {}",
+            h.name,
+            h.loss
+        );
+    }
+    let opts = cfg.eval.fewshot.options().unwrap();
+    let tasks = synth_tasks(&cfg, cfg.eval.fewshot.support_size).unwrap();
+    let standalone = fewshot_eval(&model, &cfg, &tasks, &opts, Some(STEPS), &device).unwrap();
+    assert!(!standalone.scores.is_empty());
+    for (k, want) in &standalone.scores {
+        let got = logged[&format!("fewshot/{k}")].as_f64().unwrap();
+        assert!((got - want).abs() <= 1e-9, "{k}: 2 ranks {got} vs 1 process {want}");
+    }
+    // eval.json holds every query's prediction, in query order
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
+    let ids = |r: &serde_json::Value| -> Vec<String> {
+        r["tasks"][0]["results"][1]["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{}|{}", p["id"], p["output"]))
+            .collect()
+    };
+    let want = serde_json::to_value(&standalone).unwrap();
+    assert_eq!(report["ranks"], 2, "the generation was shared by both ranks");
+    assert_eq!(ids(&report).len(), 3);
+    assert_eq!(ids(&report), ids(&want));
+}
+
 #[test]
 fn a_dp_size_other_than_the_launched_ranks_is_an_error_naming_both() {
     let tmp = tempfile::tempdir().unwrap();
@@ -169,7 +243,9 @@ mod workers {
         let file = std::env::var("MM1_TEST_RUN_FILE").unwrap();
         let run_dir = std::env::var("MM1_TEST_RUN_DIR").unwrap();
         let stop_after = std::env::var("MM1_TEST_STOP_AFTER").ok().and_then(|s| s.parse().ok());
+        let sets = std::env::var("MM1_TEST_SETS").unwrap_or_default();
+        let sets: Vec<&str> = sets.split(';').filter(|s| !s.is_empty()).collect();
         let opts = RunOptions { run_dir: Some(run_dir.into()), stop_after, ..Default::default() };
-        train(&load(Path::new(&file), &[]), &opts).unwrap();
+        train(&load(Path::new(&file), &sets), &opts).unwrap();
     }
 }

@@ -11,6 +11,7 @@ use super::EvalError;
 use super::cider::cider_d;
 use super::prompt::{Prompt, PromptTemplate, ZeroShot, build_prompt, postprocess};
 use super::ptb::ptb_tokenize;
+use super::split::WorkSplit;
 use super::tasks::{AnswerScheme, EvalItem, EvalTask, TaskKind};
 use super::vqa::{alternatives_accuracy, alternatives_exact_match, exact_match, vqa_accuracy};
 
@@ -74,6 +75,8 @@ pub struct TaskResult {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalReport {
     pub step: Option<u64>,
+    /// Number of ranks that shared the generation (1: one process did it all).
+    pub ranks: usize,
     pub protocol: EvalOptions,
     pub scores: BTreeMap<String, f64>,
     pub tasks: Vec<TaskResult>,
@@ -118,7 +121,25 @@ pub fn evaluate_tasks(
     step: Option<u64>,
     generate: &mut dyn FnMut(TaskKind, &Prompt) -> Result<String, EvalError>,
 ) -> Result<EvalReport, EvalError> {
-    let mut report = EvalReport { step, protocol: opts.clone(), scores: BTreeMap::new(), tasks: vec![] };
+    evaluate_tasks_split(tasks, opts, step, generate, &WorkSplit::single())
+}
+
+/// [`evaluate_tasks`] shared among ranks: this rank generates the continuations of its queries
+/// only (`split`), and every rank returns the whole report.
+pub fn evaluate_tasks_split(
+    tasks: &[EvalTask],
+    opts: &EvalOptions,
+    step: Option<u64>,
+    generate: &mut dyn FnMut(TaskKind, &Prompt) -> Result<String, EvalError>,
+    split: &WorkSplit,
+) -> Result<EvalReport, EvalError> {
+    let mut report = EvalReport {
+        step,
+        ranks: split.world,
+        protocol: opts.clone(),
+        scores: BTreeMap::new(),
+        tasks: vec![],
+    };
     for task in tasks {
         let queries = &task.queries[..opts.limit.unwrap_or(usize::MAX).min(task.queries.len())];
         let mut result = TaskResult {
@@ -136,25 +157,24 @@ pub fn evaluate_tasks(
                     task.support.len()
                 )));
             }
-            let mut predictions = Vec::with_capacity(queries.len());
-            for (i, q) in queries.iter().enumerate() {
-                let prompt = build_prompt(
-                    task.kind,
-                    q,
-                    i,
-                    &task.support,
-                    k,
-                    opts.zero_shot,
-                    &opts.template,
-                    opts.seed,
-                );
-                let raw = generate(task.kind, &prompt)?;
-                predictions.push(Prediction {
+            let prompts: Vec<Prompt> = queries
+                .iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    build_prompt(task.kind, q, i, &task.support, k, opts.zero_shot, &opts.template, opts.seed)
+                })
+                .collect();
+            let raw = continuations(task.kind, &prompts, generate, split)?;
+            let predictions: Vec<Prediction> = queries
+                .iter()
+                .zip(prompts)
+                .zip(raw)
+                .map(|((q, p), raw)| Prediction {
                     id: q.id.clone(),
-                    demos: prompt.demos,
+                    demos: p.demos,
                     output: postprocess(task.kind, &raw),
-                });
-            }
+                })
+                .collect();
             let outputs: Vec<String> = predictions.iter().map(|p| p.output.clone()).collect();
             let metrics = score(task.kind, queries, &outputs)?;
             for (m, v) in &metrics {
@@ -173,6 +193,33 @@ pub fn evaluate_tasks(
         report.tasks.push(result);
     }
     Ok(report)
+}
+
+/// Every prompt's raw continuation. Shared among ranks, a rank's failure is handed to all of them
+/// with the results (so that none waits for the exchange) and reported on every rank.
+fn continuations(
+    kind: TaskKind,
+    prompts: &[Prompt],
+    generate: &mut dyn FnMut(TaskKind, &Prompt) -> Result<String, EvalError>,
+    split: &WorkSplit,
+) -> Result<Vec<String>, EvalError> {
+    if split.world == 1 {
+        return prompts.iter().map(|p| generate(kind, p)).collect();
+    }
+    let mut failed: Option<String> = None;
+    let mut mine: Vec<Result<String, String>> = Vec::new();
+    for (_, p) in prompts.iter().enumerate().filter(|(i, _)| split.owns(*i)) {
+        let out = match &failed {
+            Some(e) => Err(e.clone()),
+            None => generate(kind, p).map_err(|e| format!("rank {}: {e}", split.rank)),
+        };
+        if let Err(e) = &out {
+            failed = Some(e.clone());
+        }
+        mine.push(out);
+    }
+    let all = split.merge(prompts.len(), mine)?;
+    all.into_iter().map(|r| r.map_err(EvalError::Invalid)).collect()
 }
 
 /// Writes `eval.json` (pretty JSON).

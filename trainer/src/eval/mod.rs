@@ -7,7 +7,8 @@
 //!
 //! The harness ([`evaluate_tasks`]) is model-agnostic: it builds few-shot prompts ([`build_prompt`]),
 //! asks a `generate` callback for continuations and scores them; [`fewshot_eval`] runs it on an
-//! `Mm1Model`, [`eval_during_training`] is the hook of the training loop.
+//! `Mm1Model`, [`eval_during_training`] is the hook of the training loop. [`WorkSplit`] shares an
+//! evaluation among data-parallel ranks.
 
 mod cider;
 mod error;
@@ -15,19 +16,22 @@ mod harness;
 mod model;
 mod prompt;
 mod ptb;
+mod split;
 mod tasks;
 mod vqa;
 
 pub use cider::{CIDER_N, CIDER_SIGMA, CiderScores, cider_d};
 pub use error::EvalError;
 pub use harness::{
-    EvalOptions, EvalReport, Prediction, ShotResult, TaskResult, evaluate_tasks, score, write_eval_json,
+    EvalOptions, EvalReport, Prediction, ShotResult, TaskResult, evaluate_tasks, evaluate_tasks_split, score,
+    write_eval_json,
 };
-pub use model::{check_prompt_lengths, eval_during_training, fewshot_eval, synth_tasks};
+pub use model::{check_prompt_lengths, eval_during_training, fewshot_eval, fewshot_eval_split, synth_tasks};
 pub use prompt::{
     Prompt, PromptTemplate, Segment, ZeroShot, build_prompt, demo_indices, postprocess, tokenize_prompt,
 };
 pub use ptb::ptb_tokenize;
+pub use split::{GatherJson, WorkSplit};
 pub use tasks::{
     AnswerScheme, EvalItem, EvalTask, TaskKind, load_coco_captions, load_synth_jsonl, load_vqav2,
     split_support,

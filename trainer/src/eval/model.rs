@@ -13,8 +13,9 @@ use mm1_data::TextTokenizer;
 use mm1_models::Mm1Model;
 
 use super::EvalError;
-use super::harness::{EvalOptions, EvalReport, evaluate_tasks, write_eval_json};
+use super::harness::{EvalOptions, EvalReport, evaluate_tasks_split, write_eval_json};
 use super::prompt::{Prompt, build_prompt, tokenize_prompt};
+use super::split::WorkSplit;
 use super::tasks::{EvalTask, TaskKind, load_synth_jsonl, split_support};
 use crate::config::RunConfig;
 use crate::generate::{GenerateOptions, generate_ids};
@@ -111,6 +112,19 @@ pub fn fewshot_eval(
     step: Option<u64>,
     device: &Device,
 ) -> Result<EvalReport, EvalError> {
+    fewshot_eval_split(model, cfg, tasks, opts, step, device, &WorkSplit::single())
+}
+
+/// [`fewshot_eval`] shared among ranks (each generates for its queries, all get the report).
+pub fn fewshot_eval_split(
+    model: &Mm1Model,
+    cfg: &RunConfig,
+    tasks: &[EvalTask],
+    opts: &EvalOptions,
+    step: Option<u64>,
+    device: &Device,
+    split: &WorkSplit,
+) -> Result<EvalReport, EvalError> {
     let tok = TextTokenizer::load(&cfg.data).map_err(|e| EvalError::Invalid(format!("tokenizer: {e}")))?;
     let [h, w] = cfg.model.image_size();
     if h != w {
@@ -153,13 +167,14 @@ pub fn fewshot_eval(
         }
         tok.decode(&out).map_err(EvalError::Invalid)
     };
-    evaluate_tasks(tasks, opts, step, &mut generate)
+    evaluate_tasks_split(tasks, opts, step, &mut generate, split)
 }
 
 /// The training-loop hook: evaluate the synthetic benchmark of the run config, write
 /// `run_dir/eval.json` (the latest) and `run_dir/eval/step-N.json` when `run_dir` is given (the
 /// main rank), and return `(name, value)` pairs (`fewshot/<task>/<k>shot/<metric>`) for
-/// `metrics.jsonl` and TensorBoard.
+/// `metrics.jsonl` and TensorBoard. The queries are shared among ranks as `split` says.
+#[allow(clippy::too_many_arguments)]
 pub fn eval_during_training(
     model: &Mm1Model,
     cfg: &RunConfig,
@@ -168,12 +183,13 @@ pub fn eval_during_training(
     opts: &EvalOptions,
     support_size: usize,
     device: &Device,
+    split: &WorkSplit,
 ) -> Result<Vec<(String, f64)>, EvalError> {
     let tasks = synth_tasks(cfg, support_size)?;
     if tasks.is_empty() {
         return Ok(vec![]);
     }
-    let report = fewshot_eval(model, cfg, &tasks, opts, Some(step), device)?;
+    let report = fewshot_eval_split(model, cfg, &tasks, opts, Some(step), device, split)?;
     if let Some(run_dir) = run_dir {
         let dir = run_dir.join("eval");
         std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, e))?;

@@ -1,7 +1,9 @@
 //! Evaluation inside the loop: held-out loss per source every `eval.every` steps and the few-shot
-//! benchmark every `eval.fewshot.every` steps (both also at the last step). Every rank evaluates
-//! the same (replicated) model, so no rank waits at a collective while another evaluates; only
-//! the main rank writes `eval.json` and logs.
+//! benchmark every `eval.fewshot.every` steps (both also at the last step). Data-parallel ranks
+//! share the work (each scores every `world`-th held-out batch and generates for every
+//! `world`-th query, then they exchange results, so every rank ends with the same scores as one
+//! process); with expert parallelism every rank runs the whole evaluation in lockstep, since each
+//! forward pass needs the whole EP group. Only the main rank writes `eval.json` and logs.
 
 use std::path::Path;
 
@@ -11,7 +13,8 @@ use burn::tensor::Device;
 use super::RunError;
 use super::metrics::LogSink;
 use crate::config::RunConfig;
-use crate::heldout::{evaluate, mean_loss};
+use crate::eval::WorkSplit;
+use crate::heldout::{evaluate_split, mean_loss};
 use mm1_models::Mm1Model;
 
 /// What an evaluation step produced: scalars to log, and the held-out losses per source.
@@ -34,19 +37,20 @@ pub fn check_fewshot(cfg: &RunConfig) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Run the evaluations due after `step` of `total`.
+/// Run the evaluations due after `step` of `total`, this rank's share of them as `split` says
+/// (every rank returns the whole result).
 pub fn evaluate_due(
     model: &Mm1Model,
     cfg: &RunConfig,
     (step, total): (u64, u64),
-    run_dir: Option<&Path>,
+    (run_dir, split): (Option<&Path>, &WorkSplit),
     device: &Device,
     log: &LogSink,
 ) -> Result<EvalOutcome, RunError> {
     let mut out = EvalOutcome::default();
     let heldout_due = cfg.eval.every > 0 && (step.is_multiple_of(cfg.eval.every) || step == total);
     if heldout_due && !cfg.data.eval.sources.is_empty() {
-        let res = evaluate(model, &cfg.data, cfg.pipeline_shape(), cfg.eval.batches, device)?;
+        let res = evaluate_split(model, &cfg.data, cfg.pipeline_shape(), cfg.eval.batches, device, split)?;
         out.values = res.iter().map(|r| (format!("eval/loss/{}", r.name), r.loss)).collect();
         if let Some(m) = mean_loss(&res) {
             out.values.push(("eval/loss".into(), m));
@@ -66,6 +70,7 @@ pub fn evaluate_due(
             &opts,
             fewshot.support_size,
             &device.clone().inner(),
+            split,
         )?;
         let averages: Vec<(String, f64)> =
             scores.iter().filter(|(k, _)| k.contains("/avg/")).cloned().collect();

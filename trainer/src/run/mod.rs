@@ -224,9 +224,11 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             return Err(RunError::Stop(msg));
         }
         let eval_dir = main.then_some(run_dir.as_path());
+        let gather = |v: serde_json::Value| ranks.gather_json(&v).map_err(|e| e.to_string());
+        let split = ranks.eval_split(&gather);
         // A failing evaluation stops the run only after this step is logged and checkpointed.
         let (ev, eval_error) =
-            match evals::evaluate_due(&s.model, cfg, (step, total), eval_dir, &device, &log) {
+            match evals::evaluate_due(&s.model, cfg, (step, total), (eval_dir, &split), &device, &log) {
                 Ok(ev) => (ev, None),
                 Err(e) => (evals::EvalOutcome::default(), Some(e)),
             };

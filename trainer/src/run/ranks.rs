@@ -9,6 +9,7 @@ use mm1_models::Mm1Model;
 
 use super::RunError;
 use crate::config::RunConfig;
+use crate::eval::{GatherJson, WorkSplit};
 use crate::parallel::data_parallel::{CommStats, DEFAULT_BUCKET_ELEMS, DataParallel};
 use crate::parallel::expert_parallel::{AllToAllDispatch, install_dispatch};
 use crate::parallel::{
@@ -146,6 +147,16 @@ impl Ranks {
             Some((group, n)) => gather_experts(model, group.as_ref(), *n).map_err(comm),
             None => Ok(model),
         }
+    }
+
+    /// How this rank shares an evaluation: data-parallel ranks split the items (`gather` is
+    /// [`Ranks::gather_json`]); with expert parallelism every rank evaluates everything in
+    /// lockstep, since each forward pass needs the whole EP group.
+    pub fn eval_split<'a>(&self, gather: GatherJson<'a>) -> WorkSplit<'a> {
+        if self.experts.is_some() {
+            return WorkSplit { rank: 0, world: 1, gather };
+        }
+        WorkSplit { rank: self.rank(), world: self.world(), gather }
     }
 
     /// Every rank's `value`, in rank order, on every rank.
