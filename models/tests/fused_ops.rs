@@ -89,7 +89,7 @@ fn masked_nll_matches_log_softmax_with_gradients() {
     let mask: Vec<f32> = (0..b * t).map(|i| (i % 3 != 0) as u8 as f32).collect();
     let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, t]), &device);
     let ours = masked_nll(logits.clone(), targets.clone(), mask.clone());
-    let theirs = decomposed_masked_nll(logits.clone(), targets, mask);
+    let theirs = decomposed_masked_nll(logits.clone(), targets.clone(), mask.clone());
     assert_close("nll", ours.clone().inner(), theirs.clone().inner(), 1e-6);
     // a different upstream gradient per position
     let w = Tensor::<2>::from_data(TensorData::new(common::values(b * t, 12), [b, t]), &device);
@@ -100,6 +100,13 @@ fn masked_nll_matches_log_softmax_with_gradients() {
     // unscored rows get no gradient at all
     let row0 = d.slice([0..1, 0..1, 0..v]).abs().sum().into_scalar::<f32>();
     assert_eq!(row0, 0.0, "position 0 is unscored");
+    // logits ~±100 apart: the log-sum-exp (taken from the largest probability) stays exact
+    let far = input([b, t, v], 13, &device).mul_scalar(100.0).detach();
+    let ours = masked_nll(far.clone(), targets.clone(), mask.clone()).inner();
+    let theirs = decomposed_masked_nll(far, targets, mask).inner();
+    let max_nll = theirs.clone().max().into_scalar::<f32>();
+    assert!(max_nll > 50.0, "{max_nll}");
+    assert_close("nll, far-apart logits", ours, theirs, 1e-6);
 }
 
 #[test]
