@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use mm1_data::{DataConfig, Loader, PipelineShape, SourceConfig};
 use mm1_models::Mm1Model;
 
-use crate::eval::WorkSplit;
+use crate::eval::{OwnedResults, WorkSplit};
 use crate::step::{StepError, batch_to_tensors, forward_batch};
 
 /// Loss of one held-out source.
@@ -61,27 +61,17 @@ pub fn evaluate_split(
         let err = |source| EvalError::Data { name: src.name.clone(), source };
         let mut loader = Loader::new(&cfg, shape, 0, 1).map_err(err)?;
         let mut tokens = 0usize;
-        // This rank's batches' cross-entropy sums, or the first failure (handed to every rank).
-        let mut mine: Vec<Result<f64, String>> = Vec::new();
+        let mut mine = OwnedResults::default(); // this rank's batches' cross-entropy sums
         for i in 0..batches {
             let batch = loader.next_batch().map_err(err)?;
             tokens += batch.loss_tokens();
-            if !split.owns(i) {
-                continue;
+            if split.owns(i) {
+                mine.push_with(split, || batch_ce_sum(&model, &batch, &device));
             }
-            let failed = mine.iter().find_map(|r| r.clone().err());
-            mine.push(match failed {
-                Some(e) => Err(e),
-                None => {
-                    batch_ce_sum(&model, &batch, &device).map_err(|e| format!("rank {}: {e}", split.rank))
-                }
-            });
         }
-        let shared = |message: String| EvalError::Shared { name: src.name.clone(), message };
-        let mut sum = 0.0f64;
-        for ce in split.merge(batches, mine).map_err(|e| shared(e.to_string()))? {
-            sum += ce.map_err(shared)?;
-        }
+        let sums = split.merge_results(batches, mine);
+        let sum: f64 =
+            sums.map_err(|message| EvalError::Shared { name: src.name.clone(), message })?.iter().sum();
         out.push(HeldOutLoss {
             name: src.name.clone(),
             kind: src.kind.name().to_string(),

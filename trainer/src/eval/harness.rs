@@ -11,7 +11,7 @@ use super::EvalError;
 use super::cider::cider_d;
 use super::prompt::{Prompt, PromptTemplate, ZeroShot, build_prompt, postprocess};
 use super::ptb::ptb_tokenize;
-use super::split::WorkSplit;
+use super::split::{OwnedResults, WorkSplit};
 use super::tasks::{AnswerScheme, EvalItem, EvalTask, TaskKind};
 use super::vqa::{alternatives_accuracy, alternatives_exact_match, exact_match, vqa_accuracy};
 
@@ -206,20 +206,11 @@ fn continuations(
     if split.world == 1 {
         return prompts.iter().map(|p| generate(kind, p)).collect();
     }
-    let mut failed: Option<String> = None;
-    let mut mine: Vec<Result<String, String>> = Vec::new();
+    let mut mine = OwnedResults::default();
     for (_, p) in prompts.iter().enumerate().filter(|(i, _)| split.owns(*i)) {
-        let out = match &failed {
-            Some(e) => Err(e.clone()),
-            None => generate(kind, p).map_err(|e| format!("rank {}: {e}", split.rank)),
-        };
-        if let Err(e) = &out {
-            failed = Some(e.clone());
-        }
-        mine.push(out);
+        mine.push_with(split, || generate(kind, p));
     }
-    let all = split.merge(prompts.len(), mine)?;
-    all.into_iter().map(|r| r.map_err(EvalError::Invalid)).collect()
+    split.merge_results(prompts.len(), mine).map_err(EvalError::Invalid)
 }
 
 /// Writes `eval.json` (pretty JSON).

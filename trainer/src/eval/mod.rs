@@ -31,7 +31,7 @@ pub use prompt::{
     Prompt, PromptTemplate, Segment, ZeroShot, build_prompt, demo_indices, postprocess, tokenize_prompt,
 };
 pub use ptb::ptb_tokenize;
-pub use split::{GatherJson, WorkSplit};
+pub use split::{GatherJson, OwnedResults, WorkSplit};
 pub use tasks::{
     AnswerScheme, EvalItem, EvalTask, TaskKind, load_coco_captions, load_synth_jsonl, load_vqav2,
     split_support,

@@ -33,6 +33,15 @@ impl WorkSplit<'_> {
         i % self.world == self.rank
     }
 
+    /// Every item's result from [`OwnedResults`] of all ranks, in item order, or the first
+    /// failure (of any rank; a collective).
+    pub fn merge_results<T>(&self, n: usize, mine: OwnedResults<T>) -> Result<Vec<T>, String>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.merge(n, mine.0).map_err(|e| e.to_string())?.into_iter().collect()
+    }
+
     /// `n` items' values from their owners, in item order: `mine` holds this rank's items in
     /// order (items `rank, rank + world, ...`).
     pub fn merge<T>(&self, n: usize, mine: Vec<T>) -> Result<Vec<T>, EvalError>
@@ -59,6 +68,34 @@ impl WorkSplit<'_> {
                     .ok_or_else(|| bad(format!("rank {owner} sent fewer results than items ({n})")))
             })
             .collect()
+    }
+}
+
+/// This rank's results, in item order. After the first failure the remaining items are not
+/// computed but carry that failure, so the exchange still holds one entry per item and every rank
+/// learns of it there instead of waiting for a rank that stopped.
+pub struct OwnedResults<T>(Vec<Result<T, String>>);
+
+impl<T> Default for OwnedResults<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<T> OwnedResults<T> {
+    /// Add the next owned item's result, from `compute` unless an earlier item failed.
+    pub fn push_with<E: std::fmt::Display>(
+        &mut self,
+        split: &WorkSplit,
+        compute: impl FnOnce() -> Result<T, E>,
+    ) {
+        let failed = self.0.iter().find_map(|r| r.as_ref().err().cloned());
+        let result = match failed {
+            Some(e) => Err(e),
+            None if split.world == 1 => compute().map_err(|e| e.to_string()),
+            None => compute().map_err(|e| format!("rank {}: {e}", split.rank)),
+        };
+        self.0.push(result);
     }
 }
 

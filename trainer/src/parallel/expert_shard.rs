@@ -8,7 +8,7 @@
 //!   group's rank 0 (which then holds all of them and writes the model file); the other ranks
 //!   stay sharded. Call [`shard_experts`] on rank 0 after saving.
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Tensor, TensorData};
 
 use super::collective::{Collective, CollectiveError};
@@ -71,15 +71,7 @@ impl ModuleMapper for Shard {
 
 /// Number of float parameter values `module` holds (placeholders count 0).
 pub fn held_params<M: Module>(module: &M) -> usize {
-    struct Count(usize);
-    impl ModuleVisitor for Count {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.0 += p.lazy_shape().num_elements();
-        }
-    }
-    let mut c = Count(0);
-    module.visit(&mut c);
-    c.0
+    crate::optim::list_params(module).iter().map(|p| p.numel()).sum()
 }
 
 /// `module` on the EP group's rank 0 with every expert's parameters from its owner; the other

@@ -173,6 +173,8 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
     }
 
     // 4. the loop
+    let gather = |v: serde_json::Value| ranks.gather_json(&v).map_err(|e| e.to_string());
+    let split = ranks.eval_split(&gather);
     let peak = cfg.optim.resolve(s.sizes.non_embedding).lr;
     let schedule = LrSchedule::new(&cfg.schedule, peak, total);
     let mut guard = NonFiniteGuard {
@@ -224,8 +226,6 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             return Err(RunError::Stop(msg));
         }
         let eval_dir = main.then_some(run_dir.as_path());
-        let gather = |v: serde_json::Value| ranks.gather_json(&v).map_err(|e| e.to_string());
-        let split = ranks.eval_split(&gather);
         // A failing evaluation stops the run only after this step is logged and checkpointed.
         let (ev, eval_error) =
             match evals::evaluate_due(&s.model, cfg, (step, total), (eval_dir, &split), &device, &log) {

@@ -112,7 +112,8 @@ impl Ranks {
     }
 
     /// Only the experts this rank owns (the others become empty placeholders); a no-op
-    /// without expert parallelism. Rank 0 calls it again after writing a checkpoint.
+    /// without expert parallelism. Called again after each checkpoint, for the EP group's rank 0
+    /// which gathered every expert to write it (a no-op elsewhere).
     pub fn shard_experts(&self, model: Mm1Model) -> Result<Mm1Model, RunError> {
         match &self.experts {
             Some((group, n)) => shard_experts(model, group.rank(), group.world_size(), *n).map_err(comm),

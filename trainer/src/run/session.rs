@@ -19,6 +19,7 @@ use super::{RunError, non_embedding_params};
 use crate::checkpoint::{Checkpoint, CheckpointDir, Counters, RngState, TrainState};
 use crate::config::RunConfig;
 use crate::optim::{AdamWSettings, GroupedAdamW};
+use crate::parallel::held_params;
 
 /// Everything the loop carries between steps.
 pub struct Session {
@@ -42,8 +43,7 @@ pub struct ModelSizes {
 
 impl ModelSizes {
     fn of(model: &Mm1Model) -> Self {
-        let total = crate::optim::list_params(model).iter().map(|p| p.numel()).sum();
-        Self { total, non_embedding: non_embedding_params(model) }
+        Self { total: held_params(model), non_embedding: non_embedding_params(model) }
     }
 }
 
