@@ -65,6 +65,7 @@ fn gqa_attention_matches_burn_attention_with_gradients() {
     check_attention(2, 4, 2, 12, 8, true); // GQA, packed + causal mask (the LLM)
     check_attention(2, 3, 3, 9, 4, false); // MHA, no mask (the ViT)
     check_attention(1, 4, 1, 7, 8, true); // MQA
+    check_attention(2, 4, 2, 150, 8, true); // scores split over several parallel tasks
 }
 
 #[test]
@@ -107,6 +108,17 @@ fn masked_nll_matches_log_softmax_with_gradients() {
     let max_nll = theirs.clone().max().into_scalar::<f32>();
     assert!(max_nll > 50.0, "{max_nll}");
     assert_close("nll, far-apart logits", ours, theirs, 1e-6);
+    // a vocabulary wide enough that the rows are split over several parallel tasks
+    let (b, t, v) = (2, 9, 5000);
+    let logits = input([b, t, v], 14, &device).mul_scalar(6.0).detach().require_grad();
+    let targets: Vec<i64> = (0..b * t).map(|i| ((i * 997 + 5) % v) as i64).collect();
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, t]), &device);
+    let mask = Tensor::<2>::ones([b, t], &device);
+    let ours = masked_nll(logits.clone(), targets.clone(), mask.clone());
+    let theirs = decomposed_masked_nll(logits.clone(), targets, mask);
+    assert_close("nll, wide vocabulary", ours.clone().inner(), theirs.clone().inner(), 1e-6);
+    let (g1, g2) = (ours.sum().backward(), theirs.sum().backward());
+    assert_close("dlogits, wide vocabulary", grad(&logits, &g1), grad(&logits, &g2), 1e-5);
 }
 
 #[test]
@@ -134,14 +146,17 @@ fn swiglu_matches_silu_times_up_with_gradients() {
     use burn::tensor::activation::silu;
     use mm1_models::ops::swiglu;
     let device = Device::flex().autodiff();
-    let a = input([3, 7], 31, &device).mul_scalar(3.0).detach().require_grad();
-    let b = input([3, 7], 32, &device);
-    let w = Tensor::<2>::from_data(TensorData::new(common::values(21, 33), [3, 7]), &device);
-    let ours = swiglu(a.clone(), b.clone());
-    let theirs = silu(a.clone()) * b.clone();
-    assert_close("swiglu output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
-    let g1 = (ours * w.clone()).sum().backward();
-    let g2 = (theirs * w).sum().backward();
-    assert_close("swiglu da", grad(&a, &g1), grad(&a, &g2), 1e-5);
-    assert_close("swiglu db", grad(&b, &g1), grad(&b, &g2), 1e-5);
+    // a small tensor and one split over several parallel tasks
+    for (n, f) in [(3, 7), (40, 1001)] {
+        let a = input([n, f], 31, &device).mul_scalar(3.0).detach().require_grad();
+        let b = input([n, f], 32, &device);
+        let w = Tensor::<2>::from_data(TensorData::new(common::values(n * f, 33), [n, f]), &device);
+        let ours = swiglu(a.clone(), b.clone());
+        let theirs = silu(a.clone()) * b.clone();
+        assert_close("swiglu output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
+        let g1 = (ours * w.clone()).sum().backward();
+        let g2 = (theirs * w).sum().backward();
+        assert_close("swiglu da", grad(&a, &g1), grad(&a, &g2), 1e-5);
+        assert_close("swiglu db", grad(&b, &g1), grad(&b, &g2), 1e-5);
+    }
 }

@@ -20,6 +20,8 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
 use burn::prelude::*;
 
+use super::host;
+
 /// `softmax(q kᵀ / √dh, masked) v`, query head `i` using KV head `i / (h / kvh)` (HF `repeat_kv`).
 /// Differentiable on every backend (a graph node of its own under autodiff).
 ///
@@ -96,33 +98,66 @@ impl Saved {
         Self { q, k, v, bias }
     }
 
-    /// Scaled, masked scores with the query heads of a group stacked along rows.
+    /// Scaled scores (without the mask) with the query heads of a group stacked along rows.
     ///
     /// # Shapes
     /// - → `[b, kvh, rep * t, tk]`
     fn scores(&self) -> Tensor<4> {
         let [b, h, t, dh] = self.q.dims();
-        let [_, kvh, tk, _] = self.k.dims();
+        let [_, kvh, _, _] = self.k.dims();
         let rep = h / kvh;
         let qg = self.q.clone().mul_scalar(1.0 / (dh as f64).sqrt()).reshape([b, kvh, rep * t, dh]);
-        let s = qg.matmul(self.k.clone().transpose()); // [b, kvh, rep*t, tk]
+        qg.matmul(self.k.clone().transpose()) // [b, kvh, rep*t, tk]
+    }
+
+    /// `s + bias` (burn's ops).
+    ///
+    /// # Shapes
+    /// - `s`: `[b, kvh, rep * t, tk]` → the same
+    fn masked(&self, s: Tensor<4>) -> Tensor<4> {
+        let [b, kvh, rows, tk] = s.dims();
+        let t = self.q.dims()[2];
         match &self.bias {
-            Some(bias) => (s.reshape([b, kvh, rep, t, tk]) + bias.clone()).reshape([b, kvh, rep * t, tk]),
+            Some(bias) => (s.reshape([b, kvh, rows / t, t, tk]) + bias.clone()).reshape([b, kvh, rows, tk]),
             None => s,
+        }
+    }
+
+    /// `(softmax(s + bias), lse)` per row (the parallel kernel on flex, burn's ops elsewhere).
+    /// A fully masked row gives zeros (as burn's NaN-safe fallback does), not NaN.
+    ///
+    /// # Shapes
+    /// - `s`: `[b, kvh, rep * t, tk]` → `p` the same, `lse`: `[b, kvh, rep * t, 1]`
+    fn softmax(&self, s: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let t = self.q.dims()[2];
+        if host::on_flex_f32(&s) {
+            return host::attention::softmax(s, self.bias.as_ref(), t);
+        }
+        let s = self.masked(s);
+        let m = s.clone().max_dim(3).clamp_min(f32::MIN); // [b, kvh, rep*t, 1]
+        let e = (s - m.clone()).exp();
+        let l = e.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE); // [b, kvh, rep*t, 1]
+        (e / l.clone(), m + l.log())
+    }
+
+    /// The probabilities `exp(s + bias − lse)` again from the forward's `lse`.
+    ///
+    /// # Shapes
+    /// - `s`: `[b, kvh, rep * t, tk]`, `lse`: `[b, kvh, rep * t, 1]` → like `s`
+    fn probs(&self, s: Tensor<4>, lse: Tensor<4>) -> Tensor<4> {
+        let t = self.q.dims()[2];
+        match host::on_flex_f32(&s) {
+            true => host::attention::probs(s, self.bias.as_ref(), &lse, t),
+            false => (self.masked(s) - lse).exp(),
         }
     }
 }
 
 /// The forward on plain tensors: `(o [b, h, t, dh], lse [b, kvh, rep * t, 1])`.
-/// A fully masked row gives zeros (as burn's NaN-safe fallback does), not NaN.
 fn forward(saved: &Saved) -> (Tensor<4>, Tensor<4>) {
     let [b, h, t, dh] = saved.q.dims();
-    let s = saved.scores(); // [b, kvh, rep*t, tk]
-    let m = s.clone().max_dim(3).clamp_min(f32::MIN); // [b, kvh, rep*t, 1]
-    let e = (s - m.clone()).exp();
-    let l = e.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE); // [b, kvh, rep*t, 1]
-    let o = (e / l.clone()).matmul(saved.v.clone()); // [b, kvh, rep*t, dh]
-    let lse = m + l.log();
+    let (p, lse) = saved.softmax(saved.scores()); // [b, kvh, rep*t, tk], [b, kvh, rep*t, 1]
+    let o = p.matmul(saved.v.clone()); // [b, kvh, rep*t, dh]
     (o.reshape([b, h, t, dh]), lse)
 }
 
@@ -132,12 +167,15 @@ fn backward(saved: &Saved, o: Tensor<4>, lse: Tensor<4>, g: Tensor<4>) -> [Tenso
     let [_, kvh, _, _] = saved.k.dims();
     let rows = (h / kvh) * t;
     let scale = 1.0 / (dh as f64).sqrt();
-    let p = (saved.scores() - lse).exp(); // [b, kvh, rep*t, tk], recomputed
+    let p = saved.probs(saved.scores(), lse); // [b, kvh, rep*t, tk], recomputed
     let g = g.reshape([b, kvh, rows, dh]);
     let delta = (g.clone() * o.reshape([b, kvh, rows, dh])).sum_dim(3); // [b, kvh, rep*t, 1]
     let dv = p.clone().transpose().matmul(g.clone()); // [b, kvh, tk, dh]
     let dp = g.matmul(saved.v.clone().transpose()); // [b, kvh, rep*t, tk]
-    let ds = (p * (dp - delta)).mul_scalar(scale);
+    let ds = match host::on_flex_f32(&dp) {
+        true => host::attention::softmax_grad(dp, &p, &delta, scale as f32),
+        false => (p.clone() * (dp - delta)).mul_scalar(scale),
+    }; // [b, kvh, rep*t, tk]
     let dq = ds.clone().matmul(saved.k.clone()).reshape([b, h, t, dh]);
     let dk = ds.transpose().matmul(saved.q.clone().reshape([b, kvh, rows, dh])); // [b, kvh, tk, dh]
     [dq, dk, dv]

@@ -15,6 +15,8 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::activation::{log_softmax, softmax};
 
+use super::host;
+
 /// Masked next-token negative log-likelihood per position:
 /// `mask · (−log softmax(logits)[target])`. Gradients flow to `logits` only.
 ///
@@ -64,8 +66,16 @@ impl Saved {
     }
 }
 
-/// `(nll [n, 1], lse [n, 1])`.
+/// `(nll [n, 1], lse [n, 1])` (the parallel kernel on flex, burn's ops elsewhere).
 fn forward(s: &Saved) -> (Tensor<2>, Tensor<2>) {
+    match host::on_flex_f32(&s.logits) {
+        true => host::cross_entropy::forward(&s.logits, &s.targets, &s.mask),
+        false => forward_burn(s),
+    }
+}
+
+/// [`forward`] from burn's ops.
+fn forward_burn(s: &Saved) -> (Tensor<2>, Tensor<2>) {
     // log Σ e^x = max(x) − log(max softmax(x)): the largest probability is ≥ 1/v, so its log
     // is as exact as f32 allows, and burn's softmax op is one parallel SIMD pass on flex
     // (max, sub, exp, sum are four single-threaded passes).
@@ -75,8 +85,17 @@ fn forward(s: &Saved) -> (Tensor<2>, Tensor<2>) {
     ((lse.clone() - picked) * s.mask.clone(), lse)
 }
 
-/// `d loss / d logits` (`[n, v]`) for the upstream gradient `g` (`[n, 1]`).
+/// `d loss / d logits` (`[n, v]`) for the upstream gradient `g` (`[n, 1]`) (the parallel
+/// kernel on flex, burn's ops elsewhere).
 fn backward(s: &Saved, lse: Tensor<2>, g: Tensor<2>) -> Tensor<2> {
+    match host::on_flex_f32(&s.logits) {
+        true => host::cross_entropy::backward(&s.logits, &s.targets, &s.mask, &lse, &g),
+        false => backward_burn(s, lse, g),
+    }
+}
+
+/// [`backward`] from burn's ops.
+fn backward_burn(s: &Saved, lse: Tensor<2>, g: Tensor<2>) -> Tensor<2> {
     let w = s.mask.clone() * g; // [n, 1] weight of each row
     // softmax(x) = exp(x − lse), recomputed by burn's softmax op (one parallel SIMD pass on flex).
     let _ = lse;

@@ -38,6 +38,7 @@ macro_rules! on_autodiff_backends {
 
 mod attention;
 mod cross_entropy;
+mod host;
 mod rms_norm;
 mod swiglu;
 

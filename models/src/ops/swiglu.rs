@@ -12,6 +12,8 @@ use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, silu};
 
+use super::host;
+
 /// `silu(a) ∘ b`.
 ///
 /// # Shapes
@@ -19,7 +21,7 @@ use burn::tensor::activation::{sigmoid, silu};
 pub fn swiglu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
     assert_eq!(a.dims(), b.dims(), "swiglu: gate and up shapes differ");
     if !(a.is_autodiff() || b.is_autodiff()) {
-        return silu(a) * b;
+        return forward(a, b);
     }
     let args = (a, b);
     on_autodiff_backends!(|B, C| tracked::<D, B, C>(&args)).unwrap_or_else(|| silu(args.0) * args.1) // another autodiff backend: burn's ops
@@ -38,18 +40,33 @@ where
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (a, b) = ops.state;
         let g = Tensor::<D>::from_primitive::<B>(grads.consume::<B>(&ops.node));
-        let s = sigmoid(a.clone());
-        let [pa, pb] = ops.parents;
-        if let Some(node) = pb {
-            let db = g.clone() * a.clone() * s.clone(); // g ∘ silu(a)
-            grads.register::<B>(node.id, db.try_into_primitive::<B>().expect("inner backend tensor"));
-        }
-        if let Some(node) = pa {
-            let one_minus_s = s.clone().neg().add_scalar(1.0);
-            let da = g * b * s * (a * one_minus_s).add_scalar(1.0); // g ∘ b ∘ σ (1 + a (1 − σ))
-            grads.register::<B>(node.id, da.try_into_primitive::<B>().expect("inner backend tensor"));
+        let (da, db) = match host::on_flex_f32(&a) {
+            true => host::swiglu::backward(&a, &b, g),
+            false => backward(a, b, g),
+        };
+        for (parent, d) in ops.parents.into_iter().zip([da, db]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, d.try_into_primitive::<B>().expect("inner backend tensor"));
+            }
         }
     }
+}
+
+/// `silu(a) ∘ b` (the parallel kernel on flex, burn's ops elsewhere).
+fn forward<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    match host::on_flex_f32(&a) {
+        true => host::swiglu::forward(&a, &b),
+        false => silu(a) * b,
+    }
+}
+
+/// `(da, db)` from burn's ops (the reference the kernel is tested against).
+fn backward<const D: usize>(a: Tensor<D>, b: Tensor<D>, g: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+    let s = sigmoid(a.clone());
+    let db = g.clone() * a.clone() * s.clone(); // g ∘ silu(a)
+    let one_minus_s = s.clone().neg().add_scalar(1.0);
+    let da = g * b * s * (a * one_minus_s).add_scalar(1.0); // g ∘ b ∘ σ (1 + a (1 − σ))
+    (da, db)
 }
 
 type Args<const D: usize> = (Tensor<D>, Tensor<D>);
@@ -64,7 +81,7 @@ where
     let (a, ga) = args.0.clone().try_into_primitive::<Autodiff<B, C>>().ok()?.into_parts();
     let (b, gb) = args.1.clone().try_into_primitive::<Autodiff<B, C>>().ok()?.into_parts();
     let (a, b) = (Tensor::<D>::from_primitive::<B>(a), Tensor::<D>::from_primitive::<B>(b));
-    let out = (silu(a.clone()) * b.clone()).try_into_primitive::<B>().expect("inner backend tensor");
+    let out = forward(a.clone(), b.clone()).try_into_primitive::<B>().expect("inner backend tensor");
     let out = match SwigluBackward::<D>.prepare::<C>([ga, gb]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish((a, b), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
