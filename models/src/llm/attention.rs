@@ -1,7 +1,7 @@
 //! Grouped-query self-attention with rotary embeddings (HF `LlamaAttention`, no biases).
 
 use super::rope::RopeTables;
-use crate::ops::gqa_attention;
+use crate::ops::{gqa_attention, linear};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -55,9 +55,9 @@ impl LlmAttention {
         let (h, kvh) = (self.heads, self.kv_heads);
         let dh = d / h;
         let split = |y: Tensor<3>, n: usize| y.reshape([b, t, n, dh]).swap_dims(1, 2); // [b, n, t, dh]
-        let q = rope.apply(split(self.q_proj.forward(x.clone()), h));
-        let k = rope.apply(split(self.k_proj.forward(x.clone()), kvh));
-        let v = split(self.v_proj.forward(x), kvh);
+        let q = rope.apply(split(linear(&self.q_proj, x.clone()), h));
+        let k = rope.apply(split(linear(&self.k_proj, x.clone()), kvh));
+        let v = split(linear(&self.v_proj, x), kvh);
         let (k, v) = match past {
             Some(p) => (Tensor::cat(vec![p.k, k], 2), Tensor::cat(vec![p.v, v], 2)), // [b, kvh, tk, dh]
             None => (k, v),
@@ -65,6 +65,6 @@ impl LlmAttention {
         let cache = LayerKv { k: k.clone(), v: v.clone() };
         // each KV head serves h / kvh query heads (HF `repeat_kv`), without copying K/V
         let a = gqa_attention(q, k, v, Some(mask)); // [b, h, t, dh]
-        (self.o_proj.forward(a.swap_dims(1, 2).reshape([b, t, d])), cache)
+        (linear(&self.o_proj, a.swap_dims(1, 2).reshape([b, t, d])), cache)
     }
 }

@@ -7,7 +7,7 @@ use super::mask::segment_causal_mask;
 use super::moe::MoeStats;
 use super::rope::Rope;
 use crate::config::LlmConfig;
-use crate::ops::rms_norm;
+use crate::ops::{linear, rms_norm};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
@@ -89,7 +89,7 @@ impl LlmDecoder {
     /// - `x`: `[b, t, d]` → `[b, t, vocab]`
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
-            Some(head) => head.forward(x),
+            Some(head) => linear(head, x),
             None => {
                 // tied: x · Eᵀ
                 let [b, t, d] = x.dims();

@@ -3,7 +3,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::ops::swiglu;
+use crate::ops::{linear, swiglu};
 
 #[derive(Module, Debug)]
 pub struct Mlp {
@@ -21,7 +21,7 @@ impl Mlp {
     /// # Shapes
     /// - `x`: `[..., d]` → `[..., d]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let h = swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x)); // [..., ffn]
-        self.down_proj.forward(h)
+        let h = swiglu(linear(&self.gate_proj, x.clone()), linear(&self.up_proj, x)); // [..., ffn]
+        linear(&self.down_proj, h)
     }
 }

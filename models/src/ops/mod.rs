@@ -39,10 +39,12 @@ macro_rules! on_autodiff_backends {
 mod attention;
 mod cross_entropy;
 mod host;
+mod linear;
 mod rms_norm;
 mod swiglu;
 
 pub use attention::{fused_attention_available, gqa_attention};
 pub use cross_entropy::{decomposed as decomposed_masked_nll, masked_nll};
+pub use linear::linear;
 pub use rms_norm::rms_norm;
 pub use swiglu::swiglu;

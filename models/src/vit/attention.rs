@@ -1,7 +1,7 @@
 //! Multi-head attention with separate q/k/v/out projections and biases, as HF
 //! `CLIPAttention` (no mask: every patch sees every patch).
 
-use crate::ops::gqa_attention;
+use crate::ops::{gqa_attention, linear};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -37,10 +37,10 @@ impl VitAttention {
         let [_, t, _] = kv_in.dims();
         let h = self.heads;
         let split = |y: Tensor<3>, n: usize| y.reshape([b, n, h, d / h]).swap_dims(1, 2); // [b, h, n, dh]
-        let q = split(self.q_proj.forward(q_in), m);
-        let k = split(self.k_proj.forward(kv_in.clone()), t);
-        let v = split(self.v_proj.forward(kv_in), t);
+        let q = split(linear(&self.q_proj, q_in), m);
+        let k = split(linear(&self.k_proj, kv_in.clone()), t);
+        let v = split(linear(&self.v_proj, kv_in), t);
         let a = gqa_attention(q, k, v, None); // [b, h, m, dh]
-        self.out_proj.forward(a.swap_dims(1, 2).reshape([b, m, d]))
+        linear(&self.out_proj, a.swap_dims(1, 2).reshape([b, m, d]))
     }
 }

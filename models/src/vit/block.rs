@@ -3,6 +3,7 @@
 
 use super::attention::VitAttention;
 use crate::config::{Activation, VisionConfig};
+use crate::ops::linear;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, sigmoid};
@@ -20,9 +21,9 @@ impl VitMlp {
     /// # Shapes
     /// - `x`: `[b, t, d]` → `[b, t, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.fc1.forward(x); // [b, t, mlp]
+        let h = linear(&self.fc1, x); // [b, t, mlp]
         let h = if self.quick_gelu { h.clone() * sigmoid(h * 1.702) } else { gelu(h) };
-        self.fc2.forward(h)
+        linear(&self.fc2, h)
     }
 }
 
