@@ -2,9 +2,10 @@
 //!
 //! Why: burn 0.22.1 records `log_softmax` under autodiff as max, sub, exp, sum, log, sub
 //! and then gather, neg, mul, sum, each over (most of) the `[b, t, vocab]` logits and each
-//! keeping its input for the backward pass. The fused op keeps the logits (which the LM
-//! head's own backward holds anyway) plus one log-sum-exp per row, and its backward is the
-//! textbook `(softmax(x) − onehot(y)) · mask · g` in one pass.
+//! keeping its input for the backward pass. The fused op keeps only the logits plus one
+//! log-sum-exp per row, and its backward is the textbook `(softmax(x) − onehot(y)) · mask · g`
+//! in one pass (on flex written over the logits, which nothing else needs by then: the LM
+//! head's backward keeps its input, not its output).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -87,10 +88,10 @@ fn forward_burn(s: &Saved) -> (Tensor<2>, Tensor<2>) {
 
 /// `d loss / d logits` (`[n, v]`) for the upstream gradient `g` (`[n, 1]`) (the parallel
 /// kernel on flex, burn's ops elsewhere).
-fn backward(s: &Saved, lse: Tensor<2>, g: Tensor<2>) -> Tensor<2> {
+fn backward(s: Saved, lse: Tensor<2>, g: Tensor<2>) -> Tensor<2> {
     match host::on_flex_f32(&s.logits) {
-        true => host::cross_entropy::backward(&s.logits, &s.targets, &s.mask, &lse, &g),
-        false => backward_burn(s, lse, g),
+        true => host::cross_entropy::backward(s.logits, &s.targets, &s.mask, &lse, &g),
+        false => backward_burn(&s, lse, g),
     }
 }
 
@@ -118,7 +119,7 @@ where
         let g = Tensor::<2>::from_primitive::<B>(grads.consume::<B>(&ops.node));
         let [parent] = ops.parents;
         if let Some(node) = parent {
-            let d = backward(&saved, lse, g).reshape(dims);
+            let d = backward(saved, lse, g).reshape(dims);
             grads.register::<B>(node.id, d.try_into_primitive::<B>().expect("inner backend tensor"));
         }
     }

@@ -41,7 +41,7 @@ where
         let (a, b) = ops.state;
         let g = Tensor::<D>::from_primitive::<B>(grads.consume::<B>(&ops.node));
         let (da, db) = match host::on_flex_f32(&a) {
-            true => host::swiglu::backward(&a, &b, g),
+            true => host::swiglu::backward(&a, b, g),
             false => backward(a, b, g),
         };
         for (parent, d) in ops.parents.into_iter().zip([da, db]) {

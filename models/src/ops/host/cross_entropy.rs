@@ -48,34 +48,36 @@ pub fn forward(logits: &Tensor<2>, targets: &Tensor<2, Int>, mask: &Tensor<2>) -
     (tensor(nll, [n, 1]), tensor(lse, [n, 1]))
 }
 
-/// `d loss / d logits = (exp(logits − lse) − onehot(target)) · mask · g` (`[n, v]`).
+/// `d loss / d logits = (exp(logits − lse) − onehot(target)) · mask · g` (`[n, v]`),
+/// written over the logits' storage when nothing else holds it (the largest tensor of the
+/// step at real vocabulary sizes).
 /// Float tensors `f32` on `Flex`.
 ///
 /// # Shapes
 /// - `logits`: `[n, v]`, `targets`, `mask`, `lse`, `g`: `[n, 1]`
 pub fn backward(
-    logits: &Tensor<2>,
+    logits: Tensor<2>,
     targets: &Tensor<2, Int>,
     mask: &Tensor<2>,
     lse: &Tensor<2>,
     g: &Tensor<2>,
 ) -> Tensor<2> {
-    let [n, v] = logits.dims();
-    let (x, mask, lse, g) = (F32s::expect(logits), F32s::expect(mask), F32s::expect(lse), F32s::expect(g));
-    let (x, mask, lse, g) = (x.slice(), mask.slice(), lse.slice(), g.slice());
+    let [_, v] = logits.dims();
+    let (mask, lse, g) = (F32s::expect(mask), F32s::expect(lse), F32s::expect(g));
+    let (mask, lse, g) = (mask.slice(), lse.slice(), g.slice());
     let ids = target_ids(targets, v);
-    let mut d = vec![0.0f32; n * v];
+    let mut d = F32s::expect_take(logits).into_mut();
     for_rows(
-        &mut d,
+        d.slice_mut(),
         v,
         #[inline(always)]
         |r, d| {
             let (w, l) = (mask[r] * g[r], lse[r]);
-            for (d, &x) in d.iter_mut().zip(&x[r * v..][..v]) {
-                *d = exp(x - l) * w;
+            for d in d.iter_mut() {
+                *d = exp(*d - l) * w; // the logit, overwritten by its gradient
             }
             d[ids[r]] -= w;
         },
     );
-    tensor(d, [n, v])
+    d.into_tensor()
 }

@@ -28,31 +28,26 @@ pub fn forward<const D: usize>(a: &Tensor<D>, b: &Tensor<D>) -> Tensor<D> {
 }
 
 /// `(da, db)` for the output gradient `g`: `da = g ∘ b ∘ σ(a) ∘ (1 + a (1 − σ(a)))`,
-/// `db = g ∘ silu(a)`. `da` is written over `g`'s storage when nothing else holds it.
+/// `db = g ∘ silu(a)`, written over `g`'s and `b`'s storage when nothing else holds them.
 /// All `f32` on `Flex`.
-pub fn backward<const D: usize>(a: &Tensor<D>, b: &Tensor<D>, g: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
-    let shape = a.dims();
-    let (fa, fb, fg) = (F32s::expect(a), F32s::expect(b), F32s::expect_take(g));
-    let mut da = fg.into_mut();
-    let mut db = vec![0.0; shape.iter().product()];
-    let (a, b) = (fa.slice(), fb.slice());
+pub fn backward<const D: usize>(a: &Tensor<D>, b: Tensor<D>, g: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+    let fa = F32s::expect(a);
+    let (mut da, mut db) = (F32s::expect_take(g).into_mut(), F32s::expect_take(b).into_mut());
     da.slice_mut()
         .par_chunks_mut(CHUNK)
-        .zip(db.par_chunks_mut(CHUNK))
-        .zip(a.par_chunks(CHUNK))
-        .zip(b.par_chunks(CHUNK))
-        .for_each(|(((ga, db), a), b)| {
+        .zip(db.slice_mut().par_chunks_mut(CHUNK))
+        .zip(fa.slice().par_chunks(CHUNK))
+        .for_each(|((ga, gb), a)| {
             simd(
                 #[inline(always)]
                 || {
-                    for (((ga, db), &a), &b) in ga.iter_mut().zip(db.iter_mut()).zip(a).zip(b) {
-                        let s = sigmoid(a);
-                        let g = *ga;
-                        *db = g * a * s;
+                    for ((ga, gb), &a) in ga.iter_mut().zip(gb.iter_mut()).zip(a) {
+                        let (s, g, b) = (sigmoid(a), *ga, *gb);
+                        *gb = g * a * s;
                         *ga = g * b * s * (1.0 + a * (1.0 - s));
                     }
                 },
             )
         });
-    (da.into_tensor(), tensor(db, shape))
+    (da.into_tensor(), db.into_tensor())
 }
