@@ -160,3 +160,24 @@ fn swiglu_matches_silu_times_up_with_gradients() {
         assert_close("swiglu db", grad(&b, &g1), grad(&b, &g2), 1e-5);
     }
 }
+
+#[test]
+fn gelu_matches_burn_gelu_with_gradients() {
+    use burn::tensor::activation::gelu as burn_gelu;
+    use mm1_models::ops::gelu;
+    let device = Device::flex().autodiff();
+    // a small tensor and one split over several parallel tasks; values out to ±12
+    for (n, f) in [(3, 7), (40, 1001)] {
+        let x = input([n, f], 41, &device).mul_scalar(12.0).detach().require_grad();
+        let w = Tensor::<2>::from_data(TensorData::new(common::values(n * f, 42), [n, f]), &device);
+        let ours = gelu(x.clone());
+        let theirs = burn_gelu(x.clone());
+        assert_close("gelu output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
+        let g1 = (ours * w.clone()).sum().backward();
+        let g2 = (theirs * w).sum().backward();
+        assert_close("gelu dx", grad(&x, &g1), grad(&x, &g2), 1e-6);
+    }
+    // without autodiff too
+    let plain = input([2, 9], 43, &Device::flex()).mul_scalar(5.0);
+    assert_close("gelu, no autodiff", gelu(plain.clone()), burn_gelu(plain), 1e-6);
+}

@@ -38,6 +38,7 @@ macro_rules! on_autodiff_backends {
 
 mod attention;
 mod cross_entropy;
+mod gelu;
 mod host;
 mod linear;
 mod rms_norm;
@@ -45,6 +46,7 @@ mod swiglu;
 
 pub use attention::{fused_attention_available, gqa_attention};
 pub use cross_entropy::{decomposed as decomposed_masked_nll, masked_nll};
+pub use gelu::gelu;
 pub use linear::linear;
 pub use rms_norm::rms_norm;
 pub use swiglu::swiglu;

@@ -88,3 +88,25 @@ where
     };
     Some(Tensor::<D>::from_primitive::<Autodiff<B, C>>(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The burn-ops backward (what GPU backends run) against the flex kernel.
+    #[test]
+    fn burn_ops_backward_matches_the_flex_kernel() {
+        let device = Device::flex();
+        let values =
+            |k: usize| -> Vec<f32> { (0..3000).map(|i| ((i * k) % 197) as f32 / 20.0 - 5.0).collect() };
+        let t = |k| Tensor::<1>::from_data(TensorData::new(values(k), [3000]), &device);
+        let (a, b, g) = (t(31), t(57), t(11));
+        let (da, db) = host::swiglu::backward(&a, b.clone(), g.clone());
+        let (ea, eb) = backward(a, b, g);
+        for (name, x, y) in [("da", da, ea), ("db", db, eb)] {
+            let (x, y) = (x.into_data().try_to_vec::<f32>().unwrap(), y.into_data().try_to_vec::<f32>().unwrap());
+            let worst = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{name}: max |diff| {worst}");
+        }
+    }
+}

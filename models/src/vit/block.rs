@@ -3,10 +3,10 @@
 
 use super::attention::VitAttention;
 use crate::config::{Activation, VisionConfig};
-use crate::ops::linear;
+use crate::ops::{gelu, linear};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::sigmoid;
 
 /// `fc1 → activation → fc2`.
 #[derive(Module, Debug)]

@@ -10,6 +10,7 @@
 pub mod attention;
 pub mod cross_entropy;
 mod exp;
+pub mod gelu;
 pub mod swiglu;
 
 use burn::backend::Flex;
