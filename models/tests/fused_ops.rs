@@ -126,19 +126,22 @@ fn rms_norm_matches_burn_rms_norm_with_gradients() {
     use burn::nn::RmsNormConfig;
     use mm1_models::ops::rms_norm;
     let device = Device::flex().autodiff();
-    let mut norm = RmsNormConfig::new(6).with_epsilon(1e-5).init(&device);
-    // a non-trivial weight, still a trainable parameter
-    norm.gamma = norm.gamma.map(|_| input([6], 21, &device).add_scalar(1.5).detach().require_grad());
-    let x = input([2, 3, 6], 22, &device);
-    let w = Tensor::<3>::from_data(TensorData::new(common::values(36, 23), [2, 3, 6]), &device);
-    let ours = rms_norm(&norm, x.clone());
-    let theirs = norm.forward(x.clone());
-    assert_close("rms_norm output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
-    let g1 = (ours * w.clone()).sum().backward();
-    let g2 = (theirs * w).sum().backward();
-    assert_close("rms_norm dx", grad(&x, &g1), grad(&x, &g2), 1e-5);
-    let gamma = norm.gamma.val();
-    assert_close("rms_norm dgamma", grad(&gamma, &g1), grad(&gamma, &g2), 1e-5);
+    // a small case and one whose rows are split over several parallel blocks
+    for (b, t, d) in [(2, 3, 6), (4, 50, 300)] {
+        let mut norm = RmsNormConfig::new(d).with_epsilon(1e-5).init(&device);
+        // a non-trivial weight, still a trainable parameter
+        norm.gamma = norm.gamma.map(|_| input([d], 21, &device).add_scalar(1.5).detach().require_grad());
+        let x = input([b, t, d], 22, &device);
+        let w = Tensor::<3>::from_data(TensorData::new(common::values(b * t * d, 23), [b, t, d]), &device);
+        let ours = rms_norm(&norm, x.clone());
+        let theirs = norm.forward(x.clone());
+        assert_close("rms_norm output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
+        let g1 = (ours * w.clone()).sum().backward();
+        let g2 = (theirs * w).sum().backward();
+        assert_close("rms_norm dx", grad(&x, &g1), grad(&x, &g2), 1e-5);
+        let gamma = norm.gamma.val();
+        assert_close("rms_norm dgamma", grad(&gamma, &g1), grad(&gamma, &g2), 1e-5);
+    }
 }
 
 #[test]

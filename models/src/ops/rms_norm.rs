@@ -13,6 +13,8 @@ use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
 use burn::nn::RmsNorm;
 use burn::prelude::*;
 
+use super::host;
+
 /// `x / sqrt(mean(x², last dim) + eps) * γ`, exactly burn's `RmsNorm::forward` (same weights).
 ///
 /// # Shapes
@@ -33,16 +35,33 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// `(y [n, d], r [n, 1])` with `r = 1 / rms`.
+/// `(y [n, d], r [n, 1])` with `r = 1 / rms` (the parallel kernel on flex, burn's ops elsewhere).
 fn forward(x: Tensor<2>, gamma: Tensor<1>, eps: f64) -> (Tensor<2>, Tensor<2>) {
+    match host::on_flex_f32(&x) {
+        true => host::rms_norm::forward(&x, &gamma, eps),
+        false => forward_burn(x, gamma, eps),
+    }
+}
+
+/// [`forward`] from burn's ops.
+fn forward_burn(x: Tensor<2>, gamma: Tensor<1>, eps: f64) -> (Tensor<2>, Tensor<2>) {
     let [_, d] = x.dims();
     let rms = (x.clone().square().mean_dim(1) + eps).sqrt(); // [n, 1]
     let y = (x / rms.clone()) * gamma.reshape([1, d]);
     (y, rms.recip())
 }
 
-/// `(dx [n, d], dγ [d])` from the output gradient `g` (`[n, d]`).
+/// `(dx [n, d], dγ [d])` from the output gradient `g` (`[n, d]`) (the parallel kernel on flex,
+/// burn's ops elsewhere).
 fn backward(x: Tensor<2>, r: Tensor<2>, gamma: Tensor<1>, g: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
+    match host::on_flex_f32(&x) {
+        true => host::rms_norm::backward(&x, &r, &gamma, g),
+        false => backward_burn(x, r, gamma, g),
+    }
+}
+
+/// [`backward`] from burn's ops.
+fn backward_burn(x: Tensor<2>, r: Tensor<2>, gamma: Tensor<1>, g: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
     let [_, d] = x.dims();
     let xhat = x * r.clone(); // [n, d]
     let dgamma = (g.clone() * xhat.clone()).sum_dim(0).reshape([d]);
@@ -92,4 +111,36 @@ where
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Some(Tensor::<2>::from_primitive::<Autodiff<B, C>>(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The burn-ops forward and backward (what GPU backends run) against the flex kernels.
+    #[test]
+    fn burn_ops_match_the_flex_kernels() {
+        let device = Device::flex();
+        let (n, d) = (70, 300);
+        let values = |k: usize, len: usize| -> Vec<f32> {
+            (0..len).map(|i| ((i * k) % 211) as f32 / 40.0 - 2.5).collect()
+        };
+        let x = Tensor::<2>::from_data(TensorData::new(values(31, n * d), [n, d]), &device);
+        let g = Tensor::<2>::from_data(TensorData::new(values(17, n * d), [n, d]), &device);
+        let gamma = Tensor::<1>::from_data(TensorData::new(values(7, d), [d]), &device);
+        let (y, r) = host::rms_norm::forward(&x, &gamma, 1e-5);
+        let (y_ops, r_ops) = forward_burn(x.clone(), gamma.clone(), 1e-5);
+        let (dx, dgamma) = host::rms_norm::backward(&x, &r, &gamma, g.clone());
+        let (dx_ops, dgamma_ops) = backward_burn(x, r_ops.clone(), gamma, g);
+        let flat = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+        for (name, a, b, tol) in [
+            ("y", flat(y), flat(y_ops), 1e-5),
+            ("r", flat(r), flat(r_ops), 1e-6),
+            ("dx", flat(dx), flat(dx_ops), 1e-4),
+            ("dgamma", flat(dgamma.unsqueeze()), flat(dgamma_ops.unsqueeze()), 1e-3),
+        ] {
+            let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < tol, "{name}: max |diff| {worst}");
+        }
+    }
 }

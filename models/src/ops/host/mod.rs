@@ -11,6 +11,7 @@ pub mod attention;
 pub mod cross_entropy;
 mod exp;
 pub mod gelu;
+pub mod rms_norm;
 pub mod swiglu;
 
 use burn::backend::Flex;
