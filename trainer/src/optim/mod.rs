@@ -3,15 +3,17 @@
 //! the parameter paths, so it round-trips through burnpack).
 
 pub mod clip;
+pub mod fused;
 pub mod groups;
 pub mod params;
 
 use burn::module::{Module, ParamGroup};
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Gradients;
 
 pub use clip::{clip_global_norm, clip_to_norm, global_grad_norm, grad_square_sum_where, scale_grads};
+pub use fused::FusedAdamW;
 pub use groups::{GroupPlan, GroupRules};
 pub use params::{ParamInfo, list_params};
 
@@ -105,14 +107,7 @@ impl GroupedAdamW {
             return Err(OptimError::BadValue(format!("eps = {}: must be > 0", s.eps)));
         }
         let plan = GroupPlan::new(&list_params(model), &s.groups)?;
-        let adamw = |wd: f64| {
-            AdamWConfig::new()
-                .with_beta_1(s.beta1 as f32)
-                .with_beta_2(s.beta2 as f32)
-                .with_epsilon(s.eps as f32)
-                .with_weight_decay(wd as f32)
-                .build()
-        };
+        let adamw = |wd: f64| FusedAdamW::new(s.beta1 as f32, s.beta2 as f32, s.eps as f32, wd as f32);
         let optim = ModuleOptimizer::from(adamw(s.groups.weight_decay)).with_group(
             ParamGroup::from_paths(plan.no_decay.clone()),
             adamw(0.0),

@@ -7,6 +7,7 @@
 //! parallel, vectorised pass what the burn ops did in several serial ones. Every caller keeps
 //! its burn-ops version for other backends and dtypes, and the tests compare the two.
 
+pub mod adamw;
 pub mod attention;
 pub mod cross_entropy;
 mod exp;
