@@ -98,16 +98,22 @@ impl Saved {
         Self { q, k, v, bias }
     }
 
-    /// Scaled scores (without the mask) with the query heads of a group stacked along rows.
+    /// `1 / √dh`.
+    fn scale(&self) -> f64 {
+        1.0 / (self.q.dims()[3] as f64).sqrt()
+    }
+
+    /// `q kᵀ · scale` (without the mask; the flex kernels apply `scale` themselves, so there
+    /// it is `1`) with the query heads of a group stacked along rows.
     ///
     /// # Shapes
     /// - → `[b, kvh, rep * t, tk]`
-    fn scores(&self) -> Tensor<4> {
+    fn scores(&self, scale: f64) -> Tensor<4> {
         let [b, h, t, dh] = self.q.dims();
         let [_, kvh, _, _] = self.k.dims();
         let rep = h / kvh;
-        let qg = self.q.clone().mul_scalar(1.0 / (dh as f64).sqrt()).reshape([b, kvh, rep * t, dh]);
-        qg.matmul(self.k.clone().transpose()) // [b, kvh, rep*t, tk]
+        let q = if scale == 1.0 { self.q.clone() } else { self.q.clone().mul_scalar(scale) };
+        q.reshape([b, kvh, rep * t, dh]).matmul(self.k.clone().transpose()) // [b, kvh, rep*t, tk]
     }
 
     /// `s + bias` (burn's ops).
@@ -123,32 +129,35 @@ impl Saved {
         }
     }
 
-    /// `(softmax(s + bias), lse)` per row (the parallel kernel on flex, burn's ops elsewhere).
-    /// A fully masked row gives zeros (as burn's NaN-safe fallback does), not NaN.
+    /// `(P, lse)`: `P = softmax(S + bias)` per row of the scaled scores `S` (the parallel kernel on
+    /// flex, burn's ops elsewhere). A fully masked row gives zeros (as burn's NaN-safe fallback
+    /// does), not NaN.
     ///
     /// # Shapes
-    /// - `s`: `[b, kvh, rep * t, tk]` → `p` the same, `lse`: `[b, kvh, rep * t, 1]`
-    fn softmax(&self, s: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+    /// - → `P`: `[b, kvh, rep * t, tk]`, `lse`: `[b, kvh, rep * t, 1]`
+    fn softmax(&self) -> (Tensor<4>, Tensor<4>) {
         let t = self.q.dims()[2];
-        if host::on_flex_f32(&s) {
-            return host::attention::softmax(s, self.bias.as_ref(), t);
+        if host::on_flex_f32(&self.q) {
+            return host::attention::softmax(self.scores(1.0), self.bias.as_ref(), t, self.scale() as f32);
         }
-        let s = self.masked(s);
+        let s = self.masked(self.scores(self.scale()));
         let m = s.clone().max_dim(3).clamp_min(f32::MIN); // [b, kvh, rep*t, 1]
         let e = (s - m.clone()).exp();
         let l = e.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE); // [b, kvh, rep*t, 1]
         (e / l.clone(), m + l.log())
     }
 
-    /// The probabilities `exp(s + bias − lse)` again from the forward's `lse`.
+    /// The probabilities `exp(S + bias − lse)` again from the forward's `lse`.
     ///
     /// # Shapes
-    /// - `s`: `[b, kvh, rep * t, tk]`, `lse`: `[b, kvh, rep * t, 1]` → like `s`
-    fn probs(&self, s: Tensor<4>, lse: Tensor<4>) -> Tensor<4> {
+    /// - `lse`: `[b, kvh, rep * t, 1]` → `[b, kvh, rep * t, tk]`
+    fn probs(&self, lse: Tensor<4>) -> Tensor<4> {
         let t = self.q.dims()[2];
-        match host::on_flex_f32(&s) {
-            true => host::attention::probs(s, self.bias.as_ref(), &lse, t),
-            false => (self.masked(s) - lse).exp(),
+        match host::on_flex_f32(&self.q) {
+            true => {
+                host::attention::probs(self.scores(1.0), self.bias.as_ref(), &lse, t, self.scale() as f32)
+            }
+            false => (self.masked(self.scores(self.scale())) - lse).exp(),
         }
     }
 }
@@ -156,7 +165,7 @@ impl Saved {
 /// The forward on plain tensors: `(o [b, h, t, dh], lse [b, kvh, rep * t, 1])`.
 fn forward(saved: &Saved) -> (Tensor<4>, Tensor<4>) {
     let [b, h, t, dh] = saved.q.dims();
-    let (p, lse) = saved.softmax(saved.scores()); // [b, kvh, rep*t, tk], [b, kvh, rep*t, 1]
+    let (p, lse) = saved.softmax(); // [b, kvh, rep*t, tk], [b, kvh, rep*t, 1]
     let o = p.matmul(saved.v.clone()); // [b, kvh, rep*t, dh]
     (o.reshape([b, h, t, dh]), lse)
 }
@@ -167,7 +176,7 @@ fn backward(saved: &Saved, o: Tensor<4>, lse: Tensor<4>, g: Tensor<4>) -> [Tenso
     let [_, kvh, _, _] = saved.k.dims();
     let rows = (h / kvh) * t;
     let scale = 1.0 / (dh as f64).sqrt();
-    let p = saved.probs(saved.scores(), lse); // [b, kvh, rep*t, tk], recomputed
+    let p = saved.probs(lse); // [b, kvh, rep*t, tk], recomputed
     let g = g.reshape([b, kvh, rows, dh]);
     let delta = (g.clone() * o.reshape([b, kvh, rows, dh])).sum_dim(3); // [b, kvh, rep*t, 1]
     let dv = p.clone().transpose().matmul(g.clone()); // [b, kvh, tk, dh]

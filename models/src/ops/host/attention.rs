@@ -1,6 +1,7 @@
 //! The row-wise passes of the fused attention (`ops/attention.rs`) over the stacked scores
 //! `[b, kvh, rep · t, tk]`: the masked softmax with its log-sum-exp, the probabilities again
-//! from that log-sum-exp, and the softmax gradient. Each overwrites the scores in place.
+//! from that log-sum-exp, and the softmax gradient. Each overwrites the scores in place. The
+//! scores come in unscaled (`q kᵀ`) and the kernels apply `1/√dh`, which saves a pass over `q`.
 
 use super::exp::exp;
 use super::{F32s, for_rows, for_rows_stat, max, sum_map, tensor};
@@ -13,13 +14,13 @@ fn bias_row(bias: &[f32], r: usize, rows_per_batch: usize, t: usize, tk: usize) 
     &bias[(batch * t + query) * tk..][..tk]
 }
 
-/// `(p, lse)`: `p = softmax(s + bias)` per row and `lse = log Σ exp(s + bias)` (`[.., 1]`),
-/// as the decomposed forward computes them (a fully masked row gives `p = 0`).
+/// `(p, lse)`: `p = softmax(s · scale + bias)` per row and `lse = log Σ exp(s · scale + bias)`
+/// (`[.., 1]`), as the decomposed forward computes them (a fully masked row gives `p = 0`).
 /// All tensors `f32` on `Flex` ([`on_flex_f32`](super::on_flex_f32)).
 ///
 /// # Shapes
 /// - `s`: `[b, kvh, rep * t, tk]`, `bias`: `[b, 1, 1, t, tk]` → `p` like `s`, `lse`: `[b, kvh, rep * t, 1]`
-pub fn softmax(s: Tensor<4>, bias: Option<&Tensor<5>>, t: usize) -> (Tensor<4>, Tensor<4>) {
+pub fn softmax(s: Tensor<4>, bias: Option<&Tensor<5>>, t: usize, scale: f32) -> (Tensor<4>, Tensor<4>) {
     let bias = bias.map(F32s::expect);
     let [b, kvh, rows, tk] = s.dims();
     let mut p = F32s::expect_take(s).into_mut();
@@ -30,10 +31,13 @@ pub fn softmax(s: Tensor<4>, bias: Option<&Tensor<5>>, t: usize) -> (Tensor<4>, 
         &mut lse,
         #[inline(always)]
         |r, x| {
-            if let Some(bias) = &bias {
-                for (x, &m) in x.iter_mut().zip(bias_row(bias.slice(), r, kvh * rows, t, tk)) {
-                    *x += m;
+            match &bias {
+                Some(bias) => {
+                    for (x, &m) in x.iter_mut().zip(bias_row(bias.slice(), r, kvh * rows, t, tk)) {
+                        *x = *x * scale + m;
+                    }
                 }
+                None => x.iter_mut().for_each(|x| *x *= scale),
             }
             let m = max(x).max(f32::MIN);
             for x in x.iter_mut() {
@@ -50,12 +54,12 @@ pub fn softmax(s: Tensor<4>, bias: Option<&Tensor<5>>, t: usize) -> (Tensor<4>, 
     (p.into_tensor(), tensor(lse, [b, kvh, rows, 1]))
 }
 
-/// `p = exp(s + bias − lse)`, the forward's probabilities recomputed from its log-sum-exp.
+/// `p = exp(s · scale + bias − lse)`, the forward's probabilities recomputed from its log-sum-exp.
 /// All tensors `f32` on `Flex`.
 ///
 /// # Shapes
 /// - `s`: `[b, kvh, rep * t, tk]`, `bias`: `[b, 1, 1, t, tk]`, `lse`: `[b, kvh, rep * t, 1]` → like `s`
-pub fn probs(s: Tensor<4>, bias: Option<&Tensor<5>>, lse: &Tensor<4>, t: usize) -> Tensor<4> {
+pub fn probs(s: Tensor<4>, bias: Option<&Tensor<5>>, lse: &Tensor<4>, t: usize, scale: f32) -> Tensor<4> {
     let (bias, lse) = (bias.map(F32s::expect), F32s::expect(lse));
     let [_, kvh, rows, tk] = s.dims();
     let mut p = F32s::expect_take(s).into_mut();
@@ -69,12 +73,12 @@ pub fn probs(s: Tensor<4>, bias: Option<&Tensor<5>>, lse: &Tensor<4>, t: usize) 
             match &bias {
                 Some(bias) => {
                     for (x, &m) in x.iter_mut().zip(bias_row(bias.slice(), r, kvh * rows, t, tk)) {
-                        *x = exp(*x + m - l);
+                        *x = exp(*x * scale + m - l);
                     }
                 }
                 None => {
                     for x in x.iter_mut() {
-                        *x = exp(*x - l);
+                        *x = exp(*x * scale - l);
                     }
                 }
             }
