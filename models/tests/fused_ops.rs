@@ -184,3 +184,32 @@ fn gelu_matches_burn_gelu_with_gradients() {
     let plain = input([2, 9], 43, &Device::flex()).mul_scalar(5.0);
     assert_close("gelu, no autodiff", gelu(plain.clone()), burn_gelu(plain), 1e-6);
 }
+
+#[test]
+fn rope_matches_rotate_half_with_gradients() {
+    use mm1_models::llm::Rope;
+    let device = Device::flex().autodiff();
+    let (b, h, t, dh) = (2, 3, 40, 16);
+    let x = input([b, h, t, dh], 51, &device);
+    // packed documents: positions restart inside each row
+    let pos: Vec<i64> = (0..b * t).map(|i| ((i % t) % 23) as i64).collect();
+    let pos = Tensor::<2, Int>::from_data(TensorData::new(pos, [b, t]), &device);
+    let tables = Rope { head_dim: dh, theta: 10_000.0 }.tables(pos);
+    // HF `apply_rotary_pos_emb` written with burn's ops
+    let x1 = x.clone().slice([0..b, 0..h, 0..t, 0..dh / 2]);
+    let x2 = x.clone().slice([0..b, 0..h, 0..t, dh / 2..dh]);
+    let theirs = x.clone() * tables.cos.clone() + Tensor::cat(vec![x2.neg(), x1], 3) * tables.sin.clone();
+    let ours = tables.apply(x.clone());
+    assert_close("rope output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
+    let w =
+        Tensor::<4>::from_data(TensorData::new(common::values(b * h * t * dh, 52), [b, h, t, dh]), &device);
+    let g1 = (ours * w.clone()).sum().backward();
+    let g2 = (theirs * w).sum().backward();
+    assert_close("rope dx", grad(&x, &g1), grad(&x, &g2), 1e-6);
+    // without autodiff too
+    let (plain, cos, sin) = (x.inner(), tables.cos.inner(), tables.sin.inner());
+    let x1 = plain.clone().slice([0..b, 0..h, 0..t, 0..dh / 2]);
+    let x2 = plain.clone().slice([0..b, 0..h, 0..t, dh / 2..dh]);
+    let theirs = plain.clone() * cos.clone() + Tensor::cat(vec![x2.neg(), x1], 3) * sin.clone();
+    assert_close("rope, no autodiff", mm1_models::ops::rope(plain, &cos, &sin), theirs, 1e-6);
+}

@@ -37,13 +37,11 @@ impl Rope {
 }
 
 impl RopeTables {
+    /// `x ∘ cos + rotate_half(x) ∘ sin` (a fused op with its own backward, `ops::rope`).
+    ///
     /// # Shapes
     /// - `x`: `[b, h, t, dh]` → `[b, h, t, dh]`
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, h, t, dh] = x.dims();
-        let x1 = x.clone().slice([0..b, 0..h, 0..t, 0..dh / 2]);
-        let x2 = x.clone().slice([0..b, 0..h, 0..t, dh / 2..dh]);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 3); // rotate_half: [-x2, x1]
-        x * self.cos.clone() + rotated * self.sin.clone()
+        crate::ops::rope(x, &self.cos, &self.sin)
     }
 }

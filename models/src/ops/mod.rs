@@ -42,6 +42,7 @@ mod gelu;
 mod host;
 mod linear;
 mod rms_norm;
+mod rope;
 mod swiglu;
 
 pub use attention::{fused_attention_available, gqa_attention};
@@ -51,4 +52,5 @@ pub use host::adamw::{AdamWStep, update as adamw_update};
 pub use host::on_flex_f32;
 pub use linear::linear;
 pub use rms_norm::rms_norm;
+pub use rope::rope;
 pub use swiglu::swiglu;

@@ -13,6 +13,7 @@ pub mod cross_entropy;
 mod exp;
 pub mod gelu;
 pub mod rms_norm;
+pub mod rope;
 pub mod swiglu;
 
 use burn::backend::Flex;
