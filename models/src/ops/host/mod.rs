@@ -1,5 +1,6 @@
-//! Parallel CPU kernels for the fused ops on the `Flex` backend, working on flex's storage
-//! directly (inputs are borrowed, not copied; outputs are one allocation each).
+//! Parallel CPU kernels for the fused ops (and the trainer's AdamW update) on the `Flex`
+//! backend, working on flex's storage directly: inputs are borrowed, not copied, and each
+//! output is written over an input's buffer when nothing else holds it, else one allocation.
 //!
 //! Why: burn-flex 0.22.1 runs its element-wise ops on the calling thread with libm's scalar
 //! `expf`, while only the GEMMs use the rayon pool: on the `bench-cpu` step that serial work
