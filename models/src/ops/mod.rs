@@ -49,7 +49,7 @@ pub use attention::{fused_attention_available, gqa_attention};
 pub use cross_entropy::{decomposed as decomposed_masked_nll, masked_nll};
 pub use gelu::gelu;
 pub use host::adamw::{AdamWStep, update as adamw_update};
-pub use host::on_flex_f32;
+pub use host::{on_flex_f32, square_sum};
 pub use linear::linear;
 pub use rms_norm::rms_norm;
 pub use rope::rope;

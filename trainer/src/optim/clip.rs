@@ -6,16 +6,12 @@
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
+use mm1_models::ops::{on_flex_f32, square_sum};
 
 /// `sqrt(sum over parameters of sum(g^2))`, over the gradients `grads` holds for `module`.
 /// Non-finite when any gradient holds NaN or Inf. One device sync.
 pub fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
-    let mut v = SquareSum { grads, select: &|_| true, total: None };
-    module.visit(&mut v);
-    match v.total {
-        Some(t) => (t.into_scalar::<f32>() as f64).sqrt(),
-        None => 0.0,
-    }
+    grad_square_sum_where(module, grads, &|_| true).sqrt()
 }
 
 /// `sum(g^2)` over the gradients of the parameters `select` accepts (e.g. the MoE experts,
@@ -25,9 +21,9 @@ pub fn grad_square_sum_where<M: Module>(
     grads: &GradientsParams,
     select: &dyn Fn(&ParamId) -> bool,
 ) -> f64 {
-    let mut v = SquareSum { grads, select, total: None };
+    let mut v = SquareSum { grads, select, host: 0.0, device: None };
     module.visit(&mut v);
-    v.total.map_or(0.0, |t| t.into_scalar::<f32>() as f64)
+    v.host + v.device.map_or(0.0, |t| t.into_scalar::<f32>() as f64)
 }
 
 /// Scale the gradients so that their global norm is at most `max_norm`; returns the norm
@@ -65,7 +61,10 @@ pub fn scale_grads<M: Module>(module: &M, grads: GradientsParams, scale: f64) ->
 struct SquareSum<'a> {
     grads: &'a GradientsParams,
     select: &'a dyn Fn(&ParamId) -> bool,
-    total: Option<Tensor<1>>,
+    /// Sums of the gradients on the CPU backend (one parallel pass each, no device sync).
+    host: f64,
+    /// Sums of the others, kept on their device until the end (one sync).
+    device: Option<Tensor<1>>,
 }
 
 impl ModuleVisitor for SquareSum<'_> {
@@ -73,8 +72,12 @@ impl ModuleVisitor for SquareSum<'_> {
         let Some(g) = self.grads.get::<D>(param.id).filter(|_| (self.select)(&param.id)) else {
             return;
         };
+        if on_flex_f32(&g) {
+            self.host += square_sum(&g);
+            return;
+        }
         let sq = g.square().sum(); // [1]
-        self.total = Some(match self.total.take() {
+        self.device = Some(match self.device.take() {
             Some(t) => t + sq,
             None => sq,
         });

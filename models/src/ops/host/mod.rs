@@ -15,7 +15,10 @@ mod exp;
 pub mod gelu;
 pub mod rms_norm;
 pub mod rope;
+mod square_sum;
 pub mod swiglu;
+
+pub use square_sum::square_sum;
 
 use burn::backend::Flex;
 use burn::prelude::*;
