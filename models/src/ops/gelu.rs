@@ -96,9 +96,7 @@ mod tests {
         let gs: Vec<f32> = (0..2000).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
         let x = Tensor::<1>::from_data(TensorData::new(xs, [2000]), &device);
         let g = Tensor::<1>::from_data(TensorData::new(gs, [2000]), &device);
-        let kernel = host::gelu::backward(&x, g.clone()).into_data().try_to_vec::<f32>().unwrap();
-        let ops = backward(x, g).into_data().try_to_vec::<f32>().unwrap();
-        let worst = kernel.iter().zip(&ops).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = crate::ops::max_abs_diff(host::gelu::backward(&x, g.clone()), backward(x, g));
         assert!(worst < 1e-5, "max |diff| {worst}");
     }
 }

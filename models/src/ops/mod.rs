@@ -54,3 +54,10 @@ pub use linear::linear;
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::swiglu;
+
+/// Largest `|a − b|` over two tensors of one shape: the unit tests' burn-ops-vs-kernel check.
+#[cfg(test)]
+fn max_abs_diff<const D: usize>(a: burn::prelude::Tensor<D>, b: burn::prelude::Tensor<D>) -> f32 {
+    let flat = |t: burn::prelude::Tensor<D>| t.into_data().try_to_vec::<f32>().expect("f32 tensor");
+    flat(a).iter().zip(&flat(b)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
+}

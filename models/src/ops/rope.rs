@@ -121,11 +121,7 @@ mod tests {
             // burn's ops: run `rotate` on an autodiff copy, which never takes the kernel
             let ad = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &device.clone().autodiff());
             let ops = rotate(ad(&x), ad(&cos), ad(&sin), transpose).inner();
-            let (a, b) = (
-                kernel.into_data().try_to_vec::<f32>().unwrap(),
-                ops.into_data().try_to_vec::<f32>().unwrap(),
-            );
-            let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let worst = crate::ops::max_abs_diff(kernel, ops);
             assert!(worst < 1e-5, "transpose={transpose}: max |diff| {worst}");
         }
     }

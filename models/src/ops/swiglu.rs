@@ -104,9 +104,7 @@ mod tests {
         let (da, db) = host::swiglu::backward(&a, b.clone(), g.clone());
         let (ea, eb) = backward(a, b, g);
         for (name, x, y) in [("da", da, ea), ("db", db, eb)] {
-            let (x, y) =
-                (x.into_data().try_to_vec::<f32>().unwrap(), y.into_data().try_to_vec::<f32>().unwrap());
-            let worst = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let worst = crate::ops::max_abs_diff(x, y);
             assert!(worst < 1e-4, "{name}: max |diff| {worst}");
         }
     }
