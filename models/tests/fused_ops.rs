@@ -213,3 +213,48 @@ fn rope_matches_rotate_half_with_gradients() {
     let theirs = plain.clone() * cos.clone() + Tensor::cat(vec![x2.neg(), x1], 3) * sin.clone();
     assert_close("rope, no autodiff", mm1_models::ops::rope(plain, &cos, &sin), theirs, 1e-6);
 }
+
+#[test]
+fn linear_matches_burn_linear_with_gradients() {
+    use burn::nn::LinearConfig;
+    use mm1_models::ops::linear;
+    let device = Device::flex().autodiff();
+    // odd sizes on one thread, and a product large enough for the parallel GEMM; with and
+    // without bias; a frozen weight (no dW) too
+    for (b, t, d_in, d_out, bias, frozen) in
+        [(2, 7, 33, 45, true, false), (4, 128, 96, 200, false, false), (3, 5, 8, 6, true, true)]
+    {
+        let mut layer = LinearConfig::new(d_in, d_out).with_bias(bias).init(&device);
+        if frozen {
+            layer.weight = layer.weight.clone().set_require_grad(false);
+        }
+        let x = input([b, t, d_in], 61, &device);
+        let w = Tensor::<3>::from_data(
+            TensorData::new(common::values(b * t * d_out, 62), [b, t, d_out]),
+            &device,
+        );
+        let ours = linear(&layer, x.clone());
+        let theirs = layer.forward(x.clone());
+        assert_close("linear output", ours.clone().inner(), theirs.clone().inner(), 1e-4);
+        let g1 = (ours * w.clone()).sum().backward();
+        let g2 = (theirs * w).sum().backward();
+        assert_close("linear dx", grad(&x, &g1), grad(&x, &g2), 1e-4);
+        match frozen {
+            true => assert!(layer.weight.grad(&g1).is_none(), "frozen weight got a gradient"),
+            false => assert_close(
+                "linear dW",
+                layer.weight.grad(&g1).expect("dW"),
+                layer.weight.grad(&g2).expect("dW"),
+                1e-3,
+            ),
+        }
+        if let Some(bias) = &layer.bias {
+            let (db1, db2) = (bias.grad(&g1).expect("db"), bias.grad(&g2).expect("db"));
+            assert_close("linear db", db1.unsqueeze::<2>(), db2.unsqueeze(), 1e-3);
+        }
+    }
+    // without autodiff too
+    let layer = LinearConfig::new(10, 4).init(&Device::flex());
+    let plain = input([3, 2, 10], 63, &Device::flex());
+    assert_close("linear, no autodiff", linear(&layer, plain.clone()), layer.forward(plain), 1e-5);
+}

@@ -21,6 +21,7 @@ use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
 use burn::prelude::*;
 
 use super::host;
+use super::host::gemm::{MatRef, gemm_batched};
 
 /// `softmax(q kᵀ / √dh, masked) v`, query head `i` using KV head `i / (h / kvh)` (HF `repeat_kv`).
 /// Differentiable on every backend (a graph node of its own under autodiff).
@@ -113,7 +114,7 @@ impl Saved {
         let [_, kvh, _, _] = self.k.dims();
         let rep = h / kvh;
         let q = if scale == 1.0 { self.q.clone() } else { self.q.clone().mul_scalar(scale) };
-        q.reshape([b, kvh, rep * t, dh]).matmul(self.k.clone().transpose()) // [b, kvh, rep*t, tk]
+        matmul(q.reshape([b, kvh, rep * t, dh]), false, self.k.clone(), true) // [b, kvh, rep*t, tk]
     }
 
     /// `s + bias` (burn's ops).
@@ -166,7 +167,7 @@ impl Saved {
 fn forward(saved: &Saved) -> (Tensor<4>, Tensor<4>) {
     let [b, h, t, dh] = saved.q.dims();
     let (p, lse) = saved.softmax(); // [b, kvh, rep*t, tk], [b, kvh, rep*t, 1]
-    let o = p.matmul(saved.v.clone()); // [b, kvh, rep*t, dh]
+    let o = matmul(p, false, saved.v.clone(), false); // [b, kvh, rep*t, dh]
     (o.reshape([b, h, t, dh]), lse)
 }
 
@@ -179,15 +180,44 @@ fn backward(saved: &Saved, o: Tensor<4>, lse: Tensor<4>, g: Tensor<4>) -> [Tenso
     let p = saved.probs(lse); // [b, kvh, rep*t, tk], recomputed
     let g = g.reshape([b, kvh, rows, dh]);
     let delta = (g.clone() * o.reshape([b, kvh, rows, dh])).sum_dim(3); // [b, kvh, rep*t, 1]
-    let dv = p.clone().transpose().matmul(g.clone()); // [b, kvh, tk, dh]
-    let dp = g.matmul(saved.v.clone().transpose()); // [b, kvh, rep*t, tk]
+    let dv = matmul(p.clone(), true, g.clone(), false); // [b, kvh, tk, dh]
+    let dp = matmul(g, false, saved.v.clone(), true); // [b, kvh, rep*t, tk]
     let ds = match host::on_flex_f32(&dp) {
         true => host::attention::softmax_grad(dp, &p, &delta, scale as f32),
         false => (p.clone() * (dp - delta)).mul_scalar(scale),
     }; // [b, kvh, rep*t, tk]
-    let dq = ds.clone().matmul(saved.k.clone()).reshape([b, h, t, dh]);
-    let dk = ds.transpose().matmul(saved.q.clone().reshape([b, kvh, rows, dh])); // [b, kvh, tk, dh]
+    let dq = matmul(ds.clone(), false, saved.k.clone(), false).reshape([b, h, t, dh]);
+    let dk = matmul(ds, true, saved.q.clone().reshape([b, kvh, rows, dh]), false); // [b, kvh, tk, dh]
     [dq, dk, dv]
+}
+
+/// `a · b` per `[b, kvh]` batch element, each operand transposed where asked (a view, no
+/// copy): on flex storage through [`host::gemm`] (one fresh output buffer; burn-flex's matmul
+/// zero-fills and copies its output), elsewhere burn's matmul.
+///
+/// # Shapes
+/// - `a`: `[b, kvh, m, k]` (`[.., k, m]` when `ta`), `b`: `[b, kvh, k, n]` (`[.., n, k]` when
+///   `tb`) → `[b, kvh, m, n]`
+fn matmul(a: Tensor<4>, ta: bool, b: Tensor<4>, tb: bool) -> Tensor<4> {
+    if !(host::on_flex_f32(&a) && host::on_flex_f32(&b)) {
+        let a = if ta { a.transpose() } else { a };
+        return a.matmul(if tb { b.transpose() } else { b });
+    }
+    let ([nb, groups, ar, ac], [_, _, br, bc]) = (a.dims(), b.dims());
+    let (m, n) = (if ta { ac } else { ar }, if tb { br } else { bc });
+    let (a, b) = (host::F32s::expect_take(a), host::F32s::expect_take(b));
+    let view = |data, z, rows, cols, t: bool| {
+        let v = MatRef::block(data, z, rows, cols);
+        if t { v.t() } else { v }
+    };
+    let mut out = vec![0.0; nb * groups * m * n];
+    gemm_batched(
+        nb * groups,
+        |z| view(a.slice(), z, ar, ac, ta),
+        |z| view(b.slice(), z, br, bc, tb),
+        &mut out,
+    );
+    host::tensor(out, [nb, groups, m, n])
 }
 
 #[derive(Debug)]

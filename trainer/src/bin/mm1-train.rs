@@ -111,7 +111,23 @@ fn load(args: &ConfigArgs) -> Result<LoadedConfig, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    // The whole command runs on a thread of rayon's global pool, the pool the tensor kernels
+    // split their work over: a parallel op then shares the work between this thread and the
+    // other workers instead of the main thread waiting beside a full pool. With 2 cores that
+    // is 2 threads instead of 3, and the serial parts no longer compete with spinning workers
+    // (docs/performance.md, "One pool").
+    let result = rayon::scope(|_| run(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mm1-train: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
         None => run_train(&cli.train),
         Some(Command::Bench { cfg, steps, json }) => run_bench(&cfg, steps, json),
         Some(Command::Generate { checkpoint, prompt, images, max_new_tokens, temperature, top_k, seed }) => {
@@ -130,13 +146,6 @@ fn main() -> ExitCode {
             mm1_trainer::generate::export_checkpoint(&checkpoint, &out)
                 .map(|n| eprintln!("[mm1-train] wrote {n} tensors to {}", out.display()))
                 .map_err(|e| e.to_string())
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mm1-train: error: {e}");
-            ExitCode::FAILURE
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod attention;
 pub mod cross_entropy;
 mod exp;
 pub mod gelu;
+pub mod gemm;
 pub mod rms_norm;
 pub mod rope;
 mod square_sum;
@@ -59,6 +60,13 @@ impl F32s {
         }
         let p = if p.layout().contiguous_offsets().is_some() { p } else { p.to_contiguous() };
         Some(Self(p))
+    }
+
+    /// The shape (`D` must be the tensor's rank).
+    pub fn dims<const D: usize>(&self) -> [usize; D] {
+        let shape = self.0.layout().shape();
+        assert_eq!(shape.num_dims(), D, "F32s::dims: rank {} tensor", shape.num_dims());
+        std::array::from_fn(|i| shape[i])
     }
 
     pub fn slice(&self) -> &[f32] {

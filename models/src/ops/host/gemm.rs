@@ -1,0 +1,202 @@
+//! `f32` matrix products on host slices, through the `gemm` crate (the micro-kernels
+//! burn-flex's own `matmul` runs), into an output buffer allocated once.
+//!
+//! Why: burn-flex 0.22.1 allocates every matmul output with `FlexTensor::empty`, which
+//! builds a zeroed `Vec<u8>` and then, because a `Vec<u8>` only promises 1-byte alignment,
+//! copies it into a new 16-byte-aligned allocation (`Bytes::from_bytes_vec` →
+//! `try_enforce_runtime_align`). Each GEMM output was so zero-filled, copied and
+//! page-faulted twice, serially on the calling thread: on the `bench-cpu` step that copy and
+//! its page faults were the largest serial cost (docs/performance.md). Here the output is one
+//! `Vec<f32>` that becomes the tensor's storage without a copy ([`super::tensor`]).
+//!
+//! The one `unsafe` call of the crate lives here: [`gemm_into`] checks every view against
+//! its slice before handing raw pointers to `gemm::gemm`.
+#![allow(unsafe_code)]
+
+use rayon::prelude::*;
+
+/// Below this many multiply-adds (`m·n·k`) one thread does the product (flex's threshold).
+const PARALLEL_MIN_MACS: usize = 192 * 192 * 192;
+
+/// A read-only `rows × cols` matrix view of a slice: element `(i, j)` is
+/// `data[i·row_stride + j·col_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// The row-major `rows × cols` matrix in `data` (exactly `rows · cols` values).
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "MatRef::row_major: {} values for {rows} x {cols}", data.len());
+        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    /// Block `z` of `data` holding `batches` row-major `rows × cols` matrices back to back.
+    pub fn block(data: &'a [f32], z: usize, rows: usize, cols: usize) -> Self {
+        Self::row_major(&data[z * rows * cols..][..rows * cols], rows, cols)
+    }
+
+    /// The transpose (a view: no copy).
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Whether every element the view addresses lies inside its slice.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `a · b` as a new row-major `[a.rows, b.cols]` buffer.
+pub fn gemm(a: MatRef, b: MatRef) -> Vec<f32> {
+    let mut out = vec![0.0; a.rows * b.cols];
+    gemm_into(a, b, &mut out, false);
+    out
+}
+
+/// `out = a · b`, or `out += a · b` when `accumulate`, with `out` row-major
+/// `[a.rows, b.cols]`. Split over the rayon pool inside `gemm` for large products.
+pub fn gemm_into(a: MatRef, b: MatRef, out: &mut [f32], accumulate: bool) {
+    let parallel = a.rows * a.cols * b.cols >= PARALLEL_MIN_MACS;
+    product(a, b, out, accumulate, parallel);
+}
+
+/// `out[z] = a(z) · b(z)` for the `batches` row-major `[m, n]` blocks of `out`, the batch
+/// elements split over the rayon pool (each product on one thread).
+pub fn gemm_batched<'a>(
+    batches: usize,
+    a: impl Fn(usize) -> MatRef<'a> + Sync,
+    b: impl Fn(usize) -> MatRef<'a> + Sync,
+    out: &mut [f32],
+) {
+    if batches == 0 {
+        return;
+    }
+    let block = out.len() / batches;
+    assert_eq!(block * batches, out.len(), "gemm_batched: {} values for {batches} blocks", out.len());
+    if block == 0 {
+        return;
+    }
+    out.par_chunks_mut(block).enumerate().for_each(|(z, out)| product(a(z), b(z), out, false, false));
+}
+
+/// [`gemm_into`] on the pool (`parallel`) or on the calling thread.
+fn product(a: MatRef, b: MatRef, out: &mut [f32], accumulate: bool, parallel: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "gemm: [{m}, {k}] · [{}, {n}]", b.rows);
+    assert_eq!(out.len(), m * n, "gemm: output of {} values for [{m}, {n}]", out.len());
+    assert!(a.in_bounds() && b.in_bounds(), "gemm: a view reaches past its slice");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = match parallel {
+        true => ::gemm::Parallelism::Rayon(0),
+        false => ::gemm::Parallelism::None,
+    };
+    let stride = |s: usize| s as isize; // slice lengths fit in isize
+    // SAFETY: `out` is an exclusive borrow of exactly m·n values written at i·n + j
+    // (i < m, j < n); `a` and `b` are shared borrows whose addressed elements were checked
+    // to lie inside their slices (`in_bounds`), with non-negative strides; a shared and an
+    // exclusive borrow cannot overlap, so the output aliases no input.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            stride(n),
+            accumulate,
+            a.data.as_ptr(),
+            stride(a.col_stride),
+            stride(a.row_stride),
+            b.data.as_ptr(),
+            stride(b.col_stride),
+            stride(b.row_stride),
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook triple loop.
+    fn naive(a: MatRef, b: MatRef) -> Vec<f32> {
+        let at = |m: &MatRef, i: usize, j: usize| m.data[i * m.row_stride + j * m.col_stride];
+        let mut out = vec![0.0; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                out[i * b.cols + j] = (0..a.cols).map(|p| at(&a, i, p) * at(&b, p, j)).sum();
+            }
+        }
+        out
+    }
+
+    fn values(len: usize, k: usize) -> Vec<f32> {
+        (0..len).map(|i| ((i * k) % 97) as f32 / 30.0 - 1.5).collect()
+    }
+
+    fn close(x: &[f32], y: &[f32]) {
+        assert_eq!(x.len(), y.len());
+        let worst = x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-3, "max |diff| {worst}");
+    }
+
+    #[test]
+    fn plain_and_transposed_views_match_the_triple_loop() {
+        // Small (one thread) and large enough for the rayon split.
+        for (m, k, n) in [(5, 7, 3), (300, 200, 250)] {
+            let (a, b) = (values(m * k, 7), values(k * n, 11));
+            let (at, bt) = (values(k * m, 7), values(n * k, 11)); // stored transposed
+            let a_ = MatRef::row_major(&a, m, k);
+            let b_ = MatRef::row_major(&b, k, n);
+            close(&gemm(a_, b_), &naive(a_, b_));
+            let a_t = MatRef::row_major(&at, k, m).t();
+            let b_t = MatRef::row_major(&bt, n, k).t();
+            close(&gemm(a_t, b_t), &naive(a_t, b_t));
+        }
+    }
+
+    #[test]
+    fn accumulate_adds_to_the_output() {
+        let (a, b) = (values(12, 3), values(20, 5));
+        let (a, b) = (MatRef::row_major(&a, 3, 4), MatRef::row_major(&b, 4, 5));
+        let mut out = vec![1.0; 15];
+        gemm_into(a, b, &mut out, true);
+        let want: Vec<f32> = naive(a, b).iter().map(|v| v + 1.0).collect();
+        close(&out, &want);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: [2, 3]")]
+    fn mismatched_inner_dimensions_are_refused() {
+        let (a, b) = (vec![0.0; 6], vec![0.0; 8]);
+        gemm(MatRef::row_major(&a, 2, 3), MatRef::row_major(&b, 4, 2));
+    }
+}
