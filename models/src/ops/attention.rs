@@ -21,7 +21,7 @@ use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
 use burn::prelude::*;
 
 use super::host;
-use super::host::gemm::{MatRef, gemm_batched};
+use super::host::attention_gemm::{self, Groups};
 
 /// `softmax(q kᵀ / √dh, masked) v`, query head `i` using KV head `i / (h / kvh)` (HF `repeat_kv`).
 /// Differentiable on every backend (a graph node of its own under autodiff).
@@ -86,6 +86,9 @@ struct Saved {
     v: Tensor<4>,
     /// `[b, 1, 1, t, tk]`: 0 where allowed, -inf where masked.
     bias: Option<Tensor<5>>,
+    /// Whether the mask hides every future key (checked on flex, where the products then skip
+    /// the blocks above the diagonal; always `false` elsewhere).
+    causal: bool,
 }
 
 impl Saved {
@@ -96,7 +99,60 @@ impl Saved {
                 .mask_fill(m, f32::NEG_INFINITY)
                 .reshape([b, 1, 1, t, tk]) // broadcast over [kvh, rep]
         });
-        Self { q, k, v, bias }
+        let (t, tk) = (q.dims()[2], k.dims()[2]);
+        let causal = match &bias {
+            Some(bias) if tk >= t && host::on_flex_f32(bias) => {
+                attention_gemm::hides_future(host::F32s::expect(bias).slice(), t, tk)
+            }
+            _ => false,
+        };
+        Self { q, k, v, bias, causal }
+    }
+
+    /// The layout of the per-group products on flex.
+    fn groups(&self) -> Groups {
+        let ([b, h, t, dh], [_, kvh, tk, _]) = (self.q.dims(), self.k.dims());
+        Groups { groups: b * kvh, rep: h / kvh, t, tk, dh, causal: self.causal }
+    }
+
+    /// `a bᵀ` per KV group (scores `q kᵀ`, `dp = g vᵀ`): on flex the host products, which skip
+    /// the blocks a causal mask hides (those entries are `0`), elsewhere burn's matmul.
+    ///
+    /// # Shapes
+    /// - `a`: `[b, kvh, rep * t, dh]`, `b`: `[b, kvh, tk, dh]` → `[b, kvh, rep * t, tk]`
+    fn a_bt(&self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+        if !(host::on_flex_f32(&a) && host::on_flex_f32(&b)) {
+            return a.matmul(b.transpose());
+        }
+        let ([nb, kvh, rows, _], tk) = (a.dims(), b.dims()[2]);
+        let (a, b) = (host::F32s::expect_take(a), host::F32s::expect_take(b));
+        host::tensor(attention_gemm::a_bt(a.slice(), b.slice(), self.groups()), [nb, kvh, rows, tk])
+    }
+
+    /// `p b` per KV group (the output `p v`, `dq = ds k`), as [`Saved::a_bt`].
+    ///
+    /// # Shapes
+    /// - `p`: `[b, kvh, rep * t, tk]`, `b`: `[b, kvh, tk, dh]` → `[b, kvh, rep * t, dh]`
+    fn p_b(&self, p: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+        if !(host::on_flex_f32(&p) && host::on_flex_f32(&b)) {
+            return p.matmul(b);
+        }
+        let ([nb, kvh, rows, _], dh) = (p.dims(), b.dims()[3]);
+        let (p, b) = (host::F32s::expect_take(p), host::F32s::expect_take(b));
+        host::tensor(attention_gemm::p_b(p.slice(), b.slice(), self.groups()), [nb, kvh, rows, dh])
+    }
+
+    /// `pᵀ b` per KV group (`dv = pᵀ g`, `dk = dsᵀ q`), as [`Saved::a_bt`].
+    ///
+    /// # Shapes
+    /// - `p`: `[b, kvh, rep * t, tk]`, `b`: `[b, kvh, rep * t, dh]` → `[b, kvh, tk, dh]`
+    fn pt_b(&self, p: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+        if !(host::on_flex_f32(&p) && host::on_flex_f32(&b)) {
+            return p.transpose().matmul(b);
+        }
+        let ([nb, kvh, _, tk], dh) = (p.dims(), b.dims()[3]);
+        let (p, b) = (host::F32s::expect_take(p), host::F32s::expect_take(b));
+        host::tensor(attention_gemm::pt_b(p.slice(), b.slice(), self.groups()), [nb, kvh, tk, dh])
     }
 
     /// `1 / √dh`.
@@ -114,7 +170,7 @@ impl Saved {
         let [_, kvh, _, _] = self.k.dims();
         let rep = h / kvh;
         let q = if scale == 1.0 { self.q.clone() } else { self.q.clone().mul_scalar(scale) };
-        matmul(q.reshape([b, kvh, rep * t, dh]), false, self.k.clone(), true) // [b, kvh, rep*t, tk]
+        self.a_bt(q.reshape([b, kvh, rep * t, dh]), self.k.clone()) // [b, kvh, rep*t, tk]
     }
 
     /// `s + bias` (burn's ops).
@@ -167,7 +223,7 @@ impl Saved {
 fn forward(saved: &Saved) -> (Tensor<4>, Tensor<4>) {
     let [b, h, t, dh] = saved.q.dims();
     let (p, lse) = saved.softmax(); // [b, kvh, rep*t, tk], [b, kvh, rep*t, 1]
-    let o = matmul(p, false, saved.v.clone(), false); // [b, kvh, rep*t, dh]
+    let o = saved.p_b(p, saved.v.clone()); // [b, kvh, rep*t, dh]
     (o.reshape([b, h, t, dh]), lse)
 }
 
@@ -180,44 +236,15 @@ fn backward(saved: &Saved, o: Tensor<4>, lse: Tensor<4>, g: Tensor<4>) -> [Tenso
     let p = saved.probs(lse); // [b, kvh, rep*t, tk], recomputed
     let g = g.reshape([b, kvh, rows, dh]);
     let delta = (g.clone() * o.reshape([b, kvh, rows, dh])).sum_dim(3); // [b, kvh, rep*t, 1]
-    let dv = matmul(p.clone(), true, g.clone(), false); // [b, kvh, tk, dh]
-    let dp = matmul(g, false, saved.v.clone(), true); // [b, kvh, rep*t, tk]
+    let dv = saved.pt_b(p.clone(), g.clone()); // [b, kvh, tk, dh]
+    let dp = saved.a_bt(g, saved.v.clone()); // [b, kvh, rep*t, tk]
     let ds = match host::on_flex_f32(&dp) {
         true => host::attention::softmax_grad(dp, &p, &delta, scale as f32),
         false => (p.clone() * (dp - delta)).mul_scalar(scale),
     }; // [b, kvh, rep*t, tk]
-    let dq = matmul(ds.clone(), false, saved.k.clone(), false).reshape([b, h, t, dh]);
-    let dk = matmul(ds, true, saved.q.clone().reshape([b, kvh, rows, dh]), false); // [b, kvh, tk, dh]
+    let dq = saved.p_b(ds.clone(), saved.k.clone()).reshape([b, h, t, dh]);
+    let dk = saved.pt_b(ds, saved.q.clone().reshape([b, kvh, rows, dh])); // [b, kvh, tk, dh]
     [dq, dk, dv]
-}
-
-/// `a · b` per `[b, kvh]` batch element, each operand transposed where asked (a view, no
-/// copy): on flex storage through [`host::gemm`] (one fresh output buffer; burn-flex's matmul
-/// zero-fills and copies its output), elsewhere burn's matmul.
-///
-/// # Shapes
-/// - `a`: `[b, kvh, m, k]` (`[.., k, m]` when `ta`), `b`: `[b, kvh, k, n]` (`[.., n, k]` when
-///   `tb`) → `[b, kvh, m, n]`
-fn matmul(a: Tensor<4>, ta: bool, b: Tensor<4>, tb: bool) -> Tensor<4> {
-    if !(host::on_flex_f32(&a) && host::on_flex_f32(&b)) {
-        let a = if ta { a.transpose() } else { a };
-        return a.matmul(if tb { b.transpose() } else { b });
-    }
-    let ([nb, groups, ar, ac], [_, _, br, bc]) = (a.dims(), b.dims());
-    let (m, n) = (if ta { ac } else { ar }, if tb { br } else { bc });
-    let (a, b) = (host::F32s::expect_take(a), host::F32s::expect_take(b));
-    let view = |data, z, rows, cols, t: bool| {
-        let v = MatRef::block(data, z, rows, cols);
-        if t { v.t() } else { v }
-    };
-    let mut out = vec![0.0; nb * groups * m * n];
-    gemm_batched(
-        nb * groups,
-        |z| view(a.slice(), z, ar, ac, ta),
-        |z| view(b.slice(), z, br, bc, tb),
-        &mut out,
-    );
-    host::tensor(out, [nb, groups, m, n])
 }
 
 #[derive(Debug)]

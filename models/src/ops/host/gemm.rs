@@ -13,8 +13,6 @@
 //! its slice before handing raw pointers to `gemm::gemm`.
 #![allow(unsafe_code)]
 
-use rayon::prelude::*;
-
 /// Below this many multiply-adds (`m·n·k`) one thread does the product (flex's threshold).
 const PARALLEL_MIN_MACS: usize = 192 * 192 * 192;
 
@@ -39,6 +37,14 @@ impl<'a> MatRef<'a> {
     /// Block `z` of `data` holding `batches` row-major `rows × cols` matrices back to back.
     pub fn block(data: &'a [f32], z: usize, rows: usize, cols: usize) -> Self {
         Self::row_major(&data[z * rows * cols..][..rows * cols], rows, cols)
+    }
+
+    /// Rows `rows.start..rows.end` and columns `cols.start..cols.end` (a view: no copy).
+    pub fn sub(self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> Self {
+        assert!(rows.end <= self.rows && cols.end <= self.cols, "MatRef::sub: past the matrix");
+        let start = rows.start * self.row_stride + cols.start * self.col_stride;
+        let data = if rows.is_empty() || cols.is_empty() { &self.data[..0] } else { &self.data[start..] };
+        Self { data, rows: rows.len(), cols: cols.len(), ..self }
     }
 
     /// The transpose (a view: no copy).
@@ -74,37 +80,34 @@ pub fn gemm_into(a: MatRef, b: MatRef, out: &mut [f32], accumulate: bool) {
     product(a, b, out, accumulate, parallel);
 }
 
-/// `out[z] = a(z) · b(z)` for the `batches` row-major `[m, n]` blocks of `out`, the batch
-/// elements split over the rayon pool (each product on one thread).
-pub fn gemm_batched<'a>(
-    batches: usize,
-    a: impl Fn(usize) -> MatRef<'a> + Sync,
-    b: impl Fn(usize) -> MatRef<'a> + Sync,
-    out: &mut [f32],
-) {
-    if batches == 0 {
-        return;
-    }
-    let block = out.len() / batches;
-    assert_eq!(block * batches, out.len(), "gemm_batched: {} values for {batches} blocks", out.len());
-    if block == 0 {
-        return;
-    }
-    out.par_chunks_mut(block).enumerate().for_each(|(z, out)| product(a(z), b(z), out, false, false));
+/// [`gemm_into`] on the calling thread, into the first `a.rows` rows of `out` laid out with
+/// `out_row_stride` values per row (only the first `b.cols` of each row are written).
+pub fn gemm_into_strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumulate: bool) {
+    product_strided(a, b, out, out_row_stride, accumulate, false);
 }
 
 /// [`gemm_into`] on the pool (`parallel`) or on the calling thread.
 fn product(a: MatRef, b: MatRef, out: &mut [f32], accumulate: bool, parallel: bool) {
+    assert_eq!(out.len(), a.rows * b.cols, "gemm: output of {} values for [{}, {}]", out.len(), a.rows, b.cols);
+    product_strided(a, b, out, b.cols, accumulate, parallel);
+}
+
+/// [`product`] with `out_row_stride` values between output rows.
+fn product_strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumulate: bool, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: [{m}, {k}] · [{}, {n}]", b.rows);
-    assert_eq!(out.len(), m * n, "gemm: output of {} values for [{m}, {n}]", out.len());
+    assert!(
+        n <= out_row_stride && (m == 0 || n == 0 || (m - 1) * out_row_stride + n <= out.len()),
+        "gemm: output of {} values (rows {out_row_stride} apart) for [{m}, {n}]",
+        out.len()
+    );
     assert!(a.in_bounds() && b.in_bounds(), "gemm: a view reaches past its slice");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            out.fill(0.0);
+            out.chunks_mut(out_row_stride).take(m).for_each(|row| row[..n].fill(0.0));
         }
         return;
     }
@@ -113,8 +116,8 @@ fn product(a: MatRef, b: MatRef, out: &mut [f32], accumulate: bool, parallel: bo
         false => ::gemm::Parallelism::None,
     };
     let stride = |s: usize| s as isize; // slice lengths fit in isize
-    // SAFETY: `out` is an exclusive borrow of exactly m·n values written at i·n + j
-    // (i < m, j < n); `a` and `b` are shared borrows whose addressed elements were checked
+    // SAFETY: `out` is an exclusive borrow whose elements i·out_row_stride + j (i < m, j < n)
+    // were checked to lie inside it; `a` and `b` are shared borrows whose addressed elements were checked
     // to lie inside their slices (`in_bounds`), with non-negative strides; a shared and an
     // exclusive borrow cannot overlap, so the output aliases no input.
     unsafe {
@@ -124,7 +127,7 @@ fn product(a: MatRef, b: MatRef, out: &mut [f32], accumulate: bool, parallel: bo
             k,
             out.as_mut_ptr(),
             1,
-            stride(n),
+            stride(out_row_stride),
             accumulate,
             a.data.as_ptr(),
             stride(a.col_stride),

@@ -10,6 +10,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod attention_gemm;
 pub mod cross_entropy;
 mod exp;
 pub mod gelu;
