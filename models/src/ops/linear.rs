@@ -68,12 +68,15 @@ fn fused(layer: &Linear, x: Tensor<2>) -> Option<Tensor<2>> {
 /// - `x`: `[rows, d_in]`, `w`: `[d_in, d_out]`, `b`: `[d_out]` → `[rows, d_out]`
 fn forward(x: &F32s, w: &F32s, b: Option<&F32s>) -> Tensor<2> {
     let ([rows, d_in], [_, d_out]) = (x.dims(), w.dims());
-    let mut y = match b {
-        Some(b) => b.slice().repeat(rows),
-        None => vec![0.0; rows * d_out],
-    };
     let (x, w) = (MatRef::row_major(x.slice(), rows, d_in), MatRef::row_major(w.slice(), d_in, d_out));
-    gemm_into(x, w, &mut y, b.is_some());
+    let y = match b {
+        Some(b) => {
+            let mut y = b.slice().repeat(rows); // the bias as the initial value
+            gemm_into(x, w, &mut y, true);
+            y
+        }
+        None => gemm(x, w),
+    };
     host::tensor(y, [rows, d_out])
 }
 
@@ -112,16 +115,14 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward<N> {
         for (need, parent) in need.iter_mut().zip(&ops.parents) {
             *need = parent.is_some();
         }
-        let [dx, dw, db] = backward(&x, &w, &g, need);
+        let [mut dx, mut dw, mut db] = backward(&x, &w, &g, need);
         let primitive = |t: Tensor<2>| t.try_into_primitive::<Flex>().expect("flex tensor");
         for (i, parent) in ops.parents.into_iter().enumerate() {
             let Some(node) = parent else { continue };
             let d = match i {
-                0 => dx.as_ref().map(|d| primitive(host::tensor(d.clone(), [rows, d_in]))),
-                1 => dw.as_ref().map(|d| primitive(host::tensor(d.clone(), [d_in, d_out]))),
-                _ => db.as_ref().map(|d| {
-                    host::tensor::<1>(d.clone(), [d_out]).try_into_primitive::<Flex>().expect("flex tensor")
-                }),
+                0 => dx.take().map(|d| primitive(host::tensor(d, [rows, d_in]))),
+                1 => dw.take().map(|d| primitive(host::tensor(d, [d_in, d_out]))),
+                _ => db.take().map(|d| host::tensor::<1>(d, [d_out]).try_into_primitive::<Flex>().expect("flex tensor")),
             };
             grads.register::<Flex>(node.id, d.expect("computed for every tracked parent"));
         }

@@ -66,42 +66,59 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// `a · b` as a new row-major `[a.rows, b.cols]` buffer.
+/// `a · b` as a new row-major `[a.rows, b.cols]` buffer, written once (never zero-filled
+/// first). Split over the rayon pool inside `gemm` for large products.
 pub fn gemm(a: MatRef, b: MatRef) -> Vec<f32> {
-    let mut out = vec![0.0; a.rows * b.cols];
-    gemm_into(a, b, &mut out, false);
+    let (m, k, n) = check(&a, &b, a.rows * b.cols, b.cols);
+    if m * n == 0 || k == 0 {
+        return vec![0.0; m * n];
+    }
+    let mut out = Vec::with_capacity(m * n);
+    // SAFETY: the capacity holds m·n values and belongs to no one else; with `accumulate`
+    // false the product writes every one of them (k > 0), so all m·n are initialised after.
+    unsafe {
+        product(a, b, out.as_mut_ptr(), n, false, parallel(m, k, n));
+        out.set_len(m * n);
+    }
     out
 }
 
 /// `out = a · b`, or `out += a · b` when `accumulate`, with `out` row-major
 /// `[a.rows, b.cols]`. Split over the rayon pool inside `gemm` for large products.
 pub fn gemm_into(a: MatRef, b: MatRef, out: &mut [f32], accumulate: bool) {
-    let parallel = a.rows * a.cols * b.cols >= PARALLEL_MIN_MACS;
-    product(a, b, out, accumulate, parallel);
+    let (m, k, n) = check(&a, &b, out.len(), b.cols);
+    assert_eq!(out.len(), m * n, "gemm: output of {} values for [{m}, {n}]", out.len());
+    strided(a, b, out, n, accumulate, parallel(m, k, n));
 }
 
 /// [`gemm_into`] on the calling thread, into the first `a.rows` rows of `out` laid out with
 /// `out_row_stride` values per row (only the first `b.cols` of each row are written).
 pub fn gemm_into_strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumulate: bool) {
-    product_strided(a, b, out, out_row_stride, accumulate, false);
+    check(&a, &b, out.len(), out_row_stride);
+    strided(a, b, out, out_row_stride, accumulate, false);
 }
 
-/// [`gemm_into`] on the pool (`parallel`) or on the calling thread.
-fn product(a: MatRef, b: MatRef, out: &mut [f32], accumulate: bool, parallel: bool) {
-    assert_eq!(out.len(), a.rows * b.cols, "gemm: output of {} values for [{}, {}]", out.len(), a.rows, b.cols);
-    product_strided(a, b, out, b.cols, accumulate, parallel);
+/// Whether `m·n·k` multiply-adds are worth the rayon pool.
+fn parallel(m: usize, k: usize, n: usize) -> bool {
+    m * n * k >= PARALLEL_MIN_MACS
 }
 
-/// [`product`] with `out_row_stride` values between output rows.
-fn product_strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumulate: bool, parallel: bool) {
+/// `(m, k, n)` after checking that `a · b` fits an output of `out_len` values with rows
+/// `out_row_stride` apart and that both views lie inside their slices.
+fn check(a: &MatRef, b: &MatRef, out_len: usize, out_row_stride: usize) -> (usize, usize, usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: [{m}, {k}] · [{}, {n}]", b.rows);
     assert!(
-        n <= out_row_stride && (m == 0 || n == 0 || (m - 1) * out_row_stride + n <= out.len()),
-        "gemm: output of {} values (rows {out_row_stride} apart) for [{m}, {n}]",
-        out.len()
+        n <= out_row_stride && (m == 0 || n == 0 || (m - 1) * out_row_stride + n <= out_len),
+        "gemm: output of {out_len} values (rows {out_row_stride} apart) for [{m}, {n}]"
     );
     assert!(a.in_bounds() && b.in_bounds(), "gemm: a view reaches past its slice");
+    (m, k, n)
+}
+
+/// The checked product into an initialised slice (see [`check`]).
+fn strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumulate: bool, parallel: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
         return;
     }
@@ -111,21 +128,32 @@ fn product_strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize,
         }
         return;
     }
+    // SAFETY: `out` is an exclusive borrow whose elements i·out_row_stride + j (i < m, j < n)
+    // lie inside it (`check`), initialised, so it may be read when accumulating.
+    unsafe { product(a, b, out.as_mut_ptr(), out_row_stride, accumulate, parallel) }
+}
+
+/// `gemm::gemm` on the views (both checked by [`check`], `m, n, k > 0`).
+///
+/// # Safety
+/// `out` must be valid for writes (and, with `accumulate`, reads of initialised values) of
+/// the elements `i·out_row_stride + j` for `i < a.rows`, `j < b.cols`, and must not overlap
+/// the slices of `a` or `b` (guaranteed when it comes from an exclusive borrow or fresh
+/// capacity, as `a` and `b` are shared borrows).
+unsafe fn product(a: MatRef, b: MatRef, out: *mut f32, out_row_stride: usize, accumulate: bool, parallel: bool) {
     let parallelism = match parallel {
         true => ::gemm::Parallelism::Rayon(0),
         false => ::gemm::Parallelism::None,
     };
     let stride = |s: usize| s as isize; // slice lengths fit in isize
-    // SAFETY: `out` is an exclusive borrow whose elements i·out_row_stride + j (i < m, j < n)
-    // were checked to lie inside it; `a` and `b` are shared borrows whose addressed elements were checked
-    // to lie inside their slices (`in_bounds`), with non-negative strides; a shared and an
-    // exclusive borrow cannot overlap, so the output aliases no input.
+    // SAFETY: the output as the caller guarantees; `a` and `b` address only elements inside
+    // their slices (`in_bounds`, non-negative strides).
     unsafe {
         ::gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
+            a.rows,
+            b.cols,
+            a.cols,
+            out,
             1,
             stride(out_row_stride),
             accumulate,
