@@ -122,7 +122,9 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward<N> {
             let d = match i {
                 0 => dx.take().map(|d| primitive(host::tensor(d, [rows, d_in]))),
                 1 => dw.take().map(|d| primitive(host::tensor(d, [d_in, d_out]))),
-                _ => db.take().map(|d| host::tensor::<1>(d, [d_out]).try_into_primitive::<Flex>().expect("flex tensor")),
+                _ => db.take().map(|d| {
+                    host::tensor::<1>(d, [d_out]).try_into_primitive::<Flex>().expect("flex tensor")
+                }),
             };
             grads.register::<Flex>(node.id, d.expect("computed for every tracked parent"));
         }

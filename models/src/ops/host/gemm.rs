@@ -140,7 +140,14 @@ fn strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumul
 /// the elements `i·out_row_stride + j` for `i < a.rows`, `j < b.cols`, and must not overlap
 /// the slices of `a` or `b` (guaranteed when it comes from an exclusive borrow or fresh
 /// capacity, as `a` and `b` are shared borrows).
-unsafe fn product(a: MatRef, b: MatRef, out: *mut f32, out_row_stride: usize, accumulate: bool, parallel: bool) {
+unsafe fn product(
+    a: MatRef,
+    b: MatRef,
+    out: *mut f32,
+    out_row_stride: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
     let parallelism = match parallel {
         true => ::gemm::Parallelism::Rayon(0),
         false => ::gemm::Parallelism::None,
