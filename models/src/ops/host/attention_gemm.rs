@@ -108,7 +108,11 @@ pub fn pt_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
 /// Whether the additive mask `bias` (`[b, t, tk]`, `0` or `−∞`) hides every key after each
 /// query's position (`j > i + tk − t`), as a causal mask does.
 pub fn hides_future(bias: &[f32], t: usize, tk: usize) -> bool {
-    assert!(tk >= t && bias.len() % (t * tk) == 0, "hides_future: [{}] is not [b, {t}, {tk}]", bias.len());
+    assert!(
+        tk >= t && bias.len().is_multiple_of(t * tk),
+        "hides_future: [{}] is not [b, {t}, {tk}]",
+        bias.len()
+    );
     bias.par_chunks(tk).enumerate().all(|(row, keys)| {
         let i = row % t;
         keys[i + 1 + tk - t..].iter().all(|&m| m == f32::NEG_INFINITY)
