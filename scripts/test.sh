@@ -11,7 +11,7 @@ export CARGO_TERM_COLOR=never
 
 need_apt=()
 # Add Debian packages the tests need here (e.g. MPI for the distributed tests).
-for pkg in libopenmpi-dev openmpi-bin libclang-dev mesa-vulkan-drivers libvulkan1 "${MM1_APT_PACKAGES[@]:-}"; do
+for pkg in libopenmpi-dev openmpi-bin libclang-dev mesa-vulkan-drivers libvulkan1 libopenblas-dev "${MM1_APT_PACKAGES[@]:-}"; do
   [ -n "$pkg" ] && ! dpkg -s "$pkg" >/dev/null 2>&1 && need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -22,6 +22,8 @@ rustup component list --installed 2>/dev/null | grep -q clippy || rustup compone
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== test";   cargo test --workspace --features mm1-trainer/mpi
+echo "== openblas: the GEMM path through the system's OpenBLAS against the same references"
+cargo test -p mm1-models --features openblas --lib --test fused_ops --test parity
 echo "== wgpu: two training steps on the wgpu device (lavapipe software Vulkan) vs flex"
 cargo test -p mm1-trainer --features wgpu --test wgpu_step
 echo "== cuda + mpi type-check (no GPU build possible offline)"

@@ -58,6 +58,24 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// `(rows, cols)`.
+    #[cfg(feature = "openblas")]
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// `(row_stride, col_stride)`.
+    #[cfg(feature = "openblas")]
+    pub fn strides(&self) -> (usize, usize) {
+        (self.row_stride, self.col_stride)
+    }
+
+    /// The address of element `(0, 0)`.
+    #[cfg(feature = "openblas")]
+    pub fn data_ptr(&self) -> *const f32 {
+        self.data.as_ptr()
+    }
+
     /// Whether every element the view addresses lies inside its slice.
     fn in_bounds(&self) -> bool {
         self.rows == 0
@@ -148,6 +166,11 @@ unsafe fn product(
     accumulate: bool,
     parallel: bool,
 ) {
+    // SAFETY: the same contract as this function's.
+    #[cfg(feature = "openblas")]
+    if unsafe { super::openblas::product(a, b, out, out_row_stride, accumulate, parallel) } {
+        return;
+    }
     let parallelism = match parallel {
         true => ::gemm::Parallelism::Rayon(0),
         false => ::gemm::Parallelism::None,

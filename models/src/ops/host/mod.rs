@@ -15,6 +15,8 @@ pub mod cross_entropy;
 mod exp;
 pub mod gelu;
 pub mod gemm;
+#[cfg(feature = "openblas")]
+mod openblas;
 pub mod rms_norm;
 pub mod rope;
 mod square_sum;

@@ -1,0 +1,122 @@
+//! The products of [`super::gemm`] through OpenBLAS's `cblas_sgemm` (cargo feature
+//! `openblas`, linking the system's `libopenblas`).
+//!
+//! Why: on this project's 2-core machine the `gemm` crate, OpenBLAS and MKL are equally fast
+//! on one thread, but two `gemm` threads reach 113–121 GFLOP/s on the training step's shapes
+//! against OpenBLAS's 129–142 (docs/performance.md). OpenBLAS runs single-threaded here (its
+//! own threads would spin beside rayon's workers after every call); a large product is split
+//! into two halves of rows on the rayon pool instead.
+#![allow(unsafe_code)]
+
+use super::gemm::MatRef;
+
+#[link(name = "openblas")]
+unsafe extern "C" {
+    fn cblas_sgemm(
+        order: i32,
+        trans_a: i32,
+        trans_b: i32,
+        m: i32,
+        n: i32,
+        k: i32,
+        alpha: f32,
+        a: *const f32,
+        lda: i32,
+        b: *const f32,
+        ldb: i32,
+        beta: f32,
+        c: *mut f32,
+        ldc: i32,
+    );
+    fn openblas_set_num_threads(threads: i32);
+}
+
+const ROW_MAJOR: i32 = 101;
+const NO_TRANS: i32 = 111;
+const TRANS: i32 = 112;
+
+/// Fewer rows than this are not split over the pool.
+const SPLIT_MIN_ROWS: usize = 64;
+
+/// `(transpose flag, leading dimension)` of a view for row-major CBLAS, or `None` when
+/// neither of its strides is 1 (or a size does not fit an `i32`).
+fn layout(v: &MatRef) -> Option<(i32, i32)> {
+    let (rs, cs) = v.strides();
+    let ld = |s: usize, min: usize| i32::try_from(s.max(min).max(1)).ok();
+    if cs == 1 {
+        Some((NO_TRANS, ld(rs, v.dims().1)?))
+    } else if rs == 1 {
+        Some((TRANS, ld(cs, v.dims().0)?))
+    } else {
+        None
+    }
+}
+
+/// `out = a · b` (`+=` when `accumulate`) through `cblas_sgemm`; `false` (nothing done) when a
+/// view's layout is not one CBLAS takes. Views checked by the caller, `m, n, k > 0`.
+///
+/// # Safety
+/// As [`super::gemm`]'s `product`: `out` valid for the `m × n` elements `i·out_row_stride + j`
+/// (initialised when accumulating) and overlapping neither input.
+pub unsafe fn product(
+    a: MatRef,
+    b: MatRef,
+    out: *mut f32,
+    out_row_stride: usize,
+    accumulate: bool,
+    parallel: bool,
+) -> bool {
+    let ((m, k), n) = (a.dims(), b.dims().1);
+    let (Some((ta, lda)), Some((tb, ldb))) = (layout(&a), layout(&b)) else {
+        return false;
+    };
+    let (Ok(_), Ok(_), Ok(_), Ok(ldc)) =
+        (i32::try_from(m), i32::try_from(n), i32::try_from(k), i32::try_from(out_row_stride))
+    else {
+        return false;
+    };
+    single_threaded();
+    let call = move |a: MatRef, out: usize| {
+        let (a_ptr, b_ptr) = (a.data_ptr(), b.data_ptr());
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        // SAFETY: the views' elements lie inside their slices (checked by the caller), the
+        // layouts and leading dimensions describe them (`layout`), and `out` is valid for the
+        // block's rows as the caller guarantees.
+        unsafe {
+            cblas_sgemm(
+                ROW_MAJOR,
+                ta,
+                tb,
+                a.dims().0 as i32,
+                n as i32,
+                k as i32,
+                1.0,
+                a_ptr,
+                lda,
+                b_ptr,
+                ldb,
+                beta,
+                out as *mut f32,
+                ldc,
+            );
+        }
+    };
+    let out = out as usize; // a plain address, so that the halves may cross threads
+    if parallel && m >= 2 * SPLIT_MIN_ROWS {
+        let half = m / 2;
+        rayon::join(
+            || call(a.sub(0..half, 0..k), out),
+            || call(a.sub(half..m, 0..k), out + half * out_row_stride * size_of::<f32>()),
+        );
+    } else {
+        call(a, out);
+    }
+    true
+}
+
+/// OpenBLAS's own threads off, once per process.
+fn single_threaded() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: a plain setter of the library's thread count.
+    ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
+}
