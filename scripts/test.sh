@@ -23,6 +23,7 @@ echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== test";   cargo test --workspace --features mm1-trainer/mpi
 echo "== openblas: the GEMM path through the system's OpenBLAS against the same references"
+cargo clippy -p mm1-models --features openblas --all-targets -- -D warnings
 cargo test -p mm1-models --features openblas --lib --test fused_ops --test parity
 echo "== wgpu: two training steps on the wgpu device (lavapipe software Vulkan) vs flex"
 cargo test -p mm1-trainer --features wgpu --test wgpu_step
