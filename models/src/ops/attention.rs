@@ -121,12 +121,9 @@ impl Saved {
     /// # Shapes
     /// - `a`: `[b, kvh, rep * t, dh]`, `b`: `[b, kvh, tk, dh]` → `[b, kvh, rep * t, tk]`
     fn a_bt(&self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
-        if !(host::on_flex_f32(&a) && host::on_flex_f32(&b)) {
-            return a.matmul(b.transpose());
-        }
         let ([nb, kvh, rows, _], tk) = (a.dims(), b.dims()[2]);
-        let (a, b) = (host::F32s::expect_take(a), host::F32s::expect_take(b));
-        host::tensor(attention_gemm::a_bt(a.slice(), b.slice(), self.groups()), [nb, kvh, rows, tk])
+        self.on_host(&a, &b, attention_gemm::a_bt, [nb, kvh, rows, tk])
+            .unwrap_or_else(|| a.matmul(b.transpose()))
     }
 
     /// `p b` per KV group (the output `p v`, `dq = ds k`), as [`Saved::a_bt`].
@@ -134,12 +131,8 @@ impl Saved {
     /// # Shapes
     /// - `p`: `[b, kvh, rep * t, tk]`, `b`: `[b, kvh, tk, dh]` → `[b, kvh, rep * t, dh]`
     fn p_b(&self, p: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
-        if !(host::on_flex_f32(&p) && host::on_flex_f32(&b)) {
-            return p.matmul(b);
-        }
         let ([nb, kvh, rows, _], dh) = (p.dims(), b.dims()[3]);
-        let (p, b) = (host::F32s::expect_take(p), host::F32s::expect_take(b));
-        host::tensor(attention_gemm::p_b(p.slice(), b.slice(), self.groups()), [nb, kvh, rows, dh])
+        self.on_host(&p, &b, attention_gemm::p_b, [nb, kvh, rows, dh]).unwrap_or_else(|| p.matmul(b))
     }
 
     /// `pᵀ b` per KV group (`dv = pᵀ g`, `dk = dsᵀ q`), as [`Saved::a_bt`].
@@ -147,12 +140,22 @@ impl Saved {
     /// # Shapes
     /// - `p`: `[b, kvh, rep * t, tk]`, `b`: `[b, kvh, rep * t, dh]` → `[b, kvh, tk, dh]`
     fn pt_b(&self, p: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
-        if !(host::on_flex_f32(&p) && host::on_flex_f32(&b)) {
-            return p.transpose().matmul(b);
-        }
         let ([nb, kvh, _, tk], dh) = (p.dims(), b.dims()[3]);
-        let (p, b) = (host::F32s::expect_take(p), host::F32s::expect_take(b));
-        host::tensor(attention_gemm::pt_b(p.slice(), b.slice(), self.groups()), [nb, kvh, tk, dh])
+        self.on_host(&p, &b, attention_gemm::pt_b, [nb, kvh, tk, dh])
+            .unwrap_or_else(|| p.transpose().matmul(b))
+    }
+
+    /// `product(a, b)` on flex storage as a tensor of `shape`; `None` unless both are `f32` on
+    /// `Flex`.
+    fn on_host(
+        &self,
+        a: &Tensor<4>,
+        b: &Tensor<4>,
+        product: fn(&[f32], &[f32], Groups) -> Vec<f32>,
+        shape: [usize; 4],
+    ) -> Option<Tensor<4>> {
+        let (a, b) = (host::F32s::of(a)?, host::F32s::of(b)?);
+        Some(host::tensor(product(a.slice(), b.slice(), self.groups()), shape))
     }
 
     /// `1 / √dh`.

@@ -90,11 +90,10 @@ fn backward(x: &F32s, w: &F32s, g: &F32s, need: [bool; 3]) -> [Option<Vec<f32>>;
     let x = MatRef::row_major(x.slice(), rows, d_in);
     let w = MatRef::row_major(w.slice(), d_in, d_out);
     let g = MatRef::row_major(g.slice(), rows, d_out);
-    let ones = vec![1.0; rows];
     [
-        need[0].then(|| gemm(g, w.t())),                             // [rows, d_in]
-        need[1].then(|| gemm(x.t(), g)),                             // [d_in, d_out]
-        need[2].then(|| gemm(MatRef::row_major(&ones, 1, rows), g)), // [1, d_out]
+        need[0].then(|| gemm(g, w.t())), // [rows, d_in]
+        need[1].then(|| gemm(x.t(), g)), // [d_in, d_out]
+        need[2].then(|| gemm(MatRef::row_major(&vec![1.0; rows], 1, rows), g)), // [1, d_out]
     ]
 }
 
@@ -111,22 +110,18 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward<N> {
         let g = F32s::expect_take(Tensor::<2>::from_primitive::<Flex>(grads.consume::<Flex>(&ops.node)));
         let (x, w) = (F32s::expect_take(x), F32s::expect_take(w));
         let ([rows, d_in], [_, d_out]) = (x.dims(), w.dims());
-        let mut need = [false; 3];
-        for (need, parent) in need.iter_mut().zip(&ops.parents) {
-            *need = parent.is_some();
-        }
-        let [mut dx, mut dw, mut db] = backward(&x, &w, &g, need);
-        let primitive = |t: Tensor<2>| t.try_into_primitive::<Flex>().expect("flex tensor");
-        for (i, parent) in ops.parents.into_iter().enumerate() {
-            let Some(node) = parent else { continue };
-            let d = match i {
-                0 => dx.take().map(|d| primitive(host::tensor(d, [rows, d_in]))),
-                1 => dw.take().map(|d| primitive(host::tensor(d, [d_in, d_out]))),
-                _ => db.take().map(|d| {
-                    host::tensor::<1>(d, [d_out]).try_into_primitive::<Flex>().expect("flex tensor")
-                }),
-            };
-            grads.register::<Flex>(node.id, d.expect("computed for every tracked parent"));
+        let need = [0, 1, 2].map(|i| ops.parents.get(i).is_some_and(Option::is_some));
+        let [dx, dw, db] = backward(&x, &w, &g, need);
+        let d = [
+            dx.map(|d| host::tensor(d, [rows, d_in]).try_into_primitive::<Flex>()),
+            dw.map(|d| host::tensor(d, [d_in, d_out]).try_into_primitive::<Flex>()),
+            db.map(|d| host::tensor(d, [d_out]).try_into_primitive::<Flex>()),
+        ];
+        for (parent, d) in ops.parents.into_iter().zip(d) {
+            if let Some(node) = parent {
+                let d = d.expect("computed for every tracked parent").expect("flex tensor");
+                grads.register::<Flex>(node.id, d);
+            }
         }
     }
 }
@@ -148,24 +143,32 @@ where
         host::on_flex_f32(&inner).then_some((inner, guard))
     }
     let ((x, gx), (w, gw)) = (part::<2, C>(x)?, part::<2, C>(w)?);
-    let (xs, ws) = (F32s::expect(&x), F32s::expect(&w));
-    let out = match b {
-        None => {
-            let y = forward(&xs, &ws, None).try_into_primitive::<Flex>().expect("flex tensor");
-            match LinearBackward::<2>.prepare::<C>([gx, gw]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((x, w), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            }
-        }
-        Some(b) => {
-            let (b, gb) = part::<1, C>(b)?;
-            let y =
-                forward(&xs, &ws, Some(&F32s::expect(&b))).try_into_primitive::<Flex>().expect("flex tensor");
-            match LinearBackward::<3>.prepare::<C>([gx, gw, gb]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((x, w), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            }
-        }
+    let b = match b {
+        Some(b) => Some(part::<1, C>(b)?),
+        None => None,
     };
-    Some(Tensor::<2>::from_primitive::<Autodiff<Flex, C>>(out))
+    let bias = b.as_ref().map(|(b, _)| F32s::expect(b));
+    let y = forward(&F32s::expect(&x), &F32s::expect(&w), bias.as_ref());
+    Some(match b {
+        None => record::<2, C>([gx, gw], (x, w), y),
+        Some((_, gb)) => record::<3, C>([gx, gw, gb], (x, w), y),
+    })
+}
+
+/// `y` as the output of a [`LinearBackward`] node over `nodes` (`x`, `W` and maybe `b`),
+/// keeping `x` and `W` when a gradient is needed.
+fn record<const N: usize, C: CheckpointStrategy>(
+    nodes: [NodeGuard; N],
+    state: (Tensor<2>, Tensor<2>),
+    y: Tensor<2>,
+) -> Tensor<2>
+where
+    DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+{
+    let y = y.try_into_primitive::<Flex>().expect("flex tensor");
+    let out = match LinearBackward::<N>.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(state, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::<2>::from_primitive::<Autodiff<Flex, C>>(out)
 }

@@ -115,7 +115,7 @@ fn main() -> ExitCode {
     // split their work over: a parallel op then shares the work between this thread and the
     // other workers instead of the main thread waiting beside a full pool. With 2 cores that
     // is 2 threads instead of 3, and the serial parts no longer compete with spinning workers
-    // (docs/performance.md, "One pool").
+    // (docs/performance.md, "Our own GEMM calls, causal blocks and one thread pool").
     let result = rayon::scope(|_| run(cli));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -61,15 +61,13 @@ impl Groups {
 /// - `a`: `[groups, rep · t, dh]`, `b`: `[groups, tk, dh]` → `[groups, rep · t, tk]`
 pub fn a_bt(a: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
     let (rows, blocks) = (g.rows(), g.blocks());
-    let mut out = vec![0.0; g.groups * rows * g.tk];
-    out.par_chunks_mut(rows * g.tk).enumerate().for_each(|(z, out)| {
+    per_group(g.groups, rows * g.tk, |z, out| {
         let (a, b) = (MatRef::block(a, z, rows, g.dh), MatRef::block(b, z, g.tk, g.dh));
         for (r, kv) in &blocks {
             let out = &mut out[r.start * g.tk..];
             gemm_into_strided(a.sub(r.clone(), 0..g.dh), b.sub(0..*kv, 0..g.dh).t(), out, g.tk, false);
         }
-    });
-    out
+    })
 }
 
 /// `p b` per group: the output `p v`, or `dq = ds k`.
@@ -78,15 +76,13 @@ pub fn a_bt(a: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
 /// - `p`: `[groups, rep · t, tk]`, `b`: `[groups, tk, dh]` → `[groups, rep · t, dh]`
 pub fn p_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
     let (rows, blocks) = (g.rows(), g.blocks());
-    let mut out = vec![0.0; g.groups * rows * g.dh];
-    out.par_chunks_mut(rows * g.dh).enumerate().for_each(|(z, out)| {
+    per_group(g.groups, rows * g.dh, |z, out| {
         let (p, b) = (MatRef::block(p, z, rows, g.tk), MatRef::block(b, z, g.tk, g.dh));
         for (r, kv) in &blocks {
             let out = &mut out[r.start * g.dh..];
             gemm_into_strided(p.sub(r.clone(), 0..*kv), b.sub(0..*kv, 0..g.dh), out, g.dh, false);
         }
-    });
-    out
+    })
 }
 
 /// `pᵀ b` per group, summed over the group's query rows: `dv = pᵀ g`, or `dk = dsᵀ q`.
@@ -95,13 +91,21 @@ pub fn p_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
 /// - `p`: `[groups, rep · t, tk]`, `b`: `[groups, rep · t, dh]` → `[groups, tk, dh]`
 pub fn pt_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
     let (rows, blocks) = (g.rows(), g.blocks());
-    let mut out = vec![0.0; g.groups * g.tk * g.dh];
-    out.par_chunks_mut(g.tk * g.dh).enumerate().for_each(|(z, out)| {
+    per_group(g.groups, g.tk * g.dh, |z, out| {
         let (p, b) = (MatRef::block(p, z, rows, g.tk), MatRef::block(b, z, rows, g.dh));
         for (r, kv) in &blocks {
             gemm_into_strided(p.sub(r.clone(), 0..*kv).t(), b.sub(r.clone(), 0..g.dh), out, g.dh, true);
         }
-    });
+    })
+}
+
+/// A zeroed `[groups, len]` buffer with `f(z, block z)` run for every group, the groups split
+/// over the rayon pool.
+fn per_group(groups: usize, len: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0.0; groups * len];
+    if len > 0 {
+        out.par_chunks_mut(len).enumerate().for_each(|(z, block)| f(z, block));
+    }
     out
 }
 
@@ -113,10 +117,11 @@ pub fn hides_future(bias: &[f32], t: usize, tk: usize) -> bool {
         "hides_future: [{}] is not [b, {t}, {tk}]",
         bias.len()
     );
-    bias.par_chunks(tk).enumerate().all(|(row, keys)| {
-        let i = row % t;
-        keys[i + 1 + tk - t..].iter().all(|&m| m == f32::NEG_INFINITY)
-    })
+    tk == 0
+        || bias.par_chunks(tk).enumerate().all(|(row, keys)| {
+            let i = row % t;
+            keys[i + 1 + tk - t..].iter().all(|&m| m == f32::NEG_INFINITY)
+        })
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 //! its page faults were the largest serial cost (docs/performance.md). Here the output is one
 //! `Vec<f32>` that becomes the tensor's storage without a copy ([`super::tensor`]).
 //!
-//! The one `unsafe` call of the crate lives here: [`gemm_into`] checks every view against
-//! its slice before handing raw pointers to `gemm::gemm`.
+//! The crate's `unsafe` code lives here (and in the optional `openblas.rs`): every public
+//! function checks each view against its slice before raw pointers reach `gemm::gemm`.
 #![allow(unsafe_code)]
 
 /// Below this many multiply-adds (`m·n·k`) one thread does the product (flex's threshold).
