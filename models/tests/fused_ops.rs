@@ -258,3 +258,35 @@ fn linear_matches_burn_linear_with_gradients() {
     let plain = input([3, 2, 10], 63, &Device::flex());
     assert_close("linear, no autodiff", linear(&layer, plain.clone()), layer.forward(plain), 1e-5);
 }
+
+#[test]
+fn linears_on_one_input_match_burn_linear_with_gradients() {
+    use burn::nn::LinearConfig;
+    use mm1_models::ops::linears;
+    let device = Device::flex().autodiff();
+    // query/key/value-like widths (one product split over the pool, two on one thread each),
+    // with and without bias, the input's gradient summed over the three layers
+    for bias in [false, true] {
+        let layers = [256, 96, 96].map(|d_out| LinearConfig::new(128, d_out).with_bias(bias).init(&device));
+        let x = input([2, 150, 128], 64, &device);
+        let ours = linears([&layers[0], &layers[1], &layers[2]], x.clone());
+        let theirs = layers.each_ref().map(|layer| layer.forward(x.clone()));
+        let loss = |ys: &[Tensor<3>; 3]| {
+            let weighted = ys.iter().enumerate().map(|(i, y)| y.clone().mul_scalar(i as f64 + 1.0).sum());
+            weighted.reduce(|a, b| a + b).expect("three layers")
+        };
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert_close("linears output", a.clone().inner(), b.clone().inner(), 1e-4);
+        }
+        let (g1, g2) = (loss(&ours).backward(), loss(&theirs).backward());
+        assert_close("linears dx", grad(&x, &g1), grad(&x, &g2), 1e-3);
+        for layer in &layers {
+            let (w1, w2) = (layer.weight.grad(&g1).expect("dW"), layer.weight.grad(&g2).expect("dW"));
+            assert_close("linears dW", w1, w2, 1e-3);
+            if let Some(b) = &layer.bias {
+                let (db1, db2) = (b.grad(&g1).expect("db"), b.grad(&g2).expect("db"));
+                assert_close("linears db", db1.unsqueeze::<2>(), db2.unsqueeze(), 1e-3);
+            }
+        }
+    }
+}

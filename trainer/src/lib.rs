@@ -5,6 +5,7 @@ pub mod eval;
 pub mod generate;
 pub mod heldout;
 pub mod logging;
+pub mod malloc;
 pub mod optim;
 pub mod parallel;
 pub mod report;

@@ -1,7 +1,7 @@
 //! Grouped-query self-attention with rotary embeddings (HF `LlamaAttention`, no biases).
 
 use super::rope::RopeTables;
-use crate::ops::{gqa_attention, linear};
+use crate::ops::{gqa_attention, linear, linears};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -55,9 +55,8 @@ impl LlmAttention {
         let (h, kvh) = (self.heads, self.kv_heads);
         let dh = d / h;
         let split = |y: Tensor<3>, n: usize| y.reshape([b, t, n, dh]).swap_dims(1, 2); // [b, n, t, dh]
-        let q = rope.apply(split(linear(&self.q_proj, x.clone()), h));
-        let k = rope.apply(split(linear(&self.k_proj, x.clone()), kvh));
-        let v = split(linear(&self.v_proj, x), kvh);
+        let [q, k, v] = linears([&self.q_proj, &self.k_proj, &self.v_proj], x); // [b, t, h·dh | kvh·dh]
+        let (q, k, v) = (rope.apply(split(q, h)), rope.apply(split(k, kvh)), split(v, kvh));
         let (k, v) = match past {
             Some(p) => (Tensor::cat(vec![p.k, k], 2), Tensor::cat(vec![p.v, v], 2)), // [b, kvh, tk, dh]
             None => (k, v),

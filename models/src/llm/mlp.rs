@@ -3,7 +3,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::ops::{linear, swiglu};
+use crate::ops::{linear, linears, swiglu};
 
 #[derive(Module, Debug)]
 pub struct Mlp {
@@ -21,7 +21,8 @@ impl Mlp {
     /// # Shapes
     /// - `x`: `[..., d]` → `[..., d]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let h = swiglu(linear(&self.gate_proj, x.clone()), linear(&self.up_proj, x)); // [..., ffn]
+        let [gate, up] = linears([&self.gate_proj, &self.up_proj], x); // each [..., ffn]
+        let h = swiglu(gate, up); // [..., ffn]
         linear(&self.down_proj, h)
     }
 }

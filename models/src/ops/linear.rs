@@ -23,64 +23,83 @@ use burn::prelude::*;
 
 use super::host;
 use super::host::F32s;
-use super::host::gemm::{MatRef, gemm, gemm_into};
+use super::host::gemm::{MatRef, Product, gemm_many};
 
 /// `layer.forward(x)` as one 2-D product over all rows (same values).
 ///
 /// # Shapes
 /// - `x`: `[..., d_in]` → `[..., d_out]`
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let mut dims = x.dims();
+    let [y] = linears([layer], x);
+    y
+}
+
+/// `layers[i].forward(x)` for layers that read the same input (query/key/value, gate/up),
+/// with their products run at once on `Flex` (see [`host::gemm::gemm_many`]).
+///
+/// # Shapes
+/// - `x`: `[..., d_in]` → each `[..., d_out_i]`
+pub fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<D>) -> [Tensor<D>; N] {
+    let dims = x.dims();
     if D < 2 {
-        return layer.forward(x);
+        return layers.map(|layer| layer.forward(x.clone()));
     }
-    let [d_in, d_out] = layer.weight.dims();
-    assert_eq!(dims[D - 1], d_in, "linear: input {dims:?} for a {d_in} → {d_out} layer");
+    let d_in = dims[D - 1];
+    for layer in layers {
+        let [w_in, d_out] = layer.weight.dims();
+        assert_eq!(w_in, d_in, "linear: input {dims:?} for a {w_in} → {d_out} layer");
+    }
     let rows = dims[..D - 1].iter().product::<usize>();
     let x = x.reshape([rows, d_in]);
-    let y = fused(layer, x.clone()).unwrap_or_else(|| layer.forward(x)); // [rows, d_out]
-    dims[D - 1] = d_out;
-    y.reshape(dims)
+    let ys = fused(layers, x.clone()).unwrap_or_else(|| layers.map(|layer| layer.forward(x.clone())));
+    ys.map(|y| {
+        let mut dims = dims;
+        dims[D - 1] = y.dims()[1];
+        y.reshape(dims) // [..., d_out]
+    })
 }
+
+/// A layer's weight `[d_in, d_out]` and bias `[d_out]`.
+type Params<T, U> = (T, Option<U>);
 
 /// The op on `f32` `Flex` tensors, with or without autodiff; `None` anywhere else.
 ///
 /// # Shapes
-/// - `x`: `[rows, d_in]` → `[rows, d_out]`
-fn fused(layer: &Linear, x: Tensor<2>) -> Option<Tensor<2>> {
-    let w = layer.weight.val(); // [d_in, d_out]
-    let b = layer.bias.as_ref().map(|b| b.val()); // [d_out]
-    if !(x.is_autodiff() || w.is_autodiff()) {
-        let (x, w) = (F32s::take(x)?, F32s::take(w)?);
-        let b = match b {
-            Some(b) => Some(F32s::take(b)?),
-            None => None,
-        };
-        return Some(forward(&x, &w, b.as_ref()));
+/// - `x`: `[rows, d_in]` → each `[rows, d_out_i]`
+fn fused<const N: usize>(layers: [&Linear; N], x: Tensor<2>) -> Option<[Tensor<2>; N]> {
+    let params = layers.map(|layer| (layer.weight.val(), layer.bias.as_ref().map(|b| b.val())));
+    if !(x.is_autodiff() || params.iter().any(|(w, _)| w.is_autodiff())) {
+        let x = F32s::take(x)?;
+        let params = all(params.map(|(w, b)| match b {
+            Some(b) => Some((F32s::take(w)?, Some(F32s::take(b)?))),
+            None => Some((F32s::take(w)?, None)),
+        }))?;
+        return Some(forward(&x, &params));
     }
-    let args = (x, w, b);
-    tracked::<NoCheckpointing>(&args).or_else(|| tracked::<BalancedCheckpointing>(&args))
+    tracked::<NoCheckpointing, N>(&x, &params).or_else(|| tracked::<BalancedCheckpointing, N>(&x, &params))
 }
 
-/// `x W + b` on host storage.
+/// `Some` of every value when none is `None`.
+fn all<T, const N: usize>(values: [Option<T>; N]) -> Option<[T; N]> {
+    values.iter().all(Option::is_some).then(|| values.map(|v| v.expect("checked just above")))
+}
+
+/// `x W_i + b_i` for each layer, on host storage.
 ///
 /// # Shapes
-/// - `x`: `[rows, d_in]`, `w`: `[d_in, d_out]`, `b`: `[d_out]` → `[rows, d_out]`
-fn forward(x: &F32s, w: &F32s, b: Option<&F32s>) -> Tensor<2> {
-    let ([rows, d_in], [_, d_out]) = (x.dims(), w.dims());
-    let (x, w) = (MatRef::row_major(x.slice(), rows, d_in), MatRef::row_major(w.slice(), d_in, d_out));
-    let y = match b {
-        Some(b) => {
-            let mut y = b.slice().repeat(rows); // the bias as the initial value
-            gemm_into(x, w, &mut y, true);
-            y
-        }
-        None => gemm(x, w),
-    };
-    host::tensor(y, [rows, d_out])
+/// - `x`: `[rows, d_in]`, `W_i`: `[d_in, d_out_i]`, `b_i`: `[d_out_i]` → each `[rows, d_out_i]`
+fn forward<const N: usize>(x: &F32s, params: &[Params<F32s, F32s>; N]) -> [Tensor<2>; N] {
+    let [rows, d_in] = x.dims();
+    let x = MatRef::row_major(x.slice(), rows, d_in);
+    let products: Vec<Product> = params
+        .iter()
+        .map(|(w, b)| (x, MatRef::row_major(w.slice(), d_in, w.dims::<2>()[1]), b.as_ref().map(F32s::slice)))
+        .collect();
+    let mut ys = gemm_many(&products).into_iter();
+    params.each_ref().map(|(w, _)| host::tensor(ys.next().expect("one per layer"), [rows, w.dims::<2>()[1]]))
 }
 
-/// `(dx, dW, db)` from the output gradient `g`, each only when `need`ed.
+/// `(dx, dW, db)` from the output gradient `g`, each only when `need`ed, computed at once.
 ///
 /// # Shapes
 /// - `x`: `[rows, d_in]`, `w`: `[d_in, d_out]`, `g`: `[rows, d_out]` → `[rows, d_in]`,
@@ -90,11 +109,15 @@ fn backward(x: &F32s, w: &F32s, g: &F32s, need: [bool; 3]) -> [Option<Vec<f32>>;
     let x = MatRef::row_major(x.slice(), rows, d_in);
     let w = MatRef::row_major(w.slice(), d_in, d_out);
     let g = MatRef::row_major(g.slice(), rows, d_out);
-    [
-        need[0].then(|| gemm(g, w.t())), // [rows, d_in]
-        need[1].then(|| gemm(x.t(), g)), // [d_in, d_out]
-        need[2].then(|| gemm(MatRef::row_major(&vec![1.0; rows], 1, rows), g)), // [1, d_out]
-    ]
+    let ones = vec![1.0; rows];
+    let all: [Product; 3] = [
+        (g, w.t(), None),                             // [rows, d_in]
+        (x.t(), g, None),                             // [d_in, d_out]
+        (MatRef::row_major(&ones, 1, rows), g, None), // [1, d_out]
+    ];
+    let wanted: Vec<Product> = all.iter().zip(need).filter(|(_, n)| *n).map(|(p, _)| *p).collect();
+    let mut done = gemm_many(&wanted).into_iter();
+    need.map(|n| n.then(|| done.next().expect("one product per need")))
 }
 
 /// The node of one linear layer; `N` = 3 with a bias, 2 without.
@@ -126,11 +149,12 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward<N> {
     }
 }
 
-type Args = (Tensor<2>, Tensor<2>, Option<Tensor<1>>);
-
 /// The forward under autodiff on `Flex` with checkpoint strategy `C`; `None` when the tensors
 /// live elsewhere or are not `f32`.
-fn tracked<C: CheckpointStrategy>((x, w, b): &Args) -> Option<Tensor<2>>
+fn tracked<C: CheckpointStrategy, const N: usize>(
+    x: &Tensor<2>,
+    params: &[Params<Tensor<2>, Tensor<1>>; N],
+) -> Option<[Tensor<2>; N]>
 where
     DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
 {
@@ -142,17 +166,27 @@ where
         let inner = Tensor::<D>::from_primitive::<Flex>(inner);
         host::on_flex_f32(&inner).then_some((inner, guard))
     }
-    let ((x, gx), (w, gw)) = (part::<2, C>(x)?, part::<2, C>(w)?);
-    let b = match b {
-        Some(b) => Some(part::<1, C>(b)?),
-        None => None,
-    };
-    let bias = b.as_ref().map(|(b, _)| F32s::expect(b));
-    let y = forward(&F32s::expect(&x), &F32s::expect(&w), bias.as_ref());
-    Some(match b {
-        None => record::<2, C>([gx, gw], (x, w), y),
-        Some((_, gb)) => record::<3, C>([gx, gw, gb], (x, w), y),
-    })
+    // Per layer: (x, its node), (W, its node), maybe (b, its node).
+    let parts = all(params.each_ref().map(|(w, b)| {
+        let b = match b {
+            Some(b) => Some(part::<1, C>(b)?),
+            None => None,
+        };
+        Some((part::<2, C>(x)?, part::<2, C>(w)?, b))
+    }))?;
+    let x_host = F32s::expect(&parts[0].0.0);
+    let host_params =
+        parts.each_ref().map(|(_, (w, _), b)| (F32s::expect(w), b.as_ref().map(|(b, _)| F32s::expect(b))));
+    let ys = forward(&x_host, &host_params);
+    drop((x_host, host_params));
+    let mut ys = ys.into_iter();
+    Some(parts.map(|((x, gx), (w, gw), b)| {
+        let y = ys.next().expect("one per layer");
+        match b {
+            None => record::<2, C>([gx, gw], (x, w), y),
+            Some((_, gb)) => record::<3, C>([gx, gw, gb], (x, w), y),
+        }
+    }))
 }
 
 /// `y` as the output of a [`LinearBackward`] node over `nodes` (`x`, `W` and maybe `b`),

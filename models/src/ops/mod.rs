@@ -50,7 +50,7 @@ pub use cross_entropy::{decomposed as decomposed_masked_nll, masked_nll};
 pub use gelu::gelu;
 pub use host::adamw::{AdamWStep, update as adamw_update};
 pub use host::{on_flex_f32, square_sum};
-pub use linear::linear;
+pub use linear::{linear, linears};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::swiglu;

@@ -1,7 +1,7 @@
 //! Multi-head attention with separate q/k/v/out projections and biases, as HF
 //! `CLIPAttention` (no mask: every patch sees every patch).
 
-use crate::ops::{gqa_attention, linear};
+use crate::ops::{gqa_attention, linear, linears};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -25,7 +25,8 @@ impl VitAttention {
     /// # Shapes
     /// - `x`: `[b, t, d]` → `[b, t, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.forward_cross(x.clone(), x)
+        let [q, k, v] = linears([&self.q_proj, &self.k_proj, &self.v_proj], x); // each [b, t, d]
+        self.attend(q, k, v)
     }
 
     /// Queries from `q_in`, keys and values from `kv_in` (attention pooling).
@@ -33,14 +34,20 @@ impl VitAttention {
     /// # Shapes
     /// - `q_in`: `[b, m, d]`, `kv_in`: `[b, t, d]` → `[b, m, d]`
     pub fn forward_cross(&self, q_in: Tensor<3>, kv_in: Tensor<3>) -> Tensor<3> {
-        let [b, m, d] = q_in.dims();
-        let [_, t, _] = kv_in.dims();
+        let q = linear(&self.q_proj, q_in); // [b, m, d]
+        let [k, v] = linears([&self.k_proj, &self.v_proj], kv_in); // each [b, t, d]
+        self.attend(q, k, v)
+    }
+
+    /// The heads' attention over projected queries, keys and values, and the output projection.
+    ///
+    /// # Shapes
+    /// - `q`: `[b, m, d]`, `k`, `v`: `[b, t, d]` → `[b, m, d]`
+    fn attend(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
+        let ([b, m, d], [_, t, _]) = (q.dims(), k.dims());
         let h = self.heads;
         let split = |y: Tensor<3>, n: usize| y.reshape([b, n, h, d / h]).swap_dims(1, 2); // [b, h, n, dh]
-        let q = split(linear(&self.q_proj, q_in), m);
-        let k = split(linear(&self.k_proj, kv_in.clone()), t);
-        let v = split(linear(&self.v_proj, kv_in), t);
-        let a = gqa_attention(q, k, v, None); // [b, h, m, dh]
+        let a = gqa_attention(split(q, m), split(k, t), split(v, t), None); // [b, h, m, dh]
         linear(&self.out_proj, a.swap_dims(1, 2).reshape([b, m, d]))
     }
 }

@@ -111,6 +111,8 @@ fn load(args: &ConfigArgs) -> Result<LoadedConfig, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Large freed blocks stay in the process for the next step (src/malloc.rs).
+    mm1_trainer::malloc::keep_freed_memory();
     // The whole command runs on a thread of rayon's global pool, the pool the tensor kernels
     // split their work over: a parallel op then shares the work between this thread and the
     // other workers instead of the main thread waiting beside a full pool. With 2 cores that

@@ -100,9 +100,11 @@ pub fn pt_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
 }
 
 /// A zeroed `[groups, len]` buffer with `f(z, block z)` run for every group, the groups split
-/// over the rayon pool.
+/// over the rayon pool (the zeros too: `vec![0.0; n]` would write them on one thread when
+/// the allocator reuses memory).
 fn per_group(groups: usize, len: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = vec![0.0; groups * len];
+    let mut out = Vec::with_capacity(groups * len);
+    out.par_extend(rayon::iter::repeat_n(0.0, groups * len));
     if len > 0 {
         out.par_chunks_mut(len).enumerate().for_each(|(z, block)| f(z, block));
     }

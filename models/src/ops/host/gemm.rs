@@ -1,5 +1,6 @@
 //! `f32` matrix products on host slices, through the `gemm` crate (the micro-kernels
-//! burn-flex's own `matmul` runs), into an output buffer allocated once.
+//! burn-flex's own `matmul` runs) on one thread per block of rows, into an output buffer
+//! allocated once.
 //!
 //! Why: burn-flex 0.22.1 allocates every matmul output with `FlexTensor::empty`, which
 //! builds a zeroed `Vec<u8>` and then, because a `Vec<u8>` only promises 1-byte alignment,
@@ -13,8 +14,11 @@
 //! function checks each view against its slice before raw pointers reach `gemm::gemm`.
 #![allow(unsafe_code)]
 
-/// Below this many multiply-adds (`m·n·k`) one thread does the product (flex's threshold).
-const PARALLEL_MIN_MACS: usize = 192 * 192 * 192;
+use rayon::prelude::*;
+
+/// Below this many multiply-adds (`m·n·k`) a product is not cut into blocks of rows (flex's
+/// threshold for its parallel matmul).
+const SPLIT_MIN_MACS: usize = 192 * 192 * 192;
 
 /// A read-only `rows × cols` matrix view of a slice: element `(i, j)` is
 /// `data[i·row_stride + j·col_stride]`.
@@ -84,41 +88,108 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// `a · b` as a new row-major `[a.rows, b.cols]` buffer, written once (never zero-filled
-/// first). Split over the rayon pool inside `gemm` for large products.
-pub fn gemm(a: MatRef, b: MatRef) -> Vec<f32> {
-    let (m, k, n) = check(&a, &b, a.rows * b.cols, b.cols);
-    if m * n == 0 || k == 0 {
-        return vec![0.0; m * n];
+/// One product of [`gemm_many`]: `a · b`, starting from `init` (a row of `b.cols` values
+/// repeated down the output, such as a bias) when given, else from zero.
+pub type Product<'a> = (MatRef<'a>, MatRef<'a>, Option<&'a [f32]>);
+
+/// Independent products at once, each returned as a new row-major `[a.rows, b.cols]` buffer.
+///
+/// Each large product is cut into one block of rows per pool thread, and all the blocks of
+/// all the products run as single-threaded GEMMs in one parallel loop. Why: two threads
+/// splitting each product in turn wait for each other at every product's end; one loop over
+/// the blocks of all products waits once, and two products then run one per thread: about
+/// 10 % faster on the training step's backward shapes (docs/performance.md).
+pub fn gemm_many(products: &[Product]) -> Vec<Vec<f32>> {
+    let threads = rayon::current_num_threads();
+    let mut outs: Vec<Vec<f32>> = products
+        .iter()
+        .map(|&(a, b, init)| {
+            let (m, _, n) = check(&a, &b, a.rows * b.cols, b.cols);
+            match init {
+                Some(row) => {
+                    assert_eq!(
+                        row.len(),
+                        n,
+                        "gemm_many: an initial row of {} values for [{m}, {n}]",
+                        row.len()
+                    );
+                    row.repeat(m)
+                }
+                None => Vec::with_capacity(m * n),
+            }
+        })
+        .collect();
+    let mut blocks = Vec::new(); // (a's rows, b, the output rows)
+    for ((a, b, init), out) in products.iter().zip(&mut outs) {
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        if m * n == 0 || k == 0 {
+            continue;
+        }
+        let rows = m.div_ceil(if split(m, k, n) { threads } else { 1 });
+        let out = match init {
+            Some(_) => Rows::Initialised(out.as_mut_slice()),
+            None => Rows::Fresh(&mut out.spare_capacity_mut()[..m * n]),
+        };
+        for (i, out) in out.chunks(rows * n).into_iter().enumerate() {
+            let r = i * rows..(i * rows + rows).min(m);
+            blocks.push((a.sub(r, 0..k), *b, out));
+        }
     }
-    let mut out = Vec::with_capacity(m * n);
-    // SAFETY: the capacity holds m·n values and belongs to no one else; with `accumulate`
-    // false the product writes every one of them (k > 0), so all m·n are initialised after.
-    unsafe {
-        product(a, b, out.as_mut_ptr(), n, false, parallel(m, k, n));
-        out.set_len(m * n);
+    blocks.into_par_iter().for_each(|(a, b, out)| out.write_product(a, b));
+    for ((a, b, init), out) in products.iter().zip(&mut outs) {
+        if init.is_none() {
+            let len = a.rows * b.cols;
+            if a.cols == 0 {
+                out.resize(len, 0.0);
+            }
+            // SAFETY: every block of rows of this output was written by `write_product` above
+            // (or, with k = 0, `resize` just filled it), so all `len` values are initialised.
+            unsafe { out.set_len(len) };
+        }
     }
-    out
+    outs
 }
 
-/// `out = a · b`, or `out += a · b` when `accumulate`, with `out` row-major
-/// `[a.rows, b.cols]`. Split over the rayon pool inside `gemm` for large products.
-pub fn gemm_into(a: MatRef, b: MatRef, out: &mut [f32], accumulate: bool) {
-    let (m, k, n) = check(&a, &b, out.len(), b.cols);
-    assert_eq!(out.len(), m * n, "gemm: output of {} values for [{m}, {n}]", out.len());
-    strided(a, b, out, n, accumulate, parallel(m, k, n));
+/// Rows of a [`gemm_many`] output: fresh capacity written once, or values to add to.
+enum Rows<'a> {
+    Fresh(&'a mut [std::mem::MaybeUninit<f32>]),
+    Initialised(&'a mut [f32]),
 }
 
-/// [`gemm_into`] on the calling thread, into the first `a.rows` rows of `out` laid out with
+impl<'a> Rows<'a> {
+    /// Consecutive pieces of at most `len` values.
+    fn chunks(self, len: usize) -> Vec<Rows<'a>> {
+        match self {
+            Rows::Fresh(out) => out.chunks_mut(len).map(Rows::Fresh).collect(),
+            Rows::Initialised(out) => out.chunks_mut(len).map(Rows::Initialised).collect(),
+        }
+    }
+
+    /// `a · b` into these rows (`+=` for initialised ones) on the calling thread.
+    fn write_product(self, a: MatRef, b: MatRef) {
+        let (m, n) = (a.rows, b.cols);
+        let (out, accumulate) = match self {
+            Rows::Fresh(out) => (out.as_mut_ptr().cast::<f32>(), false),
+            Rows::Initialised(out) => (out.as_mut_ptr(), true),
+        };
+        debug_assert!(m > 0 && n > 0 && a.cols > 0);
+        // SAFETY: the rows are an exclusive borrow of exactly m·n values (chunked by whole
+        // rows of n), initialised when accumulating; with `accumulate` false every value is
+        // written (k > 0). `a` and `b` were checked against their slices by `check`.
+        unsafe { product(a, b, out, n, accumulate) }
+    }
+}
+
+/// `out = a · b` (`+=` when `accumulate`) on the calling thread, into the first `a.rows` rows of `out` laid out with
 /// `out_row_stride` values per row (only the first `b.cols` of each row are written).
 pub fn gemm_into_strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumulate: bool) {
     check(&a, &b, out.len(), out_row_stride);
-    strided(a, b, out, out_row_stride, accumulate, false);
+    strided(a, b, out, out_row_stride, accumulate);
 }
 
-/// Whether `m·n·k` multiply-adds are worth the rayon pool.
-fn parallel(m: usize, k: usize, n: usize) -> bool {
-    m * n * k >= PARALLEL_MIN_MACS
+/// Whether `m·n·k` multiply-adds are worth cutting into one block of rows per pool thread.
+fn split(m: usize, k: usize, n: usize) -> bool {
+    m * n * k >= SPLIT_MIN_MACS
 }
 
 /// `(m, k, n)` after checking that `a · b` fits an output of `out_len` values with rows
@@ -135,7 +206,7 @@ fn check(a: &MatRef, b: &MatRef, out_len: usize, out_row_stride: usize) -> (usiz
 }
 
 /// The checked product into an initialised slice (see [`check`]).
-fn strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumulate: bool, parallel: bool) {
+fn strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
         return;
@@ -148,33 +219,23 @@ fn strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumul
     }
     // SAFETY: `out` is an exclusive borrow whose elements i·out_row_stride + j (i < m, j < n)
     // lie inside it (`check`), initialised, so it may be read when accumulating.
-    unsafe { product(a, b, out.as_mut_ptr(), out_row_stride, accumulate, parallel) }
+    unsafe { product(a, b, out.as_mut_ptr(), out_row_stride, accumulate) }
 }
 
-/// `gemm::gemm` on the views (both checked by [`check`], `m, n, k > 0`).
+/// `gemm::gemm` on the views (both checked by [`check`], `m, n, k > 0`), on the calling
+/// thread (the callers split the work over the pool).
 ///
 /// # Safety
 /// `out` must be valid for writes (and, with `accumulate`, reads of initialised values) of
 /// the elements `i·out_row_stride + j` for `i < a.rows`, `j < b.cols`, and must not overlap
 /// the slices of `a` or `b` (guaranteed when it comes from an exclusive borrow or fresh
 /// capacity, as `a` and `b` are shared borrows).
-unsafe fn product(
-    a: MatRef,
-    b: MatRef,
-    out: *mut f32,
-    out_row_stride: usize,
-    accumulate: bool,
-    parallel: bool,
-) {
+unsafe fn product(a: MatRef, b: MatRef, out: *mut f32, out_row_stride: usize, accumulate: bool) {
     // SAFETY: the same contract as this function's.
     #[cfg(feature = "openblas")]
-    if unsafe { super::openblas::product(a, b, out, out_row_stride, accumulate, parallel) } {
+    if unsafe { super::openblas::product(a, b, out, out_row_stride, accumulate) } {
         return;
     }
-    let parallelism = match parallel {
-        true => ::gemm::Parallelism::Rayon(0),
-        false => ::gemm::Parallelism::None,
-    };
     let stride = |s: usize| s as isize; // slice lengths fit in isize
     // SAFETY: the output as the caller guarantees; `a` and `b` address only elements inside
     // their slices (`in_bounds`, non-negative strides).
@@ -198,7 +259,7 @@ unsafe fn product(
             false,
             false,
             false,
-            parallelism,
+            ::gemm::Parallelism::None,
         );
     }
 }
@@ -217,6 +278,11 @@ mod tests {
             }
         }
         out
+    }
+
+    /// One product through [`gemm_many`].
+    fn gemm(a: MatRef, b: MatRef) -> Vec<f32> {
+        gemm_many(&[(a, b, None)]).remove(0)
     }
 
     fn values(len: usize, k: usize) -> Vec<f32> {
@@ -245,12 +311,38 @@ mod tests {
     }
 
     #[test]
-    fn accumulate_adds_to_the_output() {
+    fn products_at_once_match_the_triple_loop() {
+        let (x, g) = (values(300 * 200, 7), values(300 * 250, 11));
+        let x = MatRef::row_major(&x, 300, 200);
+        let g = MatRef::row_major(&g, 300, 250);
+        let bias = values(250, 3);
+        let [xt_g, gt_x, x_g] =
+            gemm_many(&[(x.t(), g, None), (g.t(), x, None), (x.t(), g, Some(&bias))]).try_into().unwrap();
+        close(&xt_g, &naive(x.t(), g));
+        close(&gt_x, &naive(g.t(), x));
+        let with_bias: Vec<f32> =
+            naive(x.t(), g).iter().enumerate().map(|(i, v)| v + bias[i % 250]).collect();
+        close(&x_g, &with_bias);
+        let (small, empty) = (values(6, 5), Vec::new());
+        let [s, e] = gemm_many(&[
+            (MatRef::row_major(&small, 2, 3), MatRef::row_major(&small, 3, 2), None),
+            (MatRef::row_major(&empty, 2, 0), MatRef::row_major(&empty, 0, 3), None),
+        ])
+        .try_into()
+        .unwrap();
+        close(&s, &naive(MatRef::row_major(&small, 2, 3), MatRef::row_major(&small, 3, 2)));
+        assert_eq!(e, vec![0.0; 6]);
+    }
+
+    #[test]
+    fn an_initial_row_is_added_and_the_strided_form_accumulates() {
         let (a, b) = (values(12, 3), values(20, 5));
         let (a, b) = (MatRef::row_major(&a, 3, 4), MatRef::row_major(&b, 4, 5));
-        let mut out = vec![1.0; 15];
-        gemm_into(a, b, &mut out, true);
-        let want: Vec<f32> = naive(a, b).iter().map(|v| v + 1.0).collect();
+        let init = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let want: Vec<f32> = naive(a, b).iter().enumerate().map(|(i, v)| v + init[i % 5]).collect();
+        close(&gemm_many(&[(a, b, Some(&init))]).remove(0), &want);
+        let mut out: Vec<f32> = init.repeat(3);
+        gemm_into_strided(a, b, &mut out, 5, true);
         close(&out, &want);
     }
 

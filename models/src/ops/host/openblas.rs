@@ -4,8 +4,8 @@
 //! Why: on this project's 2-core machine the `gemm` crate, OpenBLAS and MKL are equally fast
 //! on one thread, but two `gemm` threads reach 113–121 GFLOP/s on the training step's shapes
 //! against OpenBLAS's 129–142 (docs/performance.md). OpenBLAS runs single-threaded here (its
-//! own threads would spin beside rayon's workers after every call); a large product is split
-//! into two halves of rows on the rayon pool instead.
+//! own threads would spin beside rayon's workers after every call); [`super::gemm::gemm_many`]
+//! splits large products into blocks of rows over the rayon pool instead.
 #![allow(unsafe_code)]
 
 use super::gemm::MatRef;
@@ -35,9 +35,6 @@ const ROW_MAJOR: i32 = 101;
 const NO_TRANS: i32 = 111;
 const TRANS: i32 = 112;
 
-/// Fewer rows than this are not split over the pool.
-const SPLIT_MIN_ROWS: usize = 64;
-
 /// `(transpose flag, leading dimension)` of a view for row-major CBLAS, or `None` when
 /// neither of its strides is 1 (or a size does not fit an `i32`).
 fn layout(v: &MatRef) -> Option<(i32, i32)> {
@@ -58,58 +55,23 @@ fn layout(v: &MatRef) -> Option<(i32, i32)> {
 /// # Safety
 /// As [`super::gemm`]'s `product`: `out` valid for the `m × n` elements `i·out_row_stride + j`
 /// (initialised when accumulating) and overlapping neither input.
-pub unsafe fn product(
-    a: MatRef,
-    b: MatRef,
-    out: *mut f32,
-    out_row_stride: usize,
-    accumulate: bool,
-    parallel: bool,
-) -> bool {
+pub unsafe fn product(a: MatRef, b: MatRef, out: *mut f32, out_row_stride: usize, accumulate: bool) -> bool {
     let ((m, k), n) = (a.dims(), b.dims().1);
     let (Some((ta, lda)), Some((tb, ldb))) = (layout(&a), layout(&b)) else {
         return false;
     };
-    let (Ok(_), Ok(_), Ok(_), Ok(ldc)) =
+    let (Ok(m), Ok(n), Ok(k), Ok(ldc)) =
         (i32::try_from(m), i32::try_from(n), i32::try_from(k), i32::try_from(out_row_stride))
     else {
         return false;
     };
     single_threaded();
-    let call = move |a: MatRef, out: usize| {
-        let (a_ptr, b_ptr) = (a.data_ptr(), b.data_ptr());
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        // SAFETY: the views' elements lie inside their slices (checked by the caller), the
-        // layouts and leading dimensions describe them (`layout`), and `out` is valid for the
-        // block's rows as the caller guarantees.
-        unsafe {
-            cblas_sgemm(
-                ROW_MAJOR,
-                ta,
-                tb,
-                a.dims().0 as i32,
-                n as i32,
-                k as i32,
-                1.0,
-                a_ptr,
-                lda,
-                b_ptr,
-                ldb,
-                beta,
-                out as *mut f32,
-                ldc,
-            );
-        }
-    };
-    let out = out as usize; // a plain address, so that the halves may cross threads
-    if parallel && m >= 2 * SPLIT_MIN_ROWS {
-        let half = m / 2;
-        rayon::join(
-            || call(a.sub(0..half, 0..k), out),
-            || call(a.sub(half..m, 0..k), out + half * out_row_stride * size_of::<f32>()),
-        );
-    } else {
-        call(a, out);
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: the views' elements lie inside their slices (checked by the caller), the
+    // layouts and leading dimensions describe them (`layout`), and `out` is valid for the
+    // rows as the caller guarantees.
+    unsafe {
+        cblas_sgemm(ROW_MAJOR, ta, tb, m, n, k, 1.0, a.data_ptr(), lda, b.data_ptr(), ldb, beta, out, ldc);
     }
     true
 }
