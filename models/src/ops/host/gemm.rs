@@ -94,11 +94,14 @@ pub type Product<'a> = (MatRef<'a>, MatRef<'a>, Option<&'a [f32]>);
 
 /// Independent products at once, each returned as a new row-major `[a.rows, b.cols]` buffer.
 ///
-/// Each large product is cut into one block of rows per pool thread, and all the blocks of
-/// all the products run as single-threaded GEMMs in one parallel loop. Why: two threads
-/// splitting each product in turn wait for each other at every product's end; one loop over
-/// the blocks of all products waits once, and two products then run one per thread: about
-/// 10 % faster on the training step's backward shapes (docs/performance.md).
+/// Each large product is cut into one block per pool thread, along the rows of `a` or the
+/// columns of `b`, whichever operand is larger (every block packs all of the other one), and
+/// all the blocks of all the products run as single-threaded GEMMs in one parallel loop.
+/// Why: two threads splitting each product in turn wait for each other at every product's
+/// end; one loop over the blocks of all products waits once, and two products then run one
+/// per thread: about 10 % faster on the training step's backward shapes; and `dW = xᵀ g` of
+/// the LM head cut by rows made both threads pack all of the `[b·t, vocab]` gradient
+/// (docs/performance.md).
 pub fn gemm_many(products: &[Product]) -> Vec<Vec<f32>> {
     let threads = rayon::current_num_threads();
     let mut outs: Vec<Vec<f32>> = products
@@ -119,65 +122,59 @@ pub fn gemm_many(products: &[Product]) -> Vec<Vec<f32>> {
             }
         })
         .collect();
-    let mut blocks = Vec::new(); // (a's rows, b, the output rows)
+    let mut blocks = Vec::new();
     for ((a, b, init), out) in products.iter().zip(&mut outs) {
         let (m, k, n) = (a.rows, a.cols, b.cols);
         if m * n == 0 || k == 0 {
             continue;
         }
-        let rows = m.div_ceil(if split(m, k, n) { threads } else { 1 });
-        let out = match init {
-            Some(_) => Rows::Initialised(out.as_mut_slice()),
-            None => Rows::Fresh(&mut out.spare_capacity_mut()[..m * n]),
-        };
-        for (i, out) in out.chunks(rows * n).into_iter().enumerate() {
-            let r = i * rows..(i * rows + rows).min(m);
-            blocks.push((a.sub(r, 0..k), *b, out));
+        let parts = if split(m, k, n) { threads } else { 1 };
+        let origin = out.as_mut_ptr() as usize; // element (0, 0); capacity m·n (above)
+        let accumulate = init.is_some();
+        // Each block packs all of the operand that is not cut: cut the larger one.
+        if a.rows * a.cols >= b.rows * b.cols {
+            let rows = m.div_ceil(parts);
+            for r in (0..m).step_by(rows).map(|r0| r0..(r0 + rows).min(m)) {
+                let out = origin + r.start * n * size_of::<f32>();
+                blocks.push(Block { a: a.sub(r, 0..k), b: *b, out, out_row_stride: n, accumulate });
+            }
+        } else {
+            let cols = n.div_ceil(parts);
+            for c in (0..n).step_by(cols).map(|c0| c0..(c0 + cols).min(n)) {
+                let out = origin + c.start * size_of::<f32>();
+                blocks.push(Block { a: *a, b: b.sub(0..k, c), out, out_row_stride: n, accumulate });
+            }
         }
     }
-    blocks.into_par_iter().for_each(|(a, b, out)| out.write_product(a, b));
+    // SAFETY: the blocks of one output are disjoint rectangles that together cover its m × n
+    // values (rows or columns cut into ranges), inside its capacity; each output is a Vec
+    // owned here and not touched until the loop ends; initialised values (`init`) are there
+    // when accumulating. The views were checked against their slices by `check`.
+    blocks.into_par_iter().for_each(|blk| unsafe {
+        product(blk.a, blk.b, blk.out as *mut f32, blk.out_row_stride, blk.accumulate)
+    });
     for ((a, b, init), out) in products.iter().zip(&mut outs) {
         if init.is_none() {
             let len = a.rows * b.cols;
             if a.cols == 0 {
                 out.resize(len, 0.0);
             }
-            // SAFETY: every block of rows of this output was written by `write_product` above
-            // (or, with k = 0, `resize` just filled it), so all `len` values are initialised.
+            // SAFETY: the blocks above wrote every value of this output (k > 0), or, with
+            // k = 0, `resize` just filled it: all `len` values are initialised.
             unsafe { out.set_len(len) };
         }
     }
     outs
 }
 
-/// Rows of a [`gemm_many`] output: fresh capacity written once, or values to add to.
-enum Rows<'a> {
-    Fresh(&'a mut [std::mem::MaybeUninit<f32>]),
-    Initialised(&'a mut [f32]),
-}
-
-impl<'a> Rows<'a> {
-    /// Consecutive pieces of at most `len` values.
-    fn chunks(self, len: usize) -> Vec<Rows<'a>> {
-        match self {
-            Rows::Fresh(out) => out.chunks_mut(len).map(Rows::Fresh).collect(),
-            Rows::Initialised(out) => out.chunks_mut(len).map(Rows::Initialised).collect(),
-        }
-    }
-
-    /// `a · b` into these rows (`+=` for initialised ones) on the calling thread.
-    fn write_product(self, a: MatRef, b: MatRef) {
-        let (m, n) = (a.rows, b.cols);
-        let (out, accumulate) = match self {
-            Rows::Fresh(out) => (out.as_mut_ptr().cast::<f32>(), false),
-            Rows::Initialised(out) => (out.as_mut_ptr(), true),
-        };
-        debug_assert!(m > 0 && n > 0 && a.cols > 0);
-        // SAFETY: the rows are an exclusive borrow of exactly m·n values (chunked by whole
-        // rows of n), initialised when accumulating; with `accumulate` false every value is
-        // written (k > 0). `a` and `b` were checked against their slices by `check`.
-        unsafe { product(a, b, out, n, accumulate) }
-    }
+/// One single-threaded piece of a [`gemm_many`] product: `a · b` written at address `out`
+/// (a plain address, so that blocks may cross threads) with rows `out_row_stride` apart.
+struct Block<'a> {
+    a: MatRef<'a>,
+    b: MatRef<'a>,
+    out: usize,
+    out_row_stride: usize,
+    accumulate: bool,
 }
 
 /// `out = a · b` (`+=` when `accumulate`) on the calling thread, into the first `a.rows` rows of `out` laid out with
