@@ -104,47 +104,11 @@ pub type Product<'a> = (MatRef<'a>, MatRef<'a>, Option<&'a [f32]>);
 /// (docs/performance.md).
 pub fn gemm_many(products: &[Product]) -> Vec<Vec<f32>> {
     let threads = rayon::current_num_threads();
-    let mut outs: Vec<Vec<f32>> = products
-        .iter()
-        .map(|&(a, b, init)| {
-            let (m, _, n) = check(&a, &b, a.rows * b.cols, b.cols);
-            match init {
-                Some(row) => {
-                    assert_eq!(
-                        row.len(),
-                        n,
-                        "gemm_many: an initial row of {} values for [{m}, {n}]",
-                        row.len()
-                    );
-                    row.repeat(m)
-                }
-                None => Vec::with_capacity(m * n),
-            }
-        })
-        .collect();
+    let mut outs: Vec<Vec<f32>> = products.iter().map(|&(a, b, init)| initial(a, b, init)).collect();
     let mut blocks = Vec::new();
-    for ((a, b, init), out) in products.iter().zip(&mut outs) {
-        let (m, k, n) = (a.rows, a.cols, b.cols);
-        if m * n == 0 || k == 0 {
-            continue;
-        }
-        let parts = if split(m, k, n) { threads } else { 1 };
-        let origin = out.as_mut_ptr() as usize; // element (0, 0); capacity m·n (above)
-        let accumulate = init.is_some();
-        // Each block packs all of the operand that is not cut: cut the larger one.
-        if a.rows * a.cols >= b.rows * b.cols {
-            let rows = m.div_ceil(parts);
-            for r in (0..m).step_by(rows).map(|r0| r0..(r0 + rows).min(m)) {
-                let out = origin + r.start * n * size_of::<f32>();
-                blocks.push(Block { a: a.sub(r, 0..k), b: *b, out, out_row_stride: n, accumulate });
-            }
-        } else {
-            let cols = n.div_ceil(parts);
-            for c in (0..n).step_by(cols).map(|c0| c0..(c0 + cols).min(n)) {
-                let out = origin + c.start * size_of::<f32>();
-                blocks.push(Block { a: *a, b: b.sub(0..k, c), out, out_row_stride: n, accumulate });
-            }
-        }
+    for (&(a, b, init), out) in products.iter().zip(&mut outs) {
+        let origin = out.as_mut_ptr() as usize; // element (0, 0); capacity m·n (`initial`)
+        blocks.extend(cut(a, b, origin, init.is_some(), threads));
     }
     // SAFETY: the blocks of one output are disjoint rectangles that together cover its m × n
     // values (rows or columns cut into ranges), inside its capacity; each output is a Vec
@@ -167,6 +131,44 @@ pub fn gemm_many(products: &[Product]) -> Vec<Vec<f32>> {
     outs
 }
 
+/// The output buffer of `a · b` after checking the product: `init` repeated down the rows, or
+/// empty with capacity for every value.
+fn initial(a: MatRef, b: MatRef, init: Option<&[f32]>) -> Vec<f32> {
+    let (m, _, n) = check(&a, &b, a.rows * b.cols, b.cols);
+    match init {
+        Some(row) => {
+            assert_eq!(row.len(), n, "gemm_many: an initial row of {} values for [{m}, {n}]", row.len());
+            row.repeat(m)
+        }
+        None => Vec::with_capacity(m * n),
+    }
+}
+
+/// `a · b` into the row-major output at address `origin` as `parts` blocks (one when the
+/// product is small, none when it is empty), cut along the rows of `a` or the columns of
+/// `b`: each block packs all of the operand that is not cut, so the larger one is cut.
+fn cut<'a>(a: MatRef<'a>, b: MatRef<'a>, origin: usize, accumulate: bool, parts: usize) -> Vec<Block<'a>> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m * n == 0 || k == 0 {
+        return Vec::new();
+    }
+    let parts = if split(m, k, n) { parts } else { 1 };
+    let block = |a, b, offset: usize| Block {
+        a,
+        b,
+        out: origin + offset * size_of::<f32>(),
+        out_row_stride: n,
+        accumulate,
+    };
+    if a.rows * a.cols >= b.rows * b.cols {
+        let rows = m.div_ceil(parts);
+        (0..m).step_by(rows).map(|r0| block(a.sub(r0..(r0 + rows).min(m), 0..k), b, r0 * n)).collect()
+    } else {
+        let cols = n.div_ceil(parts);
+        (0..n).step_by(cols).map(|c0| block(a, b.sub(0..k, c0..(c0 + cols).min(n)), c0)).collect()
+    }
+}
+
 /// One single-threaded piece of a [`gemm_many`] product: `a · b` written at address `out`
 /// (a plain address, so that blocks may cross threads) with rows `out_row_stride` apart.
 struct Block<'a> {
@@ -177,14 +179,15 @@ struct Block<'a> {
     accumulate: bool,
 }
 
-/// `out = a · b` (`+=` when `accumulate`) on the calling thread, into the first `a.rows` rows of `out` laid out with
-/// `out_row_stride` values per row (only the first `b.cols` of each row are written).
+/// `out = a · b` (`+=` when `accumulate`) on the calling thread, into the first `a.rows` rows
+/// of `out` laid out with `out_row_stride` values per row (only the first `b.cols` of each row
+/// are written).
 pub fn gemm_into_strided(a: MatRef, b: MatRef, out: &mut [f32], out_row_stride: usize, accumulate: bool) {
     check(&a, &b, out.len(), out_row_stride);
     strided(a, b, out, out_row_stride, accumulate);
 }
 
-/// Whether `m·n·k` multiply-adds are worth cutting into one block of rows per pool thread.
+/// Whether `m·n·k` multiply-adds are worth cutting into one block per pool thread.
 fn split(m: usize, k: usize, n: usize) -> bool {
     m * n * k >= SPLIT_MIN_MACS
 }
