@@ -16,8 +16,8 @@
 
 use rayon::prelude::*;
 
-/// Below this many multiply-adds (`m·n·k`) a product is not cut into blocks of rows (flex's
-/// threshold for its parallel matmul).
+/// Below this many multiply-adds (`m·n·k`) a product is not cut into blocks (flex's threshold
+/// for its parallel matmul).
 const SPLIT_MIN_MACS: usize = 192 * 192 * 192;
 
 /// A read-only `rows × cols` matrix view of a slice: element `(i, j)` is
@@ -38,7 +38,7 @@ impl<'a> MatRef<'a> {
         Self { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
-    /// Block `z` of `data` holding `batches` row-major `rows × cols` matrices back to back.
+    /// Matrix `z` of `data` holding row-major `rows × cols` matrices back to back.
     pub fn block(data: &'a [f32], z: usize, rows: usize, cols: usize) -> Self {
         Self::row_major(&data[z * rows * cols..][..rows * cols], rows, cols)
     }
