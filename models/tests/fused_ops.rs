@@ -26,20 +26,28 @@ fn grad<const D: usize>(x: &Tensor<D>, grads: &Gradients) -> Tensor<D> {
     x.grad(grads).expect("input has a gradient")
 }
 
-/// burn's attention on K/V repeated per query head (the path `gqa_attention` replaces).
+/// burn's attention on K/V repeated per query head (the path `gqa_attention` replaces), on
+/// heads moved in front of the tokens and back.
+///
+/// # Shapes
+/// - `q`: `[b, t, h, dh]`, `k`, `v`: `[b, tk, kvh, dh]` → `[b, t, h, dh]`
 fn reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
-    let [b, h, t, dh] = q.dims();
-    let [_, kvh, tk, _] = k.dims();
-    let rep = |x: Tensor<4>| x.unsqueeze_dim::<5>(2).repeat_dim(2, h / kvh).reshape([b, h, tk, dh]);
+    let [b, t, h, dh] = q.dims();
+    let [_, tk, kvh, _] = k.dims();
+    let rep = |x: Tensor<4>| {
+        x.swap_dims(1, 2).unsqueeze_dim::<5>(2).repeat_dim(2, h / kvh).reshape([b, h, tk, dh]) // [b, h, tk, dh]
+    };
     let mask = mask.map(|m| m.expand([b, h, t, tk]));
-    burn::tensor::module::attention(q, rep(k), rep(v), mask, None, Default::default())
+    let a =
+        burn::tensor::module::attention(q.swap_dims(1, 2), rep(k), rep(v), mask, None, Default::default());
+    a.swap_dims(1, 2) // [b, t, h, dh]
 }
 
 fn check_attention(b: usize, h: usize, kvh: usize, t: usize, dh: usize, masked: bool) {
     let device = Device::flex().autodiff();
-    let q = input([b, h, t, dh], 1, &device);
-    let k = input([b, kvh, t, dh], 2, &device);
-    let v = input([b, kvh, t, dh], 3, &device);
+    let q = input([b, t, h, dh], 1, &device);
+    let k = input([b, t, kvh, dh], 2, &device);
+    let v = input([b, t, kvh, dh], 3, &device);
     assert!(fused_attention_available(&q), "the fused path runs on Flex under autodiff");
     // two packed documents per row (split at t/3), causal inside each
     let seg: Vec<i64> = (0..b * t).map(|i| 1 + ((i % t) >= t / 3) as i64).collect();
@@ -47,7 +55,7 @@ fn check_attention(b: usize, h: usize, kvh: usize, t: usize, dh: usize, masked: 
     let mask = masked.then(|| segment_causal_mask(seg.clone(), seg));
     // a loss that weighs every output element differently
     let w =
-        Tensor::<4>::from_data(TensorData::new(common::values(b * h * t * dh, 9), [b, h, t, dh]), &device);
+        Tensor::<4>::from_data(TensorData::new(common::values(b * t * h * dh, 9), [b, t, h, dh]), &device);
 
     let ours = gqa_attention(q.clone(), k.clone(), v.clone(), mask.clone());
     let theirs = reference(q.clone(), k.clone(), v.clone(), mask);
@@ -71,9 +79,9 @@ fn gqa_attention_matches_burn_attention_with_gradients() {
 #[test]
 fn gqa_attention_without_autodiff_matches_with() {
     let plain = Device::flex();
-    let q = input([1, 2, 5, 4], 4, &plain);
-    let k = input([1, 1, 5, 4], 5, &plain);
-    let v = input([1, 1, 5, 4], 6, &plain);
+    let q = input([1, 5, 2, 4], 4, &plain);
+    let k = input([1, 5, 1, 4], 5, &plain);
+    let v = input([1, 5, 1, 4], 6, &plain);
     let a = gqa_attention(q.clone(), k.clone(), v.clone(), None);
     let b = reference(q, k, v, None);
     assert_close("no-autodiff output", a, b, 1e-5);
@@ -190,26 +198,26 @@ fn rope_matches_rotate_half_with_gradients() {
     use mm1_models::llm::Rope;
     let device = Device::flex().autodiff();
     let (b, h, t, dh) = (2, 3, 40, 16);
-    let x = input([b, h, t, dh], 51, &device);
+    let x = input([b, t, h, dh], 51, &device);
     // packed documents: positions restart inside each row
     let pos: Vec<i64> = (0..b * t).map(|i| ((i % t) % 23) as i64).collect();
     let pos = Tensor::<2, Int>::from_data(TensorData::new(pos, [b, t]), &device);
     let tables = Rope { head_dim: dh, theta: 10_000.0 }.tables(pos);
     // HF `apply_rotary_pos_emb` written with burn's ops
-    let x1 = x.clone().slice([0..b, 0..h, 0..t, 0..dh / 2]);
-    let x2 = x.clone().slice([0..b, 0..h, 0..t, dh / 2..dh]);
+    let x1 = x.clone().slice([0..b, 0..t, 0..h, 0..dh / 2]);
+    let x2 = x.clone().slice([0..b, 0..t, 0..h, dh / 2..dh]);
     let theirs = x.clone() * tables.cos.clone() + Tensor::cat(vec![x2.neg(), x1], 3) * tables.sin.clone();
     let ours = tables.apply(x.clone());
     assert_close("rope output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
     let w =
-        Tensor::<4>::from_data(TensorData::new(common::values(b * h * t * dh, 52), [b, h, t, dh]), &device);
+        Tensor::<4>::from_data(TensorData::new(common::values(b * t * h * dh, 52), [b, t, h, dh]), &device);
     let g1 = (ours * w.clone()).sum().backward();
     let g2 = (theirs * w).sum().backward();
     assert_close("rope dx", grad(&x, &g1), grad(&x, &g2), 1e-6);
     // without autodiff too
     let (plain, cos, sin) = (x.inner(), tables.cos.inner(), tables.sin.inner());
-    let x1 = plain.clone().slice([0..b, 0..h, 0..t, 0..dh / 2]);
-    let x2 = plain.clone().slice([0..b, 0..h, 0..t, dh / 2..dh]);
+    let x1 = plain.clone().slice([0..b, 0..t, 0..h, 0..dh / 2]);
+    let x2 = plain.clone().slice([0..b, 0..t, 0..h, dh / 2..dh]);
     let theirs = plain.clone() * cos.clone() + Tensor::cat(vec![x2.neg(), x1], 3) * sin.clone();
     assert_close("rope, no autodiff", mm1_models::ops::rope(plain, &cos, &sin), theirs, 1e-6);
 }

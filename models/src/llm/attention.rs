@@ -18,9 +18,9 @@ pub struct LlmAttention {
 /// Keys and values of the tokens seen so far (one layer), after RoPE.
 #[derive(Debug, Clone)]
 pub struct LayerKv {
-    /// `[b, kvh, t, dh]`
+    /// `[b, t, kvh, dh]`
     pub k: Tensor<4>,
-    /// `[b, kvh, t, dh]`
+    /// `[b, t, kvh, dh]`
     pub v: Tensor<4>,
 }
 
@@ -54,16 +54,16 @@ impl LlmAttention {
         let [b, t, d] = x.dims();
         let (h, kvh) = (self.heads, self.kv_heads);
         let dh = d / h;
-        let split = |y: Tensor<3>, n: usize| y.reshape([b, t, n, dh]).swap_dims(1, 2); // [b, n, t, dh]
+        let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, dh]); // [b, t, n, dh], no copy
         let [q, k, v] = linears([&self.q_proj, &self.k_proj, &self.v_proj], x); // [b, t, h·dh | kvh·dh]
-        let (q, k, v) = (rope.apply(split(q, h)), rope.apply(split(k, kvh)), split(v, kvh));
+        let (q, k, v) = (rope.apply(heads(q, h)), rope.apply(heads(k, kvh)), heads(v, kvh));
         let (k, v) = match past {
-            Some(p) => (Tensor::cat(vec![p.k, k], 2), Tensor::cat(vec![p.v, v], 2)), // [b, kvh, tk, dh]
+            Some(p) => (Tensor::cat(vec![p.k, k], 1), Tensor::cat(vec![p.v, v], 1)), // [b, tk, kvh, dh]
             None => (k, v),
         };
         let cache = LayerKv { k: k.clone(), v: v.clone() };
         // each KV head serves h / kvh query heads (HF `repeat_kv`), without copying K/V
-        let a = gqa_attention(q, k, v, Some(mask)); // [b, h, t, dh]
-        (linear(&self.o_proj, a.swap_dims(1, 2).reshape([b, t, d])), cache)
+        let a = gqa_attention(q, k, v, Some(mask)); // [b, t, h, dh]
+        (linear(&self.o_proj, a.reshape([b, t, d])), cache)
     }
 }

@@ -64,7 +64,7 @@ impl LlmDecoder {
         past: Option<(Vec<LayerKv>, Tensor<2, Int>)>,
     ) -> DecoderOutput {
         let device = x.device();
-        let rope = self.rope.tables(position_ids); // [b, 1, t, dh]
+        let rope = self.rope.tables(position_ids); // [b, t, 1, dh]
         let (past_kv, k_seg) = match past {
             Some((kv, seg)) => {
                 (kv.into_iter().map(Some).collect(), Tensor::cat(vec![seg, segment_ids.clone()], 1))

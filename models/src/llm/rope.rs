@@ -11,7 +11,7 @@ pub struct Rope {
     pub theta: f64,
 }
 
-/// `cos` and `sin` tables for a batch of positions, each `[b, 1, t, dh]`.
+/// `cos` and `sin` tables for a batch of positions, each `[b, t, 1, dh]` (broadcast over heads).
 #[derive(Debug, Clone)]
 pub struct RopeTables {
     pub cos: Tensor<4>,
@@ -20,7 +20,7 @@ pub struct RopeTables {
 
 impl Rope {
     /// # Shapes
-    /// - `position_ids`: `[b, t]` → tables `[b, 1, t, dh]`
+    /// - `position_ids`: `[b, t]` → tables `[b, t, 1, dh]`
     pub fn tables(&self, position_ids: Tensor<2, Int>) -> RopeTables {
         let [b, t] = position_ids.dims();
         let half = self.head_dim / 2;
@@ -31,7 +31,7 @@ impl Rope {
         let device = position_ids.device();
         let inv = Tensor::<1>::from_data(TensorData::new(inv, [half]), &device).reshape([1, 1, half]);
         let ang = position_ids.float().reshape([b, t, 1]) * inv; // [b, t, dh/2]
-        let ang = Tensor::cat(vec![ang.clone(), ang], 2).reshape([b, 1, t, self.head_dim]); // [b, 1, t, dh]
+        let ang = Tensor::cat(vec![ang.clone(), ang], 2).reshape([b, t, 1, self.head_dim]); // [b, t, 1, dh]
         RopeTables { cos: ang.clone().cos(), sin: ang.sin() }
     }
 }
@@ -40,7 +40,7 @@ impl RopeTables {
     /// `x ∘ cos + rotate_half(x) ∘ sin` (a fused op with its own backward, `ops::rope`).
     ///
     /// # Shapes
-    /// - `x`: `[b, h, t, dh]` → `[b, h, t, dh]`
+    /// - `x`: `[b, t, h, dh]` → `[b, t, h, dh]`
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
         crate::ops::rope(x, &self.cos, &self.sin)
     }

@@ -6,9 +6,11 @@
 //! also needs `repeat_kv` copies of K and V with their own backward. Here the forward
 //! runs outside the graph and the backward recomputes the probabilities from the saved
 //! row log-sum-exp (FlashAttention's recipe, Dao et al. 2022, §3.1), so only `q, k, v, o`
-//! and `[b, h, t]` statistics are kept. The query heads that share a KV head are stacked
-//! along the row axis (`[b, kvh, rep * t, dh]`), so K and V are never repeated and their
-//! gradients come out already summed over the group.
+//! and `[b, h, t]` statistics are kept. Each query head reads the KV head it shares with
+//! the other heads of its group, so K and V are never repeated and their gradients come out
+//! already summed over the group. Heads come in as the projections lay them out
+//! (`[b, t, h, dh]`, FlashAttention's interface): on flex the products read and write them
+//! in place (`host/attention_gemm.rs`), with no copy to `[b, h, t, dh]` and back.
 //!
 //! Maths (per KV group, `s` = scale, `S = s Q Kᵀ + bias`, `P = softmax(S)`, `O = P V`):
 //! `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ∘ (dP − rowsum(dO ∘ O))`, `dQ = s dS K`, `dK = s dSᵀ Q`.
@@ -27,11 +29,11 @@ use super::host::attention_gemm::{self, Groups};
 /// Differentiable on every backend (a graph node of its own under autodiff).
 ///
 /// # Shapes
-/// - `q`: `[b, h, t, dh]`, `k`, `v`: `[b, kvh, tk, dh]`, `mask`: `[b, 1, t, tk]` (`true` =
-///   masked) → `[b, h, t, dh]`
+/// - `q`: `[b, t, h, dh]`, `k`, `v`: `[b, tk, kvh, dh]`, `mask`: `[b, 1, t, tk]` (`true` =
+///   masked) → `[b, t, h, dh]`
 pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
-    let [b, h, t, dh] = q.dims();
-    let [bk, kvh, tk, dhk] = k.dims();
+    let [b, t, h, dh] = q.dims();
+    let [bk, tk, kvh, dhk] = k.dims();
     assert!(
         bk == b && dhk == dh && h % kvh == 0 && v.dims() == k.dims(),
         "gqa_attention: q {:?}, k {:?}, v {:?} (heads must be a multiple of kv heads)",
@@ -52,15 +54,19 @@ pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tens
     // Any other autodiff backend: burn's own (decomposed) attention on repeated K/V.
     let (q, k, v, mask) = args;
     let rep = h / kvh;
-    let repeat = |x: Tensor<4>| x.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, h, tk, dh]);
+    let repeat = |x: Tensor<4>| {
+        let x = x.swap_dims(1, 2); // [b, kvh, tk, dh]
+        x.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, h, tk, dh])
+    };
     burn::tensor::module::attention(
-        q,
+        q.swap_dims(1, 2), // [b, h, t, dh]
         repeat(k),
         repeat(v),
         mask.map(|m| m.expand([b, h, t, tk])),
         None,
         Default::default(),
     )
+    .swap_dims(1, 2) // [b, t, h, dh]
 }
 
 /// Whether [`gqa_attention`] on `x`'s backend runs the fused op (always without autodiff;
@@ -79,9 +85,9 @@ pub fn fused_attention_available(x: &Tensor<4>) -> bool {
 /// Inputs on the inner (non-autodiff) backend, plus the forward's outputs once computed.
 #[derive(Debug, Clone)]
 struct Saved {
-    /// `[b, h, t, dh]`
+    /// `[b, t, h, dh]`
     q: Tensor<4>,
-    /// `[b, kvh, tk, dh]`
+    /// `[b, tk, kvh, dh]`
     k: Tensor<4>,
     v: Tensor<4>,
     /// `[b, 1, 1, t, tk]`: 0 where allowed, -inf where masked.
@@ -99,7 +105,7 @@ impl Saved {
                 .mask_fill(m, f32::NEG_INFINITY)
                 .reshape([b, 1, 1, t, tk]) // broadcast over [kvh, rep]
         });
-        let (t, tk) = (q.dims()[2], k.dims()[2]);
+        let (t, tk) = (q.dims()[1], k.dims()[1]);
         let causal = match &bias {
             Some(bias) if tk >= t && host::on_flex_f32(bias) => {
                 attention_gemm::hides_future(host::F32s::expect(bias).slice(), t, tk)
@@ -109,40 +115,53 @@ impl Saved {
         Self { q, k, v, bias, causal }
     }
 
-    /// The layout of the per-group products on flex.
+    /// The layout of the products on flex.
     fn groups(&self) -> Groups {
-        let ([b, h, t, dh], [_, kvh, tk, _]) = (self.q.dims(), self.k.dims());
-        Groups { groups: b * kvh, rep: h / kvh, t, tk, dh, causal: self.causal }
+        let ([b, t, h, dh], [_, tk, kvh, _]) = (self.q.dims(), self.k.dims());
+        Groups { batch: b, kvh, rep: h / kvh, t, tk, dh, causal: self.causal }
     }
 
-    /// `a bᵀ` per KV group (scores `q kᵀ`, `dp = g vᵀ`): on flex the host products, which skip
+    /// The query heads of `x` stacked per KV group, for burn's matmul.
+    ///
+    /// # Shapes
+    /// - `x`: `[b, t, h, dh]` → `[b, kvh, rep * t, dh]`
+    fn stacked(&self, x: Tensor<4>) -> Tensor<4> {
+        let ([b, t, h, dh], kvh) = (x.dims(), self.k.dims()[2]);
+        x.swap_dims(1, 2).reshape([b, kvh, h / kvh * t, dh]) // [b, h, t, dh] → [b, kvh, rep*t, dh]
+    }
+
+    /// `a bᵀ` per query head (scores `q kᵀ`, `dp = g vᵀ`): on flex the host products, which skip
     /// the blocks a causal mask hides (those entries are `0`), elsewhere burn's matmul.
     ///
     /// # Shapes
-    /// - `a`: `[b, kvh, rep * t, dh]`, `b`: `[b, kvh, tk, dh]` → `[b, kvh, rep * t, tk]`
+    /// - `a`: `[b, t, h, dh]`, `b`: `[b, tk, kvh, dh]` → `[b, kvh, rep * t, tk]`
     fn a_bt(&self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
-        let ([nb, kvh, rows, _], tk) = (a.dims(), b.dims()[2]);
-        self.on_host(&a, &b, attention_gemm::a_bt, [nb, kvh, rows, tk])
-            .unwrap_or_else(|| a.matmul(b.transpose()))
+        let ([nb, t, h, _], [_, tk, kvh, _]) = (a.dims(), b.dims());
+        self.on_host(&a, &b, attention_gemm::a_bt, [nb, kvh, h / kvh * t, tk])
+            .unwrap_or_else(|| self.stacked(a).matmul(b.swap_dims(1, 2).transpose()))
     }
 
-    /// `p b` per KV group (the output `p v`, `dq = ds k`), as [`Saved::a_bt`].
+    /// `p b` per query head (the output `p v`, `dq = ds k`), as [`Saved::a_bt`].
     ///
     /// # Shapes
-    /// - `p`: `[b, kvh, rep * t, tk]`, `b`: `[b, kvh, tk, dh]` → `[b, kvh, rep * t, dh]`
+    /// - `p`: `[b, kvh, rep * t, tk]`, `b`: `[b, tk, kvh, dh]` → `[b, t, h, dh]`
     fn p_b(&self, p: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
-        let ([nb, kvh, rows, _], dh) = (p.dims(), b.dims()[3]);
-        self.on_host(&p, &b, attention_gemm::p_b, [nb, kvh, rows, dh]).unwrap_or_else(|| p.matmul(b))
+        let [nb, t, h, dh] = self.q.dims();
+        self.on_host(&p, &b, attention_gemm::p_b, [nb, t, h, dh]).unwrap_or_else(|| {
+            let o = p.matmul(b.swap_dims(1, 2)); // [b, kvh, rep*t, dh]
+            o.reshape([nb, h, t, dh]).swap_dims(1, 2)
+        })
     }
 
-    /// `pᵀ b` per KV group (`dv = pᵀ g`, `dk = dsᵀ q`), as [`Saved::a_bt`].
+    /// `pᵀ b` per KV head, summed over its query heads (`dv = pᵀ g`, `dk = dsᵀ q`), as
+    /// [`Saved::a_bt`].
     ///
     /// # Shapes
-    /// - `p`: `[b, kvh, rep * t, tk]`, `b`: `[b, kvh, rep * t, dh]` → `[b, kvh, tk, dh]`
+    /// - `p`: `[b, kvh, rep * t, tk]`, `b`: `[b, t, h, dh]` → `[b, tk, kvh, dh]`
     fn pt_b(&self, p: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
-        let ([nb, kvh, _, tk], dh) = (p.dims(), b.dims()[3]);
-        self.on_host(&p, &b, attention_gemm::pt_b, [nb, kvh, tk, dh])
-            .unwrap_or_else(|| p.transpose().matmul(b))
+        let [nb, tk, kvh, dh] = self.k.dims();
+        self.on_host(&p, &b, attention_gemm::pt_b, [nb, tk, kvh, dh])
+            .unwrap_or_else(|| p.transpose().matmul(self.stacked(b)).swap_dims(1, 2)) // [b, kvh, tk, dh] → [b, tk, kvh, dh]
     }
 
     /// `product(a, b)` on flex storage as a tensor of `shape`; `None` unless both are `f32` on
@@ -169,11 +188,21 @@ impl Saved {
     /// # Shapes
     /// - → `[b, kvh, rep * t, tk]`
     fn scores(&self, scale: f64) -> Tensor<4> {
-        let [b, h, t, dh] = self.q.dims();
-        let [_, kvh, _, _] = self.k.dims();
-        let rep = h / kvh;
         let q = if scale == 1.0 { self.q.clone() } else { self.q.clone().mul_scalar(scale) };
-        self.a_bt(q.reshape([b, kvh, rep * t, dh]), self.k.clone()) // [b, kvh, rep*t, tk]
+        self.a_bt(q, self.k.clone())
+    }
+
+    /// `rowsum(g ∘ o)` per query head and position, in the scores' row order.
+    ///
+    /// # Shapes
+    /// - `g`, `o`: `[b, t, h, dh]` → `[b, kvh, rep * t, 1]`
+    fn row_dots(&self, g: &Tensor<4>, o: &Tensor<4>) -> Tensor<4> {
+        let ([b, t, h, _], kvh) = (g.dims(), self.k.dims()[2]);
+        if host::on_flex_f32(g) && host::on_flex_f32(o) {
+            return host::attention::row_dots(g, o, kvh);
+        }
+        let d = (g.clone() * o.clone()).sum_dim(3).reshape([b, t, h]); // [b, t, h]
+        d.swap_dims(1, 2).reshape([b, kvh, h / kvh * t, 1])
     }
 
     /// `s + bias` (burn's ops).
@@ -182,7 +211,7 @@ impl Saved {
     /// - `s`: `[b, kvh, rep * t, tk]` → the same
     fn masked(&self, s: Tensor<4>) -> Tensor<4> {
         let [b, kvh, rows, tk] = s.dims();
-        let t = self.q.dims()[2];
+        let t = self.q.dims()[1];
         match &self.bias {
             Some(bias) => (s.reshape([b, kvh, rows / t, t, tk]) + bias.clone()).reshape([b, kvh, rows, tk]),
             None => s,
@@ -196,7 +225,7 @@ impl Saved {
     /// # Shapes
     /// - → `P`: `[b, kvh, rep * t, tk]`, `lse`: `[b, kvh, rep * t, 1]`
     fn softmax(&self) -> (Tensor<4>, Tensor<4>) {
-        let t = self.q.dims()[2];
+        let t = self.q.dims()[1];
         if host::on_flex_f32(&self.q) {
             return host::attention::softmax(self.scores(1.0), self.bias.as_ref(), t, self.scale() as f32);
         }
@@ -212,7 +241,7 @@ impl Saved {
     /// # Shapes
     /// - `lse`: `[b, kvh, rep * t, 1]` → `[b, kvh, rep * t, tk]`
     fn probs(&self, lse: Tensor<4>) -> Tensor<4> {
-        let t = self.q.dims()[2];
+        let t = self.q.dims()[1];
         match host::on_flex_f32(&self.q) {
             true => {
                 host::attention::probs(self.scores(1.0), self.bias.as_ref(), &lse, t, self.scale() as f32)
@@ -222,31 +251,25 @@ impl Saved {
     }
 }
 
-/// The forward on plain tensors: `(o [b, h, t, dh], lse [b, kvh, rep * t, 1])`.
+/// The forward on plain tensors: `(o [b, t, h, dh], lse [b, kvh, rep * t, 1])`.
 fn forward(saved: &Saved) -> (Tensor<4>, Tensor<4>) {
-    let [b, h, t, dh] = saved.q.dims();
     let (p, lse) = saved.softmax(); // [b, kvh, rep*t, tk], [b, kvh, rep*t, 1]
-    let o = saved.p_b(p, saved.v.clone()); // [b, kvh, rep*t, dh]
-    (o.reshape([b, h, t, dh]), lse)
+    (saved.p_b(p, saved.v.clone()), lse) // o: [b, t, h, dh]
 }
 
-/// `(dq, dk, dv)` from the output gradient `g` (`[b, h, t, dh]`).
+/// `(dq, dk, dv)` from the output gradient `g` (`[b, t, h, dh]`).
 fn backward(saved: &Saved, o: Tensor<4>, lse: Tensor<4>, g: Tensor<4>) -> [Tensor<4>; 3] {
-    let [b, h, t, dh] = saved.q.dims();
-    let [_, kvh, _, _] = saved.k.dims();
-    let rows = (h / kvh) * t;
-    let scale = 1.0 / (dh as f64).sqrt();
     let p = saved.probs(lse); // [b, kvh, rep*t, tk], recomputed
-    let g = g.reshape([b, kvh, rows, dh]);
-    let delta = (g.clone() * o.reshape([b, kvh, rows, dh])).sum_dim(3); // [b, kvh, rep*t, 1]
-    let dv = saved.pt_b(p.clone(), g.clone()); // [b, kvh, tk, dh]
+    let delta = saved.row_dots(&g, &o); // [b, kvh, rep*t, 1]
+    let dv = saved.pt_b(p.clone(), g.clone()); // [b, tk, kvh, dh]
     let dp = saved.a_bt(g, saved.v.clone()); // [b, kvh, rep*t, tk]
+    let scale = saved.scale();
     let ds = match host::on_flex_f32(&dp) {
         true => host::attention::softmax_grad(dp, &p, &delta, scale as f32),
         false => (p.clone() * (dp - delta)).mul_scalar(scale),
     }; // [b, kvh, rep*t, tk]
-    let dq = saved.p_b(ds.clone(), saved.k.clone()).reshape([b, h, t, dh]);
-    let dk = saved.pt_b(ds, saved.q.clone().reshape([b, kvh, rows, dh])); // [b, kvh, tk, dh]
+    let dq = saved.p_b(ds.clone(), saved.k.clone()); // [b, t, h, dh]
+    let dk = saved.pt_b(ds, saved.q.clone()); // [b, tk, kvh, dh]
     [dq, dk, dv]
 }
 

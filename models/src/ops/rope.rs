@@ -19,12 +19,12 @@ use super::host;
 /// Gradients flow to `x` only (the tables are constants).
 ///
 /// # Shapes
-/// - `x`: `[b, h, t, dh]`, `cos`, `sin`: `[b, 1, t, dh]` → `[b, h, t, dh]`
+/// - `x`: `[b, t, h, dh]`, `cos`, `sin`: `[b, t, 1, dh]` → `[b, t, h, dh]`
 pub fn rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
-    let [b, _, t, dh] = x.dims();
+    let [b, t, _, dh] = x.dims();
     assert!(dh % 2 == 0, "rope: head dim {dh} is odd");
-    assert_eq!(cos.dims(), [b, 1, t, dh], "rope: cos table vs x {:?}", x.dims());
-    assert_eq!(sin.dims(), [b, 1, t, dh], "rope: sin table vs x {:?}", x.dims());
+    assert_eq!(cos.dims(), [b, t, 1, dh], "rope: cos table vs x {:?}", x.dims());
+    assert_eq!(sin.dims(), [b, t, 1, dh], "rope: sin table vs x {:?}", x.dims());
     if !x.is_autodiff() {
         return rotate(x, cos.clone(), sin.clone(), false);
     }
@@ -39,15 +39,15 @@ fn rotate(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, transpose: bool) -> Tens
     if !x.is_autodiff() && host::on_flex_f32(&x) {
         return host::rope::apply(x, &cos, &sin, transpose);
     }
-    let [b, h, t, dh] = x.dims();
-    let half = |x: Tensor<4>, i: usize| x.slice([0..b, 0..h, 0..t, i * dh / 2..(i + 1) * dh / 2]);
+    let [b, t, h, dh] = x.dims();
+    let half = |x: Tensor<4>, i: usize| x.slice([0..b, 0..t, 0..h, i * dh / 2..(i + 1) * dh / 2]);
     match transpose {
         false => {
             let rotated = Tensor::cat(vec![half(x.clone(), 1).neg(), half(x.clone(), 0)], 3); // [−x₂, x₁]
             x * cos + rotated * sin
         }
         true => {
-            let gs = x.clone() * sin; // [b, h, t, dh]
+            let gs = x.clone() * sin; // [b, t, h, dh]
             let back = Tensor::cat(vec![half(gs.clone(), 1), half(gs, 0).neg()], 3); // [u₂, −u₁]
             x * cos + back
         }
@@ -112,9 +112,9 @@ mod tests {
         let (b, h, t, dh) = (2, 3, 5, 8);
         let values =
             |k: usize, n: usize| -> Vec<f32> { (0..n).map(|i| ((i * k) % 97) as f32 / 20.0 - 2.4).collect() };
-        let x = Tensor::<4>::from_data(TensorData::new(values(13, b * h * t * dh), [b, h, t, dh]), &device);
+        let x = Tensor::<4>::from_data(TensorData::new(values(13, b * t * h * dh), [b, t, h, dh]), &device);
         let table =
-            |k| Tensor::<4>::from_data(TensorData::new(values(k, b * t * dh), [b, 1, t, dh]), &device);
+            |k| Tensor::<4>::from_data(TensorData::new(values(k, b * t * dh), [b, t, 1, dh]), &device);
         let (cos, sin) = (table(7), table(11));
         for transpose in [false, true] {
             let kernel = host::rope::apply(x.clone(), &cos, &sin, transpose);

@@ -46,8 +46,8 @@ impl VitAttention {
     fn attend(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
         let ([b, m, d], [_, t, _]) = (q.dims(), k.dims());
         let h = self.heads;
-        let split = |y: Tensor<3>, n: usize| y.reshape([b, n, h, d / h]).swap_dims(1, 2); // [b, h, n, dh]
-        let a = gqa_attention(split(q, m), split(k, t), split(v, t), None); // [b, h, m, dh]
-        linear(&self.out_proj, a.swap_dims(1, 2).reshape([b, m, d]))
+        let heads = |y: Tensor<3>, n: usize| y.reshape([b, n, h, d / h]); // [b, n, h, dh], no copy
+        let a = gqa_attention(heads(q, m), heads(k, t), heads(v, t), None); // [b, m, h, dh]
+        linear(&self.out_proj, a.reshape([b, m, d]))
     }
 }

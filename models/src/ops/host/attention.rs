@@ -4,8 +4,9 @@
 //! scores come in unscaled (`q kᵀ`) and the kernels apply `1/√dh`, which saves a pass over `q`.
 
 use super::exp::exp;
-use super::{F32s, for_rows, for_rows_stat, max, sum_map, tensor};
+use super::{F32s, dot, for_rows, for_rows_stat, max, simd, sum_map, tensor};
 use burn::prelude::*;
+use rayon::prelude::*;
 
 /// Row `r`'s additive mask (`[tk]`) in `bias` (`[b, 1, 1, t, tk]`, contiguous) for scores
 /// with `rows_per_batch = kvh · rep · t` rows per batch element.
@@ -108,4 +109,34 @@ pub fn softmax_grad(dp: Tensor<4>, p: &Tensor<4>, delta: &Tensor<4>, scale: f32)
         },
     );
     ds.into_tensor()
+}
+
+/// `delta = rowsum(g ∘ o)` for every query head and position, written in the scores' row
+/// order (head `hq` is row block `hq` of its batch element: KV group `hq / rep`, stacked head
+/// `hq % rep`). All tensors `f32` on `Flex`.
+///
+/// # Shapes
+/// - `g`, `o`: `[b, t, h, dh]` → `[b, kvh, rep * t, 1]`
+pub fn row_dots(g: &Tensor<4>, o: &Tensor<4>, kvh: usize) -> Tensor<4> {
+    let [b, t, h, dh] = g.dims();
+    assert_eq!(o.dims(), g.dims(), "row_dots: o {:?} vs g {:?}", o.dims(), g.dims());
+    let (g, o) = (F32s::expect(g), F32s::expect(o));
+    let (g, o) = (g.slice(), o.slice());
+    let mut delta = vec![0.0f32; b * h * t];
+    if !delta.is_empty() {
+        delta.par_chunks_mut(h * t).enumerate().for_each(|(n, delta)| {
+            simd(
+                #[inline(always)]
+                || {
+                    for i in 0..t {
+                        for hq in 0..h {
+                            let row = ((n * t + i) * h + hq) * dh;
+                            delta[hq * t + i] = dot(&g[row..][..dh], &o[row..][..dh]);
+                        }
+                    }
+                },
+            )
+        });
+    }
+    tensor(delta, [b, kvh, h / kvh * t, 1])
 }

@@ -1,27 +1,36 @@
-//! The attention's matrix products per KV group (`ops/attention.rs` stacks a group's query
-//! heads along the rows: `rep` blocks of `t` query rows), skipping the key blocks that a
-//! causal mask hides.
+//! The attention's matrix products per head, on q, k, v and their gradients as the
+//! projections lay them out (`[b, t, h, dh]`: a head of one batch element is a strided
+//! `[t, dh]` matrix), skipping the key blocks that a causal mask hides.
 //!
-//! Why: with a mask that hides every key after the query's position (the decoder's
-//! segment-causal mask), the scores above the diagonal are `−∞`, their probabilities `0`,
-//! and their gradients `0`. Taking the query rows in blocks of [`QUERY_BLOCK`] and each block
-//! only against the keys up to its last row, as PyTorch's causal SDPA does, skips about
-//! 40 % of the attention's multiply-adds at `t = 256` (the entries left out stay `0` in the
-//! zeroed output buffers, which the masked softmax turns back into exact zeros).
-//! Every product writes into one fresh buffer ([`super::gemm`]); the `b · kvh` groups are
-//! split over the rayon pool.
+//! Why the layout: moving the heads in front of the tokens (`[b, h, t, dh]`) costs a
+//! contiguous copy of q, k, v and the output forward and of their gradients backward, eight
+//! per layer, mostly on one thread (`copy_2d_tiled`, 3.5 % of the `bench-cpu` step's
+//! samples). The products read and write the heads where they are, as FlashAttention's
+//! `[b, t, h, dh]` interface does. The scores stay stacked per KV group
+//! (`[b, kvh, rep · t, tk]`: the `rep` query heads that share a KV head, one after another).
+//!
+//! Why the blocks: with a mask that hides every key after the query's position (the
+//! decoder's segment-causal mask), the scores above the diagonal are `−∞`, their
+//! probabilities `0`, and their gradients `0`. Taking the query rows in blocks of
+//! [`QUERY_BLOCK`] and each block only against the keys up to its last row, as PyTorch's
+//! causal SDPA does, skips about 40 % of the attention's multiply-adds at `t = 256` (the
+//! entries left out stay `0` in the zeroed output buffers, which the masked softmax turns
+//! back into exact zeros). Every product writes into one fresh buffer ([`super::gemm`]),
+//! split over the rayon pool by heads or by blocks of rows.
 
 use super::gemm::{MatRef, gemm_into_strided};
 use rayon::prelude::*;
+use std::ops::Range;
 
-/// Query rows per block when skipping masked keys.
+/// Query (or key) rows per block when skipping masked keys, and per parallel task.
 const QUERY_BLOCK: usize = 64;
 
-/// The layout of one call: `groups` (`b · kvh`) KV groups, each with `rep · t` stacked query
-/// rows against `tk` keys of width `dh`.
+/// The layout of one call: `batch` elements of `t` queries in `kvh · rep` heads against `tk`
+/// keys in `kvh` heads, all of width `dh`.
 #[derive(Debug, Clone, Copy)]
 pub struct Groups {
-    pub groups: usize,
+    pub batch: usize,
+    pub kvh: usize,
     pub rep: usize,
     pub t: usize,
     pub tk: usize,
@@ -32,82 +41,143 @@ pub struct Groups {
 }
 
 impl Groups {
-    fn rows(&self) -> usize {
-        self.rep * self.t
+    fn heads(&self) -> usize {
+        self.kvh * self.rep
     }
 
-    /// `(query rows, keys 0..kv)` of each block of one group: the whole `[rep · t, tk]` at once,
-    /// or with `causal` each block of [`QUERY_BLOCK`] rows of one query head against the keys
-    /// its last row may see.
-    fn blocks(&self) -> Vec<(std::ops::Range<usize>, usize)> {
-        if !self.causal {
-            return vec![(0..self.rows(), self.tk)];
+    /// Query head `hq` of one batch element's `[t, h, dh]` values (q, o, or their gradients).
+    fn query_head<'a>(&self, x: &'a [f32], hq: usize) -> MatRef<'a> {
+        let width = self.heads() * self.dh;
+        MatRef::row_major(x, self.t, width).sub(0..self.t, hq * self.dh..(hq + 1) * self.dh)
+    }
+
+    /// KV head `g` of one batch element's `[tk, kvh, dh]` values (k, v).
+    fn kv_head<'a>(&self, x: &'a [f32], g: usize) -> MatRef<'a> {
+        MatRef::row_major(x, self.tk, self.kvh * self.dh).sub(0..self.tk, g * self.dh..(g + 1) * self.dh)
+    }
+
+    /// Query head `hq`'s `[t, tk]` scores in one batch element's `[kvh, rep · t, tk]` scores.
+    fn scores<'a>(&self, p: &'a [f32], hq: usize) -> MatRef<'a> {
+        MatRef::block(p, hq, self.t, self.tk)
+    }
+
+    /// The keys `0..kv` that query rows `rows` may see: all of them, or with `causal` the keys
+    /// up to the last row's position.
+    fn keys_seen(&self, rows: &Range<usize>) -> usize {
+        match self.causal {
+            true => (rows.end + self.tk - self.t).min(self.tk),
+            false => self.tk,
         }
-        let mut blocks = Vec::new();
-        for r in 0..self.rep {
-            for i0 in (0..self.t).step_by(QUERY_BLOCK) {
-                let i1 = (i0 + QUERY_BLOCK).min(self.t);
-                let kv = (i1 + self.tk - self.t).min(self.tk);
-                blocks.push((r * self.t + i0..r * self.t + i1, kv));
-            }
+    }
+
+    /// The query rows `i0..t` that may see key rows `keys` (with `causal`, those at or after
+    /// the first key's position).
+    fn queries_seeing(&self, keys: &Range<usize>) -> Range<usize> {
+        match self.causal {
+            true => (keys.start + self.t).saturating_sub(self.tk).min(self.t)..self.t,
+            false => 0..self.t,
         }
-        blocks
+    }
+
+    /// `0..n` in blocks of [`QUERY_BLOCK`]: one block when nothing is skipped and `whole`.
+    fn blocks(&self, n: usize, whole: bool) -> Vec<Range<usize>> {
+        let step = if whole && !self.causal { n.max(1) } else { QUERY_BLOCK };
+        (0..n).step_by(step).map(|i0| i0..(i0 + step).min(n)).collect()
     }
 }
 
-/// `a bᵀ` per group: scores `q kᵀ`, or `dp = g vᵀ`. Skipped entries are `0`.
+/// `a bᵀ` per query head: scores `q kᵀ`, or `dp = g vᵀ`. Skipped entries are `0`.
 ///
 /// # Shapes
-/// - `a`: `[groups, rep · t, dh]`, `b`: `[groups, tk, dh]` → `[groups, rep · t, tk]`
+/// - `a`: `[batch, t, h, dh]`, `b`: `[batch, tk, kvh, dh]` → `[batch, kvh, rep · t, tk]`
 pub fn a_bt(a: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
-    let (rows, blocks) = (g.rows(), g.blocks());
-    per_group(g.groups, rows * g.tk, |z, out| {
-        let (a, b) = (MatRef::block(a, z, rows, g.dh), MatRef::block(b, z, g.tk, g.dh));
-        for (r, kv) in &blocks {
-            let out = &mut out[r.start * g.tk..];
-            gemm_into_strided(a.sub(r.clone(), 0..g.dh), b.sub(0..*kv, 0..g.dh).t(), out, g.tk, false);
+    let (h, blocks) = (g.heads(), g.blocks(g.t, true));
+    zeroed(g.batch * h * g.t * g.tk, g.t * g.tk, |z, out| {
+        let (n, hq) = (z / h, z % h); // batch element, query head
+        let a = g.query_head(&a[n * g.t * h * g.dh..][..g.t * h * g.dh], hq);
+        let b = g.kv_head(&b[n * g.tk * g.kvh * g.dh..][..g.tk * g.kvh * g.dh], hq / g.rep);
+        for rows in &blocks {
+            let kv = g.keys_seen(rows);
+            let out = &mut out[rows.start * g.tk..];
+            gemm_into_strided(a.sub(rows.clone(), 0..g.dh), b.sub(0..kv, 0..g.dh).t(), out, g.tk, false);
         }
     })
 }
 
-/// `p b` per group: the output `p v`, or `dq = ds k`.
+/// `p b` per query head: the output `p v`, or `dq = ds k`; blocks of query rows in parallel.
 ///
 /// # Shapes
-/// - `p`: `[groups, rep · t, tk]`, `b`: `[groups, tk, dh]` → `[groups, rep · t, dh]`
+/// - `p`: `[batch, kvh, rep · t, tk]`, `b`: `[batch, tk, kvh, dh]` → `[batch, t, h, dh]`
 pub fn p_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
-    let (rows, blocks) = (g.rows(), g.blocks());
-    per_group(g.groups, rows * g.dh, |z, out| {
-        let (p, b) = (MatRef::block(p, z, rows, g.tk), MatRef::block(b, z, g.tk, g.dh));
-        for (r, kv) in &blocks {
-            let out = &mut out[r.start * g.dh..];
-            gemm_into_strided(p.sub(r.clone(), 0..*kv), b.sub(0..*kv, 0..g.dh), out, g.dh, false);
+    let h = g.heads();
+    let width = h * g.dh; // one output row: all heads of one query
+    zeroed_blocks(g.batch, g.t, width, &g.blocks(g.t, false), |n, rows, out| {
+        let p = &p[n * h * g.t * g.tk..][..h * g.t * g.tk];
+        let b = &b[n * g.tk * g.kvh * g.dh..][..g.tk * g.kvh * g.dh];
+        let kv = g.keys_seen(rows);
+        for hq in 0..h {
+            let (p, b) = (g.scores(p, hq), g.kv_head(b, hq / g.rep));
+            let out = &mut out[hq * g.dh..];
+            gemm_into_strided(p.sub(rows.clone(), 0..kv), b.sub(0..kv, 0..g.dh), out, width, false);
         }
     })
 }
 
-/// `pᵀ b` per group, summed over the group's query rows: `dv = pᵀ g`, or `dk = dsᵀ q`.
+/// `pᵀ b` per KV head, summed over its query heads: `dv = pᵀ g`, or `dk = dsᵀ q`; blocks of
+/// key rows in parallel.
 ///
 /// # Shapes
-/// - `p`: `[groups, rep · t, tk]`, `b`: `[groups, rep · t, dh]` → `[groups, tk, dh]`
+/// - `p`: `[batch, kvh, rep · t, tk]`, `b`: `[batch, t, h, dh]` → `[batch, tk, kvh, dh]`
 pub fn pt_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
-    let (rows, blocks) = (g.rows(), g.blocks());
-    per_group(g.groups, g.tk * g.dh, |z, out| {
-        let (p, b) = (MatRef::block(p, z, rows, g.tk), MatRef::block(b, z, rows, g.dh));
-        for (r, kv) in &blocks {
-            gemm_into_strided(p.sub(r.clone(), 0..*kv).t(), b.sub(r.clone(), 0..g.dh), out, g.dh, true);
+    let h = g.heads();
+    let width = g.kvh * g.dh; // one output row: all KV heads of one key
+    zeroed_blocks(g.batch, g.tk, width, &g.blocks(g.tk, false), |n, keys, out| {
+        let p = &p[n * h * g.t * g.tk..][..h * g.t * g.tk];
+        let b = &b[n * g.t * h * g.dh..][..g.t * h * g.dh];
+        let rows = g.queries_seeing(keys);
+        for hq in 0..h {
+            let (p, b) = (g.scores(p, hq), g.query_head(b, hq));
+            let out = &mut out[(hq / g.rep) * g.dh..];
+            let pt = p.sub(rows.clone(), keys.clone()).t();
+            gemm_into_strided(pt, b.sub(rows.clone(), 0..g.dh), out, width, true);
         }
     })
 }
 
-/// A zeroed `[groups, len]` buffer with `f(z, block z)` run for every group, the groups split
-/// over the rayon pool (the zeros too: `vec![0.0; n]` would write them on one thread when
-/// the allocator reuses memory).
-fn per_group(groups: usize, len: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = Vec::with_capacity(groups * len);
-    out.par_extend(rayon::iter::repeat_n(0.0, groups * len));
-    if len > 0 {
-        out.par_chunks_mut(len).enumerate().for_each(|(z, block)| f(z, block));
+/// A zeroed buffer of `len` values with `f(z, chunk z)` run for every chunk of `chunk`
+/// values, the chunks split over the rayon pool (the zeros too: `vec![0.0; n]` would write
+/// them on one thread when the allocator reuses memory).
+fn zeroed(len: usize, chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.par_extend(rayon::iter::repeat_n(0.0, len));
+    if chunk > 0 {
+        out.par_chunks_mut(chunk).enumerate().for_each(|(z, block)| f(z, block));
     }
+    out
+}
+
+/// A zeroed `[batch, rows, width]` buffer with `f(n, block, out)` run in parallel for every
+/// batch element `n` and row block of `blocks` (which cover `0..rows` in order), `out` holding
+/// exactly that block's rows of element `n`.
+fn zeroed_blocks(
+    batch: usize,
+    rows: usize,
+    width: usize,
+    blocks: &[Range<usize>],
+    f: impl Fn(usize, &Range<usize>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(batch * rows * width);
+    out.par_extend(rayon::iter::repeat_n(0.0, batch * rows * width));
+    let mut pieces = Vec::with_capacity(batch * blocks.len());
+    let mut rest: &mut [f32] = &mut out;
+    for n in 0..batch {
+        for block in blocks {
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(block.len() * width);
+            pieces.push((n, block, piece));
+            rest = tail;
+        }
+    }
+    pieces.into_par_iter().for_each(|(n, block, piece)| f(n, block, piece));
     out
 }
 
@@ -143,22 +213,63 @@ mod tests {
         p
     }
 
+    fn close(x: &[f32], y: &[f32]) {
+        assert_eq!(x.len(), y.len());
+        let worst = x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "max |diff| {worst}");
+    }
+
+    /// The three products as loops over `[b, t, h, dh]` heads and `[b, kvh, rep · t, tk]` scores.
+    fn naive(q: &[f32], k: &[f32], p: &[f32], g: Groups) -> [Vec<f32>; 3] {
+        let h = g.heads();
+        let qi = |n: usize, i: usize, hq: usize, c: usize| q[((n * g.t + i) * h + hq) * g.dh + c];
+        let kj = |n: usize, j: usize, kv: usize, c: usize| k[((n * g.tk + j) * g.kvh + kv) * g.dh + c];
+        let pij = |n: usize, hq: usize, i: usize, j: usize| p[((n * h + hq) * g.t + i) * g.tk + j];
+        let mut s = vec![0.0; g.batch * h * g.t * g.tk];
+        let mut o = vec![0.0; g.batch * g.t * h * g.dh];
+        let mut dk = vec![0.0; g.batch * g.tk * g.kvh * g.dh];
+        for n in 0..g.batch {
+            for hq in 0..h {
+                for i in 0..g.t {
+                    for j in 0..g.tk {
+                        for c in 0..g.dh {
+                            s[((n * h + hq) * g.t + i) * g.tk + j] +=
+                                qi(n, i, hq, c) * kj(n, j, hq / g.rep, c);
+                            o[((n * g.t + i) * h + hq) * g.dh + c] +=
+                                pij(n, hq, i, j) * kj(n, j, hq / g.rep, c);
+                            dk[((n * g.tk + j) * g.kvh + hq / g.rep) * g.dh + c] +=
+                                pij(n, hq, i, j) * qi(n, i, hq, c);
+                        }
+                    }
+                }
+            }
+        }
+        [s, o, dk]
+    }
+
+    #[test]
+    fn products_on_strided_heads_match_loops() {
+        // two query heads per KV head, 2 batch elements, rows in several blocks
+        let g = Groups { batch: 2, kvh: 2, rep: 2, t: 70, tk: 70, dh: 8, causal: false };
+        let (q, k) = (values(2 * 70 * 4 * 8, 7), values(2 * 70 * 2 * 8, 11));
+        let p = values(2 * 4 * 70 * 70, 5);
+        let [s, o, dk] = naive(&q, &k, &p, g);
+        close(&a_bt(&q, &k, g), &s);
+        close(&p_b(&p, &k, g), &o);
+        close(&pt_b(&p, &q, g), &dk);
+    }
+
     #[test]
     fn skipping_blocks_changes_nothing_under_a_causal_mask() {
         // t not a multiple of the block, more keys than queries (a KV cache), two heads per group
         for (t, tk) in [(150, 150), (70, 100)] {
-            let full = Groups { groups: 3, rep: 2, t, tk, dh: 16, causal: false };
+            let full = Groups { batch: 3, kvh: 2, rep: 2, t, tk, dh: 16, causal: false };
             let skip = Groups { causal: true, ..full };
-            let rows = full.rep * t;
-            let (q, k) = (values(3 * rows * 16, 7), values(3 * tk * 16, 11));
-            let p = causal_zeros(values(3 * rows * tk, 5), full);
-            let close = |x: Vec<f32>, y: Vec<f32>| {
-                let worst = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                assert!(worst < 1e-4, "max |diff| {worst}");
-            };
-            close(causal_zeros(a_bt(&q, &k, skip), full), causal_zeros(a_bt(&q, &k, full), full));
-            close(p_b(&p, &k, skip), p_b(&p, &k, full));
-            close(pt_b(&p, &q, skip), pt_b(&p, &q, full));
+            let (q, k) = (values(3 * t * 4 * 16, 7), values(3 * tk * 2 * 16, 11));
+            let p = causal_zeros(values(3 * 4 * t * tk, 5), full);
+            close(&causal_zeros(a_bt(&q, &k, skip), full), &causal_zeros(a_bt(&q, &k, full), full));
+            close(&p_b(&p, &k, skip), &p_b(&p, &k, full));
+            close(&pt_b(&p, &q, skip), &pt_b(&p, &q, full));
         }
     }
 

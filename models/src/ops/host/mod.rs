@@ -186,6 +186,27 @@ pub fn sum_map(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `Σ xᵢ yᵢ` over the common length, summed in [`LANES`] interleaved partial sums.
+#[inline(always)]
+pub fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let n = x.len().min(y.len());
+    let (x, y) = (&x[..n], &y[..n]);
+    let mut acc = [0.0f32; LANES];
+    let tail: f32 = x
+        .chunks_exact(LANES)
+        .remainder()
+        .iter()
+        .zip(y.chunks_exact(LANES).remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in x.chunks_exact(LANES).zip(y.chunks_exact(LANES)) {
+        for k in 0..LANES {
+            acc[k] += a[k] * b[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// `max xᵢ` (`−∞` for an empty row).
 #[inline(always)]
 pub fn max(x: &[f32]) -> f32 {

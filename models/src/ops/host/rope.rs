@@ -33,9 +33,9 @@ fn rotate(a: &mut [f32], c: &[f32], s: &[f32], transpose: bool) {
 /// ([`on_flex_f32`](super::on_flex_f32)).
 ///
 /// # Shapes
-/// - `x`: `[b, h, t, dh]`, `cos`, `sin`: `[b, 1, t, dh]` → `[b, h, t, dh]`
+/// - `x`: `[b, t, h, dh]`, `cos`, `sin`: `[b, t, 1, dh]` → `[b, t, h, dh]`
 pub fn apply(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>, transpose: bool) -> Tensor<4> {
-    let [_, h, t, dh] = x.dims();
+    let [_, _, h, dh] = x.dims();
     let (cos, sin) = (F32s::expect(cos), F32s::expect(sin));
     let (cos, sin) = (cos.slice(), sin.slice());
     let mut y = F32s::expect_take(x).into_mut();
@@ -44,7 +44,7 @@ pub fn apply(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>, transpose: bool) ->
         dh,
         #[inline(always)]
         |r, row| {
-            let table = ((r / (h * t)) * t + r % t) * dh; // row (batch, position) of the tables
+            let table = (r / h) * dh; // row (batch, position) of the tables
             rotate(row, &cos[table..][..dh], &sin[table..][..dh], transpose);
         },
     );
