@@ -24,4 +24,4 @@ pub mod vit;
 pub mod weights;
 
 pub use llm::{ExpertDispatch, LocalDispatch, MoeStats, RoutingPlan};
-pub use mm1::{DecodeCache, Mm1Input, Mm1Model, Mm1Output};
+pub use mm1::{DecodeCache, Mm1Hidden, Mm1Input, Mm1Model, Mm1Output};

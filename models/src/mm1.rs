@@ -38,6 +38,17 @@ pub struct Mm1Input {
     pub images: Option<Tensor<4>>,
 }
 
+/// [`Mm1Output`] before the LM head.
+#[derive(Debug)]
+pub struct Mm1Hidden {
+    /// `[b, t, d]` the decoder's normed last hidden states.
+    pub hidden: Tensor<3>,
+    /// `[1]` weighted MoE losses (load balance + z-loss); zero for a dense LLM.
+    pub aux_loss: Tensor<1>,
+    /// One entry per MoE layer.
+    pub moe: Vec<MoeStats>,
+}
+
 #[derive(Debug)]
 pub struct Mm1Output {
     /// `[b, t, vocab]`
@@ -205,9 +216,25 @@ impl Mm1Model {
 
     /// The training forward pass.
     pub fn forward(&self, input: Mm1Input) -> Result<Mm1Output, ModelError> {
+        let out = self.forward_hidden(input)?;
+        Ok(Mm1Output { logits: self.logits(out.hidden), aux_loss: out.aux_loss, moe: out.moe })
+    }
+
+    /// [`Mm1Model::forward`] up to the LM head, so that the trainer can apply the head to the
+    /// scored positions only (as HF's `logits_to_keep` does for the last ones): the
+    /// `[b·t, vocab]` logits of image and padding positions are never computed.
+    pub fn forward_hidden(&self, input: Mm1Input) -> Result<Mm1Hidden, ModelError> {
         let x = self.embed(&input)?; // [b, t, d]
-        let out = self.llm.forward(x, input.position_ids, input.segment_ids, None);
-        Ok(Mm1Output { logits: out.logits, aux_loss: out.aux_loss, moe: out.moe })
+        let out = self.llm.forward_hidden(x, input.position_ids, input.segment_ids, None);
+        Ok(Mm1Hidden { hidden: out.hidden, aux_loss: out.aux_loss, moe: out.moe })
+    }
+
+    /// The LM head on hidden states from [`Mm1Model::forward_hidden`] (any rows of them).
+    ///
+    /// # Shapes
+    /// - `hidden`: `[b, n, d]` → `[b, n, vocab]`
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.llm.head(hidden)
     }
 
     /// Incremental decoding: run `input` after the tokens in `cache` (none for the prompt)

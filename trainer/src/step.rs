@@ -11,7 +11,7 @@
 //! is skipped (model and optimizer untouched) and counted.
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use mm1_data::Batch;
 use mm1_models::{Mm1Input, Mm1Model, ModelError, MoeStats};
 
@@ -79,6 +79,34 @@ pub struct BatchTensors {
     pub input: Mm1Input,
     pub targets: Tensor<2, Int>,
     pub loss_mask: Tensor<2>,
+    /// The scored positions (`None` when the batch scores none).
+    pub scored: Option<Scored>,
+}
+
+/// The positions whose next token is scored, and those targets.
+///
+/// # Shapes
+/// - `rows`: `[n]` flat indices into `b·t`; `targets`: `[1, n]`
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub rows: Tensor<1, Int>,
+    pub targets: Tensor<2, Int>,
+}
+
+impl Scored {
+    /// The scored positions of `batch` (`None` when there are none).
+    fn of(batch: &Batch, device: &Device) -> Option<Self> {
+        let (rows, targets): (Vec<i64>, Vec<i64>) = (batch.loss_mask.iter().zip(&batch.targets))
+            .enumerate()
+            .filter(|(_, (scored, _))| **scored)
+            .map(|(i, (_, &target))| (i as i64, target as i64))
+            .unzip();
+        let n = rows.len();
+        (n > 0).then(|| Self {
+            rows: Tensor::from_data(TensorData::new(rows, [n]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [1, n]), device),
+        })
+    }
 }
 
 fn ids(v: &[u32], [b, t]: [usize; 2], device: &Device) -> Tensor<2, Int> {
@@ -131,6 +159,7 @@ pub fn batch_to_tensors(batch: &Batch, device: &Device) -> Result<BatchTensors, 
         },
         targets: ids(&batch.targets, [b, t], device),
         loss_mask: Tensor::from_data(TensorData::new(mask, [b, t]), device),
+        scored: Scored::of(batch, device),
     })
 }
 
@@ -160,11 +189,30 @@ impl BatchLoss {
     }
 }
 
-/// Forward one batch to its per-token loss.
+/// Forward one batch to its per-token loss. The LM head runs on the scored positions only.
 pub fn forward_batch(model: &Mm1Model, tensors: BatchTensors) -> Result<BatchLoss, StepError> {
-    let out = model.forward(tensors.input)?;
-    let nll = masked_nll(out.logits, tensors.targets, tensors.loss_mask);
+    let out = model.forward_hidden(tensors.input)?; // hidden: [b, t, d]
+    let nll = match &tensors.scored {
+        Some(scored) => scored_nll(model, out.hidden, scored),
+        None => masked_nll(model.logits(out.hidden), tensors.targets, tensors.loss_mask),
+    };
     Ok(BatchLoss { nll, aux: out.aux_loss, moe: out.moe })
+}
+
+/// [`masked_nll`] with the LM head and the cross-entropy on the scored rows of `hidden` only,
+/// scattered back to `[b, t]` (zero elsewhere): the same values and gradients without the
+/// logits of image, prompt and padding positions (MM1 spends 144 image tokens per image).
+///
+/// # Shapes
+/// - `hidden`: `[b, t, d]` → `[b, t]`
+fn scored_nll(model: &Mm1Model, hidden: Tensor<3>, scored: &Scored) -> Tensor<2> {
+    let ([b, t, d], [n]) = (hidden.dims(), scored.rows.dims());
+    let device = hidden.device();
+    let rows = hidden.reshape([b * t, d]).select(0, scored.rows.clone()).reshape([1, n, d]); // [1, n, d]
+    let all = Tensor::<2>::ones([1, n], &device);
+    let nll = masked_nll(model.logits(rows), scored.targets.clone(), all); // [1, n]
+    let zeros = Tensor::<1>::zeros([b * t], &device);
+    zeros.select_assign(0, scored.rows.clone(), nll.reshape([n]), IndexingUpdateOp::Add).reshape([b, t])
 }
 
 /// Training loss of one data source within a step: summed NLL over its scored tokens.

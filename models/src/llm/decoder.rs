@@ -21,6 +21,18 @@ pub struct LlmDecoder {
     pub rope: Rope,
 }
 
+/// Decoder output before the LM head (HF `LlamaModel`'s last hidden state, after the final norm).
+#[derive(Debug)]
+pub struct DecoderHidden {
+    /// `[b, t, d]`
+    pub hidden: Tensor<3>,
+    /// Sum of the weighted MoE aux losses, `[1]` (zero if dense).
+    pub aux_loss: Tensor<1>,
+    pub moe: Vec<MoeStats>,
+    /// Per-layer keys/values including these tokens (for incremental decoding).
+    pub kv: Vec<LayerKv>,
+}
+
 /// Decoder output.
 #[derive(Debug)]
 pub struct DecoderOutput {
@@ -51,7 +63,7 @@ impl LlmDecoder {
         self.embed_tokens.forward(tokens)
     }
 
-    /// Run the layers over `x`, optionally continuing from cached keys/values.
+    /// Run the layers and the LM head over `x`, optionally continuing from cached keys/values.
     ///
     /// # Shapes
     /// - `x`: `[b, t, d]`; `position_ids`, `segment_ids`: `[b, t]`;
@@ -63,6 +75,22 @@ impl LlmDecoder {
         segment_ids: Tensor<2, Int>,
         past: Option<(Vec<LayerKv>, Tensor<2, Int>)>,
     ) -> DecoderOutput {
+        let out = self.forward_hidden(x, position_ids, segment_ids, past);
+        DecoderOutput { logits: self.head(out.hidden), aux_loss: out.aux_loss, moe: out.moe, kv: out.kv }
+    }
+
+    /// [`LlmDecoder::forward`] without the LM head: the normed hidden states, for a caller
+    /// that needs the logits of some positions only ([`LlmDecoder::head`] on those rows).
+    ///
+    /// # Shapes
+    /// - as [`LlmDecoder::forward`] → hidden `[b, t, d]`
+    pub fn forward_hidden(
+        &self,
+        x: Tensor<3>,
+        position_ids: Tensor<2, Int>,
+        segment_ids: Tensor<2, Int>,
+        past: Option<(Vec<LayerKv>, Tensor<2, Int>)>,
+    ) -> DecoderHidden {
         let device = x.device();
         let rope = self.rope.tables(position_ids); // [b, t, 1, dh]
         let (past_kv, k_seg) = match past {
@@ -82,12 +110,14 @@ impl LlmDecoder {
                 moe.push(stats);
             }
         }
-        DecoderOutput { logits: self.head(rms_norm(&self.norm, x)), aux_loss: aux, moe, kv }
+        DecoderHidden { hidden: rms_norm(&self.norm, x), aux_loss: aux, moe, kv }
     }
 
+    /// The LM head (or the tied embedding) on normed hidden states.
+    ///
     /// # Shapes
     /// - `x`: `[b, t, d]` → `[b, t, vocab]`
-    fn head(&self, x: Tensor<3>) -> Tensor<3> {
+    pub fn head(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
             Some(head) => linear(head, x),
             None => {

@@ -13,7 +13,7 @@ pub mod routing;
 
 pub use attention::{LayerKv, LlmAttention};
 pub use block::{DecoderLayer, Ffn, LayerOutput};
-pub use decoder::{DecoderOutput, LlmDecoder};
+pub use decoder::{DecoderHidden, DecoderOutput, LlmDecoder};
 pub use dispatch::{ExpertDispatch, LocalDispatch};
 pub use mask::segment_causal_mask;
 pub use mlp::Mlp;
