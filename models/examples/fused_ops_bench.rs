@@ -1,5 +1,5 @@
 //! Time the fused ops alone at the `bench_cpu` step's shapes (forward + backward, flex
-//! autodiff): GQA attention `[8, 4, 256, 64]` queries over `[8, 2, 256, 64]` keys with a causal
+//! autodiff): GQA attention `[8, 256, 4, 64]` queries over `[8, 256, 2, 64]` keys with a causal
 //! mask, and the masked cross-entropy over `[8, 256, 4096]` logits. Prints the median ms of
 //! each; far less noisy than the whole step on a shared machine.
 //!
@@ -7,7 +7,7 @@
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use mm1_models::ops::{gqa_attention, masked_nll};
+use mm1_models::ops::{AttentionMask, gqa_attention, masked_nll};
 use std::time::Instant;
 
 fn median_ms(iters: usize, mut f: impl FnMut()) -> f64 {
@@ -30,13 +30,14 @@ fn main() {
     let device = Device::flex().autodiff();
     let (b, h, kvh, t, dh, v) = (8, 4, 2, 256, 64, 4096);
     let normal = Distribution::Normal(0.0, 1.0);
-    let q = Tensor::<4>::random([b, h, t, dh], normal, &device);
-    let k = Tensor::<4>::random([b, kvh, t, dh], normal, &device);
-    let val = Tensor::<4>::random([b, kvh, t, dh], normal, &device);
-    let causal = Tensor::<2, Bool>::tril_mask([t, t], 0, &device).reshape([1, 1, t, t]).repeat_dim(0, b);
+    let q = Tensor::<4>::random([b, t, h, dh], normal, &device);
+    let k = Tensor::<4>::random([b, t, kvh, dh], normal, &device);
+    let val = Tensor::<4>::random([b, t, kvh, dh], normal, &device);
+    let future = Tensor::<2, Bool>::tril_mask([t, t], 0, &device).reshape([1, 1, t, t]).repeat_dim(0, b);
+    let causal = AttentionMask::new(future); // prepared once, as the decoder does for all layers
     let attn = median_ms(iters, || {
         let (q, k, val) = (q.clone().require_grad(), k.clone().require_grad(), val.clone().require_grad());
-        let o = gqa_attention(q.clone(), k, val, Some(causal.clone()));
+        let o = gqa_attention(q.clone(), k, val, Some(&causal));
         let g = o.sum().backward();
         let _ = q.grad(&g).unwrap().into_data();
     });

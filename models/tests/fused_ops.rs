@@ -6,7 +6,7 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::Gradients;
 use mm1_models::llm::segment_causal_mask;
-use mm1_models::ops::{fused_attention_available, gqa_attention};
+use mm1_models::ops::{AttentionMask, fused_attention_available, gqa_attention};
 
 fn input<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
     let n = shape.iter().product();
@@ -57,7 +57,10 @@ fn check_attention(b: usize, h: usize, kvh: usize, t: usize, dh: usize, masked: 
     let w =
         Tensor::<4>::from_data(TensorData::new(common::values(b * t * h * dh, 9), [b, t, h, dh]), &device);
 
-    let ours = gqa_attention(q.clone(), k.clone(), v.clone(), mask.clone());
+    let prepared = mask.clone().map(AttentionMask::new);
+    // a segment-causal mask hides every future key: the products skip those blocks
+    assert_eq!(prepared.as_ref().map(AttentionMask::skips_future), masked.then_some(true));
+    let ours = gqa_attention(q.clone(), k.clone(), v.clone(), prepared.as_ref());
     let theirs = reference(q.clone(), k.clone(), v.clone(), mask);
     let what = format!("b{b} h{h} kvh{kvh} t{t} masked={masked}");
     assert_close(&format!("{what} output"), ours.clone().inner(), theirs.clone().inner(), 1e-5);

@@ -1,7 +1,7 @@
 //! Grouped-query self-attention with rotary embeddings (HF `LlamaAttention`, no biases).
 
 use super::rope::RopeTables;
-use crate::ops::{gqa_attention, linear, linears};
+use crate::ops::{AttentionMask, gqa_attention, linear, linears};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -48,7 +48,7 @@ impl LlmAttention {
         &self,
         x: Tensor<3>,
         rope: &RopeTables,
-        mask: Tensor<4, Bool>,
+        mask: &AttentionMask,
         past: Option<LayerKv>,
     ) -> (Tensor<3>, LayerKv) {
         let [b, t, d] = x.dims();

@@ -6,7 +6,7 @@ use super::mlp::Mlp;
 use super::moe::{MoeFfn, MoeStats};
 use super::rope::RopeTables;
 use crate::config::LlmConfig;
-use crate::ops::rms_norm;
+use crate::ops::{AttentionMask, rms_norm};
 use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
@@ -60,7 +60,7 @@ impl DecoderLayer {
         &self,
         x: Tensor<3>,
         rope: &RopeTables,
-        mask: Tensor<4, Bool>,
+        mask: &AttentionMask,
         past: Option<LayerKv>,
     ) -> LayerOutput {
         let (a, kv) = self.self_attn.forward(rms_norm(&self.input_layernorm, x.clone()), rope, mask, past);

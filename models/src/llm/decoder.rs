@@ -7,7 +7,7 @@ use super::mask::segment_causal_mask;
 use super::moe::MoeStats;
 use super::rope::Rope;
 use crate::config::LlmConfig;
-use crate::ops::{linear, rms_norm};
+use crate::ops::{AttentionMask, linear, rms_norm};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
@@ -99,10 +99,10 @@ impl LlmDecoder {
             }
             None => (vec![None; self.layers.len()], segment_ids.clone()),
         };
-        let mask = segment_causal_mask(segment_ids, k_seg); // [b, 1, t, tk]
+        let mask = AttentionMask::new(segment_causal_mask(segment_ids, k_seg)); // [b, 1, t, tk], once for all layers
         let (mut x, mut aux, mut moe, mut kv) = (x, Tensor::<1>::zeros([1], &device), Vec::new(), Vec::new());
         for (layer, past) in self.layers.iter().zip(past_kv) {
-            let out = layer.forward(x, &rope, mask.clone(), past);
+            let out = layer.forward(x, &rope, &mask, past);
             x = out.x;
             kv.push(out.kv);
             if let Some((loss, stats)) = out.moe {

@@ -25,13 +25,59 @@ use burn::prelude::*;
 use super::host;
 use super::host::attention_gemm::{self, Groups};
 
+/// A boolean attention mask prepared once for all the layers that use it: the additive bias
+/// the fused attention adds to the scores, and whether the mask hides every future key (then
+/// the products skip those blocks).
+///
+/// Why: building the bias (a zero-filled `[b, t, tk]` tensor and a masked fill, both serial
+/// burn ops) and scanning it for causality took three passes per layer.
+#[derive(Debug, Clone)]
+pub struct AttentionMask {
+    /// `[b, 1, t, tk]`, `true` = masked (for burn's attention on other backends).
+    mask: Tensor<4, Bool>,
+    /// `[b, 1, 1, t, tk]`: `0` where allowed, `−∞` where masked; never tracked by autodiff.
+    bias: Tensor<5>,
+    /// Whether the mask hides every future key (checked on flex; `false` elsewhere).
+    causal: bool,
+}
+
+impl AttentionMask {
+    /// # Shapes
+    /// - `mask`: `[b, 1, t, tk]` (`true` = masked)
+    pub fn new(mask: Tensor<4, Bool>) -> Self {
+        let [b, _, t, tk] = mask.dims();
+        let bias =
+            Tensor::<4>::zeros([b, 1, t, tk], &mask.device()).mask_fill(mask.clone(), f32::NEG_INFINITY);
+        let bias = untracked(bias).reshape([b, 1, 1, t, tk]); // broadcast over [kvh, rep]
+        let causal = tk >= t
+            && host::on_flex_f32(&bias)
+            && attention_gemm::hides_future(host::F32s::expect(&bias).slice(), t, tk);
+        Self { mask, bias, causal }
+    }
+
+    /// `[b, 1, t, tk]`
+    pub fn dims(&self) -> [usize; 4] {
+        self.mask.dims()
+    }
+
+    /// Whether the fused products skip the key blocks after each query block (the mask hides
+    /// every future key, checked on flex).
+    pub fn skips_future(&self) -> bool {
+        self.causal
+    }
+}
+
+/// `x` without autodiff tracking (its inner tensor).
+fn untracked<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if x.is_autodiff() { x.inner() } else { x }
+}
+
 /// `softmax(q kᵀ / √dh, masked) v`, query head `i` using KV head `i / (h / kvh)` (HF `repeat_kv`).
 /// Differentiable on every backend (a graph node of its own under autodiff).
 ///
 /// # Shapes
-/// - `q`: `[b, t, h, dh]`, `k`, `v`: `[b, tk, kvh, dh]`, `mask`: `[b, 1, t, tk]` (`true` =
-///   masked) → `[b, t, h, dh]`
-pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+/// - `q`: `[b, t, h, dh]`, `k`, `v`: `[b, tk, kvh, dh]`, `mask`: `[b, 1, t, tk]` → `[b, t, h, dh]`
+pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<&AttentionMask>) -> Tensor<4> {
     let [b, t, h, dh] = q.dims();
     let [bk, tk, kvh, dhk] = k.dims();
     assert!(
@@ -41,13 +87,13 @@ pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tens
         k.dims(),
         v.dims()
     );
-    if let Some(m) = &mask {
+    if let Some(m) = mask {
         assert_eq!(m.dims(), [b, 1, t, tk], "gqa_attention: mask shape");
     }
     if !(q.is_autodiff() || k.is_autodiff() || v.is_autodiff()) {
         return forward(&Saved::inputs(q, k, v, mask)).0;
     }
-    let args = (q, k, v, mask);
+    let args = (q, k, v, mask.cloned());
     if let Some(out) = on_autodiff_backends!(|B, C| tracked::<B, C>(&args)) {
         return out;
     }
@@ -62,7 +108,7 @@ pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tens
         q.swap_dims(1, 2), // [b, h, t, dh]
         repeat(k),
         repeat(v),
-        mask.map(|m| m.expand([b, h, t, tk])),
+        mask.map(|m| m.mask.expand([b, h, t, tk])),
         None,
         Default::default(),
     )
@@ -98,20 +144,8 @@ struct Saved {
 }
 
 impl Saved {
-    fn inputs(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Self {
-        let bias = mask.map(|m| {
-            let [b, _, t, tk] = m.dims();
-            Tensor::<4>::zeros([b, 1, t, tk], &m.device())
-                .mask_fill(m, f32::NEG_INFINITY)
-                .reshape([b, 1, 1, t, tk]) // broadcast over [kvh, rep]
-        });
-        let (t, tk) = (q.dims()[1], k.dims()[1]);
-        let causal = match &bias {
-            Some(bias) if tk >= t && host::on_flex_f32(bias) => {
-                attention_gemm::hides_future(host::F32s::expect(bias).slice(), t, tk)
-            }
-            _ => false,
-        };
+    fn inputs(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<&AttentionMask>) -> Self {
+        let (bias, causal) = mask.map_or((None, false), |m| (Some(m.bias.clone()), m.causal));
         Self { q, k, v, bias, causal }
     }
 
@@ -295,7 +329,7 @@ where
     }
 }
 
-type Args = (Tensor<4>, Tensor<4>, Tensor<4>, Option<Tensor<4, Bool>>);
+type Args = (Tensor<4>, Tensor<4>, Tensor<4>, Option<AttentionMask>);
 
 /// The forward on backend `B` with checkpoint strategy `C`; `None` when the tensors live elsewhere.
 fn tracked<B, C>(args: &Args) -> Option<Tensor<4>>
@@ -311,13 +345,7 @@ where
         Some((Tensor::<4>::from_primitive::<B>(inner), guard))
     };
     let ((q, gq), (k, gk), (v, gv)) = (part(q)?, part(k)?, part(v)?);
-    let mask = match mask {
-        Some(m) => {
-            Some(Tensor::<4, Bool>::from_primitive::<B>(m.try_into_primitive::<Autodiff<B, C>>().ok()?))
-        }
-        None => None,
-    };
-    let saved = Saved::inputs(q, k, v, mask);
+    let saved = Saved::inputs(q, k, v, mask.as_ref());
     let (o, lse) = forward(&saved);
     let out = o.clone().try_into_primitive::<B>().expect("inner backend tensor");
     let out = match AttentionBackward.prepare::<C>([gq, gk, gv]).compute_bound().stateful() {

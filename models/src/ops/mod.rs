@@ -45,7 +45,7 @@ mod rms_norm;
 mod rope;
 mod swiglu;
 
-pub use attention::{fused_attention_available, gqa_attention};
+pub use attention::{AttentionMask, fused_attention_available, gqa_attention};
 pub use cross_entropy::{decomposed as decomposed_masked_nll, masked_nll};
 pub use gelu::gelu;
 pub use host::adamw::{AdamWStep, update as adamw_update};

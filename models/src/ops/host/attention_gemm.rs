@@ -144,12 +144,10 @@ pub fn pt_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
     })
 }
 
-/// A zeroed buffer of `len` values with `f(z, chunk z)` run for every chunk of `chunk`
-/// values, the chunks split over the rayon pool (the zeros too: `vec![0.0; n]` would write
-/// them on one thread when the allocator reuses memory).
+/// A zeroed buffer of `len` values ([`super::zeros`]) with `f(z, chunk z)` run for every
+/// chunk of `chunk` values, the chunks split over the rayon pool.
 fn zeroed(len: usize, chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    out.par_extend(rayon::iter::repeat_n(0.0, len));
+    let mut out = super::zeros(len);
     if chunk > 0 {
         out.par_chunks_mut(chunk).enumerate().for_each(|(z, block)| f(z, block));
     }
@@ -166,8 +164,7 @@ fn zeroed_blocks(
     blocks: &[Range<usize>],
     f: impl Fn(usize, &Range<usize>, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let mut out = Vec::with_capacity(batch * rows * width);
-    out.par_extend(rayon::iter::repeat_n(0.0, batch * rows * width));
+    let mut out = super::zeros(batch * rows * width);
     let mut pieces = Vec::with_capacity(batch * blocks.len());
     let mut rest: &mut [f32] = &mut out;
     for n in 0..batch {

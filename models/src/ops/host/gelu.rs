@@ -1,7 +1,7 @@
 //! Exact (erf) GELU and its gradient, one parallel pass each.
 
 use super::exp::exp;
-use super::{CHUNK, F32s, simd, tensor};
+use super::{CHUNK, F32s, simd, tensor, zeros};
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -45,7 +45,7 @@ fn cdf_pdf(x: f32) -> (f32, f32) {
 pub fn forward<const D: usize>(x: &Tensor<D>) -> Tensor<D> {
     let shape = x.dims();
     let x = F32s::expect(x);
-    let mut out = vec![0.0; x.slice().len()];
+    let mut out = zeros(x.slice().len());
     out.par_chunks_mut(CHUNK).zip(x.slice().par_chunks(CHUNK)).for_each(|(o, x)| {
         simd(
             #[inline(always)]

@@ -221,6 +221,14 @@ pub fn max(x: &[f32]) -> f32 {
     acc.iter().fold(tail, |m, &v| m.max(v))
 }
 
+/// `n` zeros, written by the pool's threads (`vec![0.0; n]` writes them on the calling thread
+/// when the allocator reuses freed memory, as it does in `mm1-train`).
+pub fn zeros(n: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n);
+    out.par_extend(rayon::iter::repeat_n(0.0, n));
+    out
+}
+
 /// A `Flex` tensor of `shape` holding `data` (no copy).
 pub fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
     debug_assert_eq!(data.len(), shape.iter().product::<usize>());

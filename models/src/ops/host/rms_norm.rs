@@ -1,7 +1,7 @@
 //! RMSNorm forward and backward row by row; the weight gradient is summed from fixed row
 //! blocks in a fixed order, so it is the same on every run.
 
-use super::{CHUNK, F32s, for_rows_stat, simd, sum_map, tensor};
+use super::{CHUNK, F32s, for_rows_stat, simd, sum_map, tensor, zeros};
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -14,7 +14,7 @@ pub fn forward(x: &Tensor<2>, gamma: &Tensor<1>, eps: f64) -> (Tensor<2>, Tensor
     let [n, d] = x.dims();
     let (xs, gs) = (F32s::expect(x), F32s::expect(gamma));
     let (xs, gamma) = (xs.slice(), gs.slice());
-    let mut y = vec![0.0f32; n * d];
+    let mut y = zeros(n * d);
     let mut r = vec![0.0f32; n];
     for_rows_stat(
         &mut y,

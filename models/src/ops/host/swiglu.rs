@@ -1,7 +1,7 @@
 //! SwiGLU `silu(a) ∘ b` and its two input gradients, one parallel pass each.
 
 use super::exp::sigmoid;
-use super::{CHUNK, F32s, simd, tensor};
+use super::{CHUNK, F32s, simd, tensor, zeros};
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -13,7 +13,7 @@ pub fn forward<const D: usize>(a: &Tensor<D>, b: &Tensor<D>) -> Tensor<D> {
     let shape = a.dims();
     let (a, b) = (F32s::expect(a), F32s::expect(b));
     let (a, b) = (a.slice(), b.slice());
-    let mut out = vec![0.0; a.len()];
+    let mut out = zeros(a.len());
     out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((o, a), b)| {
         simd(
             #[inline(always)]
