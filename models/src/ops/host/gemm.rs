@@ -96,20 +96,21 @@ pub type Product<'a> = (MatRef<'a>, MatRef<'a>, Option<&'a [f32]>);
 ///
 /// Each large product is cut into one block per pool thread, along the rows of `a` or the
 /// columns of `b`, whichever operand is larger (every block packs all of the other one), and
-/// all the blocks of all the products run as single-threaded GEMMs in one parallel loop.
-/// Why: two threads splitting each product in turn wait for each other at every product's
-/// end; one loop over the blocks of all products waits once, and two products then run one
-/// per thread: about 10 % faster on the training step's backward shapes; and `dW = xᵀ g` of
-/// the LM head cut by rows made both threads pack all of the `[b·t, vocab]` gradient
-/// (docs/performance.md).
+/// all the blocks of all the products run as single-threaded GEMMs in one parallel loop,
+/// interleaved (block 0 of each product, then block 1, ...) so that each thread gets a share
+/// of every product. Why: two threads splitting each product in turn wait for each other at
+/// every product's end; one loop over the blocks of all products waits once: about 10 %
+/// faster on the training step's backward shapes; and `dW = xᵀ g` of the LM head cut by rows
+/// made both threads pack all of the `[b·t, vocab]` gradient (docs/performance.md).
 pub fn gemm_many(products: &[Product]) -> Vec<Vec<f32>> {
     let threads = rayon::current_num_threads();
     let mut outs: Vec<Vec<f32>> = products.iter().map(|&(a, b, init)| initial(a, b, init)).collect();
-    let mut blocks = Vec::new();
+    let mut per_product = Vec::with_capacity(products.len());
     for (&(a, b, init), out) in products.iter().zip(&mut outs) {
         let origin = out.as_mut_ptr() as usize; // element (0, 0); capacity m·n (`initial`)
-        blocks.extend(cut(a, b, origin, init.is_some(), threads));
+        per_product.push(cut(a, b, origin, init.is_some(), threads).into_iter());
     }
+    let blocks = interleaved(per_product);
     // SAFETY: the blocks of one output are disjoint rectangles that together cover its m × n
     // values (rows or columns cut into ranges), inside its capacity; each output is a Vec
     // owned here and not touched until the loop ends; initialised values (`init`) are there
@@ -129,6 +130,18 @@ pub fn gemm_many(products: &[Product]) -> Vec<Vec<f32>> {
         }
     }
     outs
+}
+
+/// Block 0 of every product, then block 1 of every product, and so on. Why: rayon hands the
+/// first half of the list to one thread and the second half to the other; in product order
+/// one thread got all of `dx = g Wᵀ` and the other all of `dW = xᵀ g`, whose transposed
+/// operand costs more to pack (the worker packed twice as many samples as the step's thread).
+fn interleaved<T>(mut lists: Vec<std::vec::IntoIter<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
+    while out.len() < out.capacity() {
+        out.extend(lists.iter_mut().filter_map(Iterator::next));
+    }
+    out
 }
 
 /// The output buffer of `a · b` after checking the product: `init` repeated down the rows, or
