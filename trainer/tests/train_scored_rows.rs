@@ -5,8 +5,7 @@
 mod train_support;
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
-use mm1_data::Loader;
+use burn::tensor::Tensor;
 use mm1_trainer::optim::list_params;
 use mm1_trainer::step::{batch_to_tensors, forward_batch, masked_nll};
 use train_support::*;
@@ -36,14 +35,7 @@ fn grad_of(grads: &GradientsParams, p: &mm1_trainer::optim::ParamInfo) -> Option
 #[test]
 fn scored_rows_match_the_full_head_with_gradients() {
     let tmp = tempfile::tempdir().unwrap();
-    let synth = tmp.path().join("synth");
-    let file = tiny_run_file(tmp.path(), &synth, 4, "");
-    let cfg = load(&file, &[]).config;
-    mm1_trainer::run::ensure_synth(&cfg, |_| {}).unwrap();
-    let device = Device::flex().autodiff();
-    device.seed(5);
-    let model = cfg.model.init(&device).unwrap();
-    let mut loader = Loader::new(&cfg.data, cfg.pipeline_shape(), 0, 1).unwrap();
+    let (_, model, mut loader, device) = tiny_in_memory(tmp.path(), 5);
     let batch = loader.next_batch().unwrap();
     let scored = batch.loss_mask.iter().filter(|&&m| m).count();
     assert!(scored > 0 && scored < batch.loss_mask.len(), "{scored} scored positions");

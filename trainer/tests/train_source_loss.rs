@@ -4,8 +4,7 @@
 
 mod train_support;
 
-use burn::tensor::Device;
-use mm1_data::{Batch, Loader};
+use mm1_data::Batch;
 use mm1_trainer::optim::{AdamWSettings, GroupedAdamW};
 use mm1_trainer::step::{batch_to_tensors, forward_batch, train_step};
 use train_support::*;
@@ -22,15 +21,8 @@ fn only_source(batch: &Batch, source: u32) -> Batch {
 #[test]
 fn per_source_loss_matches_a_forward_on_each_source_alone() {
     let tmp = tempfile::tempdir().unwrap();
-    let synth = tmp.path().join("synth");
-    let file = tiny_run_file(tmp.path(), &synth, 4, "");
-    let cfg = load(&file, &[]).config;
-    mm1_trainer::run::ensure_synth(&cfg, |_| {}).unwrap();
-    let device = Device::flex().autodiff();
-    device.seed(3);
-    let model = cfg.model.init(&device).unwrap();
+    let (_, model, mut loader, device) = tiny_in_memory(tmp.path(), 3);
     let mut optim = GroupedAdamW::new(&model, &AdamWSettings::default()).unwrap();
-    let mut loader = Loader::new(&cfg.data, cfg.pipeline_shape(), 0, 1).unwrap();
     let batches: Vec<Batch> = (0..2).map(|_| loader.next_batch().unwrap()).collect();
 
     let (_, report) = train_step(model.clone(), &mut optim, &batches, 1e-3, &device).unwrap();

@@ -118,6 +118,22 @@ pub fn load(file: &Path, sets: &[&str]) -> LoadedConfig {
     src.load().unwrap()
 }
 
+/// The tiny stack in memory: its config (synthetic shards generated under `dir`), the model
+/// initialised on flex with autodiff from `seed`, and a loader at the start of the data.
+pub fn tiny_in_memory(
+    dir: &Path,
+    seed: u64,
+) -> (mm1_trainer::config::RunConfig, mm1_models::Mm1Model, mm1_data::Loader, burn::tensor::Device) {
+    let file = tiny_run_file(dir, &dir.join("synth"), 4, "");
+    let cfg = load(&file, &[]).config;
+    mm1_trainer::run::ensure_synth(&cfg, |_| {}).unwrap();
+    let device = burn::tensor::Device::flex().autodiff();
+    device.seed(seed);
+    let model = cfg.model.init(&device).unwrap();
+    let loader = mm1_data::Loader::new(&cfg.data, cfg.pipeline_shape(), 0, 1).unwrap();
+    (cfg, model, loader, device)
+}
+
 /// `(step, loss)` of every line of `metrics.jsonl`.
 pub fn logged_losses(run_dir: &Path) -> Vec<(u64, f64)> {
     mm1_trainer::logging::read_metrics_jsonl(&run_dir.join("metrics.jsonl"))
