@@ -1,6 +1,6 @@
 //! `f32` matrix products on host slices, through the `gemm` crate (the micro-kernels
-//! burn-flex's own `matmul` runs) on one thread per block of rows, into an output buffer
-//! allocated once.
+//! burn-flex's own `matmul` runs) on one thread per block, into an output buffer allocated
+//! once.
 //!
 //! Why: burn-flex 0.22.1 allocates every matmul output with `FlexTensor::empty`, which
 //! builds a zeroed `Vec<u8>` and then, because a `Vec<u8>` only promises 1-byte alignment,
@@ -137,8 +137,9 @@ pub fn gemm_many(products: &[Product]) -> Vec<Vec<f32>> {
 /// one thread got all of `dx = g Wᵀ` and the other all of `dW = xᵀ g`, whose transposed
 /// operand costs more to pack (the worker packed twice as many samples as the step's thread).
 fn interleaved<T>(mut lists: Vec<std::vec::IntoIter<T>>) -> Vec<T> {
-    let mut out = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
-    while out.len() < out.capacity() {
+    let total = lists.iter().map(|l| l.len()).sum();
+    let mut out = Vec::with_capacity(total);
+    while out.len() < total {
         out.extend(lists.iter_mut().filter_map(Iterator::next));
     }
     out
