@@ -136,23 +136,24 @@ struct Saved {
     /// `[b, tk, kvh, dh]`
     k: Tensor<4>,
     v: Tensor<4>,
-    /// `[b, 1, 1, t, tk]`: 0 where allowed, -inf where masked.
-    bias: Option<Tensor<5>>,
-    /// Whether the mask hides every future key (checked on flex, where the products then skip
-    /// the blocks above the diagonal; always `false` elsewhere).
-    causal: bool,
+    mask: Option<AttentionMask>,
 }
 
 impl Saved {
     fn inputs(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<&AttentionMask>) -> Self {
-        let (bias, causal) = mask.map_or((None, false), |m| (Some(m.bias.clone()), m.causal));
-        Self { q, k, v, bias, causal }
+        Self { q, k, v, mask: mask.cloned() }
+    }
+
+    /// The mask's additive bias, `[b, 1, 1, t, tk]`.
+    fn bias(&self) -> Option<&Tensor<5>> {
+        self.mask.as_ref().map(|m| &m.bias)
     }
 
     /// The layout of the products on flex.
     fn groups(&self) -> Groups {
         let ([b, t, h, dh], [_, tk, kvh, _]) = (self.q.dims(), self.k.dims());
-        Groups { batch: b, kvh, rep: h / kvh, t, tk, dh, causal: self.causal }
+        let causal = self.mask.as_ref().is_some_and(AttentionMask::skips_future);
+        Groups { batch: b, kvh, rep: h / kvh, t, tk, dh, causal }
     }
 
     /// The query heads of `x` stacked per KV group, for burn's matmul.
@@ -246,7 +247,7 @@ impl Saved {
     fn masked(&self, s: Tensor<4>) -> Tensor<4> {
         let [b, kvh, rows, tk] = s.dims();
         let t = self.q.dims()[1];
-        match &self.bias {
+        match self.bias() {
             Some(bias) => (s.reshape([b, kvh, rows / t, t, tk]) + bias.clone()).reshape([b, kvh, rows, tk]),
             None => s,
         }
@@ -261,7 +262,7 @@ impl Saved {
     fn softmax(&self) -> (Tensor<4>, Tensor<4>) {
         let t = self.q.dims()[1];
         if host::on_flex_f32(&self.q) {
-            return host::attention::softmax(self.scores(1.0), self.bias.as_ref(), t, self.scale() as f32);
+            return host::attention::softmax(self.scores(1.0), self.bias(), t, self.scale() as f32);
         }
         let s = self.masked(self.scores(self.scale()));
         let m = s.clone().max_dim(3).clamp_min(f32::MIN); // [b, kvh, rep*t, 1]
@@ -277,9 +278,7 @@ impl Saved {
     fn probs(&self, lse: Tensor<4>) -> Tensor<4> {
         let t = self.q.dims()[1];
         match host::on_flex_f32(&self.q) {
-            true => {
-                host::attention::probs(self.scores(1.0), self.bias.as_ref(), &lse, t, self.scale() as f32)
-            }
+            true => host::attention::probs(self.scores(1.0), self.bias(), &lse, t, self.scale() as f32),
             false => (self.masked(self.scores(self.scale())) - lse).exp(),
         }
     }

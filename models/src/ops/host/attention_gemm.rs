@@ -45,20 +45,23 @@ impl Groups {
         self.kvh * self.rep
     }
 
-    /// Query head `hq` of one batch element's `[t, h, dh]` values (q, o, or their gradients).
-    fn query_head<'a>(&self, x: &'a [f32], hq: usize) -> MatRef<'a> {
+    /// Query head `hq` of batch element `n` in `[batch, t, h, dh]` values (q, o, or their
+    /// gradients): a `[t, dh]` view with rows `h · dh` apart.
+    fn query_head<'a>(&self, x: &'a [f32], n: usize, hq: usize) -> MatRef<'a> {
         let width = self.heads() * self.dh;
-        MatRef::row_major(x, self.t, width).sub(0..self.t, hq * self.dh..(hq + 1) * self.dh)
+        MatRef::block(x, n, self.t, width).sub(0..self.t, hq * self.dh..(hq + 1) * self.dh)
     }
 
-    /// KV head `g` of one batch element's `[tk, kvh, dh]` values (k, v).
-    fn kv_head<'a>(&self, x: &'a [f32], g: usize) -> MatRef<'a> {
-        MatRef::row_major(x, self.tk, self.kvh * self.dh).sub(0..self.tk, g * self.dh..(g + 1) * self.dh)
+    /// KV head `g` of batch element `n` in `[batch, tk, kvh, dh]` values (k, v).
+    fn kv_head<'a>(&self, x: &'a [f32], n: usize, g: usize) -> MatRef<'a> {
+        let width = self.kvh * self.dh;
+        MatRef::block(x, n, self.tk, width).sub(0..self.tk, g * self.dh..(g + 1) * self.dh)
     }
 
-    /// Query head `hq`'s `[t, tk]` scores in one batch element's `[kvh, rep · t, tk]` scores.
-    fn scores<'a>(&self, p: &'a [f32], hq: usize) -> MatRef<'a> {
-        MatRef::block(p, hq, self.t, self.tk)
+    /// Query head `hq`'s `[t, tk]` scores of batch element `n` in `[batch, kvh, rep · t, tk]`
+    /// scores (head `hq` is block `n · h + hq`).
+    fn scores<'a>(&self, p: &'a [f32], n: usize, hq: usize) -> MatRef<'a> {
+        MatRef::block(p, n * self.heads() + hq, self.t, self.tk)
     }
 
     /// The keys `0..kv` that query rows `rows` may see: all of them, or with `causal` the keys
@@ -94,8 +97,7 @@ pub fn a_bt(a: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
     let (h, blocks) = (g.heads(), g.blocks(g.t, true));
     zeroed(g.batch * h * g.t * g.tk, g.t * g.tk, |z, out| {
         let (n, hq) = (z / h, z % h); // batch element, query head
-        let a = g.query_head(&a[n * g.t * h * g.dh..][..g.t * h * g.dh], hq);
-        let b = g.kv_head(&b[n * g.tk * g.kvh * g.dh..][..g.tk * g.kvh * g.dh], hq / g.rep);
+        let (a, b) = (g.query_head(a, n, hq), g.kv_head(b, n, hq / g.rep));
         for rows in &blocks {
             let kv = g.keys_seen(rows);
             let out = &mut out[rows.start * g.tk..];
@@ -112,11 +114,9 @@ pub fn p_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
     let h = g.heads();
     let width = h * g.dh; // one output row: all heads of one query
     zeroed_blocks(g.batch, g.t, width, &g.blocks(g.t, false), |n, rows, out| {
-        let p = &p[n * h * g.t * g.tk..][..h * g.t * g.tk];
-        let b = &b[n * g.tk * g.kvh * g.dh..][..g.tk * g.kvh * g.dh];
         let kv = g.keys_seen(rows);
         for hq in 0..h {
-            let (p, b) = (g.scores(p, hq), g.kv_head(b, hq / g.rep));
+            let (p, b) = (g.scores(p, n, hq), g.kv_head(b, n, hq / g.rep));
             let out = &mut out[hq * g.dh..];
             gemm_into_strided(p.sub(rows.clone(), 0..kv), b.sub(0..kv, 0..g.dh), out, width, false);
         }
@@ -132,11 +132,9 @@ pub fn pt_b(p: &[f32], b: &[f32], g: Groups) -> Vec<f32> {
     let h = g.heads();
     let width = g.kvh * g.dh; // one output row: all KV heads of one key
     zeroed_blocks(g.batch, g.tk, width, &g.blocks(g.tk, false), |n, keys, out| {
-        let p = &p[n * h * g.t * g.tk..][..h * g.t * g.tk];
-        let b = &b[n * g.t * h * g.dh..][..g.t * h * g.dh];
         let rows = g.queries_seeing(keys);
         for hq in 0..h {
-            let (p, b) = (g.scores(p, hq), g.query_head(b, hq));
+            let (p, b) = (g.scores(p, n, hq), g.query_head(b, n, hq));
             let out = &mut out[(hq / g.rep) * g.dh..];
             let pt = p.sub(rows.clone(), keys.clone()).t();
             gemm_into_strided(pt, b.sub(rows.clone(), 0..g.dh), out, width, true);
