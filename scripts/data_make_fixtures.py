@@ -73,6 +73,11 @@ def main():
         json.dump(expected, f, indent=1)
 
     # CLIP preprocessing reference: shortest side -> 32 (bicubic), centre crop 32, normalise, CHW
+    write_clip_ref()
+
+
+def write_clip_ref():
+    """clip_ref.png and PIL + torchvision's CLIP preprocessing of it (clip_ref.json)."""
     # smooth content: resamplers agree on it up to rounding, so the comparison tests the geometry
     yy, xx = np.mgrid[0:48, 0:64].astype(np.float32)
     smooth = np.stack([128 + 100 * np.sin(xx / 9.0), 128 + 100 * np.cos(yy / 7.0), (xx + yy) * 2.0], axis=-1)
@@ -84,8 +89,10 @@ def main():
     im = Image.open(io.BytesIO(png)).convert("RGB")
     s = 32
     w, h = im.size
-    scale = s / min(w, h)
-    im = im.resize((round(w * scale), round(h * scale)), Image.BICUBIC)
+    # torchvision `_compute_resized_output_size`: the long side is truncated, not rounded
+    short, long = min(w, h), max(w, h)
+    new_long = int(s * long / short)
+    im = im.resize((s, new_long) if w <= h else (new_long, s), Image.BICUBIC)
     w, h = im.size
     left, top = int(round((w - s) / 2.0)), int(round((h - s) / 2.0))  # torchvision CenterCrop
     im = im.crop((left, top, left + s, top + s))

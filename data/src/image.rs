@@ -4,11 +4,10 @@
 //! `fast_image_resize` (never `image::imageops::resize`, which alone is slower than PIL).
 //! The pixel count is read from the header and checked *before* decoding (decompression bombs).
 
-use std::cell::RefCell;
+mod resize;
+
 use std::io::Cursor;
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::ImageDecoder;
 use zune_jpeg::JpegDecoder;
 use zune_jpeg::zune_core::bytestream::ZCursor;
@@ -17,6 +16,8 @@ use zune_jpeg::zune_core::options::DecoderOptions;
 
 use crate::config::ResizeMode;
 use crate::skip::SkipReason;
+
+pub use resize::{CentreCrop, resize_rgb8, resize_rgb8_pixels};
 
 /// CLIP's normalisation constants (openai/CLIP `clip.py` `_transform`).
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -32,7 +33,7 @@ pub struct ImageError {
     pub detail: String,
 }
 
-fn corrupt(detail: impl Into<String>) -> ImageError {
+pub(crate) fn corrupt(detail: impl Into<String>) -> ImageError {
     ImageError { reason: SkipReason::CorruptImage, detail: detail.into() }
 }
 
@@ -94,37 +95,6 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Rgb8, ImageError> {
         )));
     }
     Ok(Rgb8 { width: w, height: h, pixels })
-}
-
-thread_local! {
-    // One resizer per decode worker: it keeps its scratch buffers between images.
-    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
-}
-
-/// Resizes to `size x size` (shortest side + centre crop, or squash) with bicubic (Catmull-Rom)
-/// filtering, as CLIP's `Resize(BICUBIC) + CenterCrop`.
-pub fn resize_rgb8(img: &Rgb8, size: usize, mode: ResizeMode) -> Result<Vec<u8>, ImageError> {
-    let src = ImageRef::new(img.width as u32, img.height as u32, &img.pixels, PixelType::U8x3)
-        .map_err(|e| corrupt(format!("resize source: {e}")))?;
-    let mut dst = Image::new(size as u32, size as u32, PixelType::U8x3);
-    let mut opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
-    if mode == ResizeMode::ShortestSideCrop {
-        // torchvision `Resize(size)` + `CenterCrop(size)`: the shortest side becomes `size`, the
-        // other `round(side * size / shortest)`, then an integer crop at
-        // `round_half_even((resized - size) / 2)`. Cropping the matching fractional source
-        // window and resizing only that is the same maths with less work.
-        let (w, h) = (img.width as f64, img.height as f64);
-        let scale = size as f64 / w.min(h);
-        let (rw, rh) = ((w * scale).round(), (h * scale).round());
-        let left = ((rw - size as f64) / 2.0).round_ties_even();
-        let top = ((rh - size as f64) / 2.0).round_ties_even();
-        let (sx, sy) = (w / rw, h / rh);
-        opts = opts.crop(left * sx, top * sy, size as f64 * sx, size as f64 * sy);
-    }
-    RESIZER
-        .with(|r| r.borrow_mut().resize(&src, &mut dst, &opts))
-        .map_err(|e| corrupt(format!("resize: {e}")))?;
-    Ok(dst.into_vec())
 }
 
 /// Interleaved RGB8 `[s, s, 3]` → planar f32 `[3, s, s]`, `(x/255 - mean) / std`.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::config::{ResizeMode, SampleKind};
 use crate::image::{IMAGE_EXTS, preprocess};
 use crate::shards::RawSample;
-use crate::skip::{Skip, SkipReason};
+use crate::skip::{Skip, SkipReason, guard};
 use crate::tokenizer::TextTokenizer;
 
 /// One packing unit: a tokenised text chunk (ending with `<|endofchunk|>`) or one image.
@@ -163,12 +163,19 @@ impl Parse<'_> {
 }
 
 /// Parses, decodes and tokenises one sample as `kind`; a bad sample comes back as a `Skip`.
+///
+/// A panic anywhere below (image decoders, resizer, tokenizer, JSON) becomes a `Panicked` skip
+/// naming the shard and key: third-party decoders fed arbitrary bytes are not trusted to return
+/// errors only. (Aborts cannot be caught; `tests/fuzz.rs` feeds mutated shards to find them.)
 pub fn process(raw: &RawSample, shard: &str, kind: SampleKind, ctx: &ProcessCtx) -> Result<Doc, Skip> {
     let p = Parse { raw, shard, ctx };
-    let units = match kind {
-        SampleKind::Caption => p.caption()?,
-        SampleKind::Interleaved => p.interleaved()?,
-        SampleKind::Text => p.text()?,
-    };
+    let units = guard(
+        || match kind {
+            SampleKind::Caption => p.caption(),
+            SampleKind::Interleaved => p.interleaved(),
+            SampleKind::Text => p.text(),
+        },
+        |message| p.skip(SkipReason::Panicked, format!("panic: {message}")),
+    )?;
     Ok(Doc { kind, key: format!("{shard}/{}", raw.key), units })
 }

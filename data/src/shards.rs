@@ -49,9 +49,20 @@ impl ShardOpener for WdsOpener {
             }
         }
         let files = webdataset::shard::TarFiles::open(url).map_err(|e| e.to_string())?;
-        let groups = webdataset::shard::group_by_keys(files);
-        Ok(Box::new(WdsIter { inner: Box::new(groups), done: false }))
+        Ok(wds_iter(files))
     }
+}
+
+/// Reads a shard held in memory (gzip or plain tar) with the same grouping as `WdsOpener`.
+pub fn read_tar_bytes(bytes: Vec<u8>) -> std::result::Result<ShardIter, String> {
+    let files =
+        webdataset::shard::TarFiles::new(Box::new(std::io::Cursor::new(bytes))).map_err(|e| e.to_string())?;
+    Ok(wds_iter(files))
+}
+
+fn wds_iter(files: webdataset::shard::TarFiles) -> ShardIter {
+    let groups = webdataset::shard::group_by_keys(files);
+    Box::new(WdsIter { inner: Box::new(groups), done: false })
 }
 
 struct WdsIter {
@@ -65,7 +76,17 @@ impl Iterator for WdsIter {
         if self.done {
             return None;
         }
-        match self.inner.next()? {
+        // A panic in the tar reader ends this shard like a broken archive would, never the run.
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inner.next()));
+        let next = match next {
+            Ok(next) => next?,
+            Err(payload) => {
+                self.done = true;
+                let msg = crate::skip::panic_message(payload.as_ref());
+                return Some(ShardItem::Truncated(format!("tar reader panicked: {msg}")));
+            }
+        };
+        match next {
             Ok(sample) => {
                 let key = sample.key().unwrap_or_default().to_string();
                 let members = sample
@@ -122,4 +143,29 @@ pub fn split_shards(
     }
     let me = rank * workers + worker;
     Ok((0..n_shards).filter(|i| i % slots == me).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_tar_reader_ends_the_shard_not_the_process() {
+        let mut calls = 0;
+        let inner = std::iter::from_fn(move || {
+            calls += 1;
+            if calls == 2 {
+                panic!("reader bug at member {calls}")
+            } else {
+                Some(Ok(webdataset::Sample::new()))
+            }
+        });
+        let mut it = WdsIter { inner: Box::new(inner), done: false };
+        assert!(matches!(it.next(), Some(ShardItem::Sample(_))));
+        match it.next() {
+            Some(ShardItem::Truncated(e)) => assert!(e.contains("reader bug at member 2"), "{e}"),
+            other => panic!("expected the panic as a truncated shard, got {other:?}"),
+        }
+        assert_eq!(it.next(), None, "the shard ends after the panic");
+    }
 }

@@ -28,6 +28,9 @@ pub enum SkipReason {
     TruncatedShard,
     /// A shard file that cannot be opened / a `pipe:` command that fails.
     MissingShard,
+    /// A decoder, the resizer or the tokenizer panicked on this sample (a bug in that library or
+    /// ours, caught so that one sample cannot end the run; the message is in the detail).
+    Panicked,
 }
 
 impl SkipReason {
@@ -42,8 +45,28 @@ impl SkipReason {
             SkipReason::Empty => "empty",
             SkipReason::TruncatedShard => "truncated_shard",
             SkipReason::MissingShard => "missing_shard",
+            SkipReason::Panicked => "panicked",
         }
     }
+}
+
+/// The message of a caught panic payload (`panic!` gives `&str` or `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_string())
+}
+
+/// Runs one sample's work; a panic inside it becomes the `Skip` that `on_panic` makes of the
+/// panic's message, so that one bad sample cannot end the process.
+pub fn guard<T>(
+    work: impl FnOnce() -> Result<T, Skip>,
+    on_panic: impl FnOnce(String) -> Skip,
+) -> Result<T, Skip> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .unwrap_or_else(|payload| Err(on_panic(panic_message(payload.as_ref()))))
 }
 
 /// A skipped sample: reason plus where it was.

@@ -1,13 +1,14 @@
-//! Synthetic benchmark: same seed → same bytes; eval sets parse with ground truth; the trained
-//! tokenizer has the special tokens; the generated shards read back with nothing skipped.
+//! Synthetic benchmark: same seed → same bytes; no sample, image or text document repeats and the
+//! held-out shard shares none with the training shards; eval sets parse with ground truth; the
+//! trained tokenizer has the special tokens; the generated shards read back with nothing skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use mm1_data::inspect::inspect;
 use mm1_data::sample::ProcessCtx;
-use mm1_data::synth::{SynthConfig, generate, is_complete};
-use mm1_data::{DataConfig, ResizeMode, TextTokenizer, WdsOpener};
+use mm1_data::synth::{GENERATOR_VERSION, SynthConfig, generate, is_complete};
+use mm1_data::{DataConfig, ResizeMode, ShardItem, ShardOpener, TextTokenizer, WdsOpener};
 
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -50,6 +51,13 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     assert_ne!(fa["caption-000000.tar"], fc["caption-000000.tar"]);
     assert!(is_complete(&tiny(a.path(), 3)));
     assert!(!is_complete(&tiny(a.path(), 5)));
+    // A cache written by another generator version (or an unversioned one) is regenerated.
+    let manifest = a.path().join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(m["generator"], GENERATOR_VERSION);
+    m.as_object_mut().unwrap().remove("generator");
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    assert!(!is_complete(&tiny(a.path(), 3)));
 }
 
 #[test]
@@ -91,4 +99,101 @@ fn shards_read_back_clean_and_eval_sets_have_ground_truth() {
     let caps = std::fs::read_to_string(&out.captions).unwrap();
     let first: serde_json::Value = serde_json::from_str(caps.lines().next().unwrap()).unwrap();
     assert_eq!(first["references"].as_array().unwrap().len(), 3);
+}
+
+/// A sample's members sorted by extension, its key dropped.
+type Members = Vec<(String, Vec<u8>)>;
+
+fn shard_samples(path: &Path) -> Vec<Members> {
+    let url = path.display().to_string();
+    WdsOpener
+        .open(&url)
+        .unwrap()
+        .map(|item| match item {
+            ShardItem::Sample(mut s) => {
+                s.members.sort();
+                s.members
+            }
+            ShardItem::Truncated(e) => panic!("{url}: {e}"),
+        })
+        .collect()
+}
+
+/// `what`: how many of the items are distinct, and the first repeat (where it is, where it was first).
+fn repeats<'a, T: std::hash::Hash + Eq + ?Sized + 'a>(
+    what: &str,
+    items: impl IntoIterator<Item = (String, &'a T)>,
+) -> Option<String> {
+    let mut first: HashMap<&T, String> = HashMap::new();
+    let (mut n, mut example) = (0, None);
+    for (at, item) in items {
+        n += 1;
+        if let Some(prev) = first.get(item) {
+            example.get_or_insert_with(|| format!("{at} = {prev}"));
+        } else {
+            first.insert(item, at);
+        }
+    }
+    example.map(|e| format!("{what}: {} distinct of {n} (first repeat: {e})", first.len()))
+}
+
+/// The quickstart's `[data.synth]` (seed 0, 64-px images, shard 3 held out) with 4 shards x 256
+/// samples per kind: no two samples of a kind are equal (members' bytes, keys excluded), the held-out
+/// shard shares none with shards 0-2, no image is drawn twice (training or eval) and no text-only
+/// document repeats. Before the `Rng::from_words` fix: 128 distinct samples per kind of 512 at 128
+/// per shard, and all of shard 3 inside shards 0-2.
+#[test]
+fn no_sample_repeats_and_the_held_out_shard_shares_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SynthConfig {
+        image_size: 64,
+        shards_per_kind: 4,
+        samples_per_shard: 256,
+        eval_vqa: 64,
+        eval_captions: 16,
+        ..SynthConfig::small(dir.path(), 0)
+    };
+    generate(&cfg).unwrap();
+    let mut failures = Vec::new();
+    let mut images: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut docs: Vec<(String, String)> = Vec::new();
+    for kind in ["caption", "interleaved", "text"] {
+        let samples: Vec<(usize, usize, Members)> = (0..4)
+            .flat_map(|shard| {
+                let path = dir.path().join(format!("{kind}-{shard:06}.tar"));
+                shard_samples(&path).into_iter().enumerate().map(move |(i, m)| (shard, i, m))
+            })
+            .collect();
+        assert_eq!(samples.len(), 4 * 256, "{kind}");
+        failures.extend(repeats(
+            &format!("{kind} samples"),
+            samples.iter().map(|(s, i, m)| (format!("shard {s} #{i}"), m)),
+        ));
+        let train: HashSet<&Members> = samples.iter().filter(|(s, ..)| *s < 3).map(|(.., m)| m).collect();
+        let leaked = samples.iter().filter(|(s, _, m)| *s == 3 && train.contains(m)).count();
+        if leaked > 0 {
+            failures
+                .push(format!("{kind}: {leaked} of the held-out shard's 256 samples are also in shards 0-2"));
+        }
+        for (s, i, members) in samples {
+            for (ext, bytes) in members {
+                let at = format!("{kind} shard {s} #{i} .{ext}");
+                match ext.as_str() {
+                    e if e.ends_with("jpg") => images.push((at, bytes)),
+                    "txt" if kind == "text" => docs.push((at, String::from_utf8(bytes).unwrap())),
+                    "json" if kind == "text" => {
+                        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                        docs.push((at, v["text"].as_str().unwrap().to_string()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let eval_images = files(&dir.path().join("eval/images"));
+    assert_eq!(eval_images.len(), 64 + 16);
+    images.extend(eval_images.into_iter().map(|(name, bytes)| (format!("eval {name}"), bytes)));
+    failures.extend(repeats("images (training and eval)", images.iter().map(|(at, b)| (at.clone(), b))));
+    failures.extend(repeats("text documents", docs.iter().map(|(at, d)| (at.clone(), d))));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

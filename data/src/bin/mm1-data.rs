@@ -1,4 +1,5 @@
-//! `mm1-data`: synthetic benchmark, shard inspection, tokenizer training, pipeline benchmark.
+//! `mm1-data`: synthetic benchmark, shard inspection and preview, tokenizer training, pipeline
+//! benchmark, sample-path fuzzing.
 //!
 //! ```text
 //! mm1-data synth --out DIR [--seed S] [--small] [--image-size N] [--shards-per-kind N]
@@ -8,6 +9,8 @@
 //! mm1-data tokenizer train SHARD_SPEC --out PATH [--vocab-size N] [--max-samples N]
 //! mm1-data bench SHARD_SPEC --resolution R --workers W [--kind K] --tokenizer PATH
 //!                [--seq-len T] [--batch-size B] [--num-image-tokens M] [--batches N]
+//! mm1-data preview SHARD_SPEC --out DIR [--resolution R] [-n N] [--kind K]
+//! mm1-data fuzz [--cases N] [--seed S] [--resolution R]
 //! ```
 
 use std::collections::HashMap;
@@ -16,7 +19,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use mm1_data::fuzz;
 use mm1_data::inspect::inspect;
+use mm1_data::preview::preview;
 use mm1_data::sample::ProcessCtx;
 use mm1_data::synth::{SynthConfig, generate};
 use mm1_data::{
@@ -40,6 +45,9 @@ fn parse(args: &[String]) -> Res<Args> {
     while let Some(x) = it.next() {
         if BOOL_FLAGS.contains(&x.as_str()) {
             a.flags.push(x.clone());
+        } else if x == "-n" {
+            let v = it.next().ok_or("-n needs a value")?;
+            a.opts.insert("n".to_string(), v.clone());
         } else if let Some(name) = x.strip_prefix("--") {
             let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
             a.opts.insert(name.to_string(), v.clone());
@@ -150,6 +158,35 @@ fn cmd_tokenizer(a: &Args) -> Res<()> {
     Ok(())
 }
 
+fn cmd_preview(a: &Args) -> Res<()> {
+    let out: PathBuf = a.get("out")?.ok_or("preview needs --out DIR")?;
+    let ctx = ProcessCtx {
+        tokenizer: None,
+        image_size: a.or("resolution", 224usize)?,
+        resize: ResizeMode::ShortestSideCrop,
+        max_pixels: a.or("max-image-pixels", DataConfig::default().max_image_pixels)?,
+    };
+    let entries =
+        preview(a.spec()?, kind_arg(a)?, a.or("n", 16usize)?, &ctx, &WdsOpener, &out).map_err(err)?;
+    let images: usize = entries.iter().map(|e| e.images.len()).sum();
+    let skipped = entries.iter().filter(|e| e.skipped.is_some()).count();
+    eprintln!(
+        "preview: {} samples ({images} images, {skipped} skipped) -> {} (index.json lists them)",
+        entries.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn cmd_fuzz(a: &Args) -> Res<()> {
+    let ctx = ProcessCtx { image_size: a.or("resolution", 32usize)?, ..fuzz::default_ctx() };
+    let t = Instant::now();
+    let report = fuzz::run_fuzz(a.or("cases", 100_000u64)?, a.or("seed", 0u64)?, &ctx);
+    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    eprintln!("fuzz: {} cases in {:.1}s, no abort", report.cases, t.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// CPU seconds of this process so far (user + system), from /proc.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -198,7 +235,7 @@ fn cmd_bench(a: &Args) -> Res<()> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
-        eprintln!("usage: mm1-data synth|inspect|tokenizer train|bench ... (see docs/data.md)");
+        eprintln!("usage: mm1-data synth|inspect|preview|tokenizer train|bench|fuzz ... (see docs/data.md)");
         return ExitCode::from(2);
     };
     let r = parse(&args[1..]).and_then(|a| match cmd.as_str() {
@@ -206,7 +243,9 @@ fn main() -> ExitCode {
         "inspect" => cmd_inspect(&a),
         "tokenizer" => cmd_tokenizer(&a),
         "bench" => cmd_bench(&a),
-        other => Err(format!("unknown command {other:?} (synth, inspect, tokenizer, bench)")),
+        "preview" => cmd_preview(&a),
+        "fuzz" => cmd_fuzz(&a),
+        other => Err(format!("unknown command {other:?} (synth, inspect, preview, tokenizer, bench, fuzz)")),
     });
     match r {
         Ok(()) => ExitCode::SUCCESS,

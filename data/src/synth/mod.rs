@@ -121,12 +121,18 @@ impl SynthOutput {
     }
 }
 
-/// True when `cfg.out` holds a finished generation of exactly this config (`manifest.json` is
-/// written last).
+/// Version of the generator's output, written to `manifest.json`: bumped whenever the same config
+/// gives different bytes, so that caches of an older generator are regenerated. 2: per-sample
+/// streams from the fixed `Rng::from_words` (1, unversioned: samples repeated across shards).
+pub const GENERATOR_VERSION: u64 = 2;
+
+/// True when `cfg.out` holds a finished generation of exactly this config by this generator
+/// version (`manifest.json` is written last).
 pub fn is_complete(cfg: &SynthConfig) -> bool {
     std::fs::read(cfg.out.join("manifest.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(|m| m["generator"].as_u64() == Some(GENERATOR_VERSION))
         .and_then(|m| serde_json::from_value::<SynthConfig>(m["config"].clone()).ok())
         .is_some_and(|c| c == *cfg)
 }
@@ -287,7 +293,8 @@ pub fn generate(cfg: &SynthConfig) -> Result<SynthOutput> {
     let d = crate::config::DataConfig::default();
     let specials = [d.image_token.as_str(), d.end_of_chunk_token.as_str(), d.pad_token.as_str()];
     crate::tokenizer::train_bpe(corpus.iter(), cfg.vocab_size, &specials, &out.tokenizer)?;
-    let manifest = json!({"config": cfg, "output": out, "format": "docs/data.md#synthetic-benchmark"});
+    let manifest = json!({"config": cfg, "output": out, "generator": GENERATOR_VERSION,
+                          "format": "docs/data.md#synthetic-benchmark"});
     write_file(
         &cfg.out.join("manifest.json"),
         serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes(),
