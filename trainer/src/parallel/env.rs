@@ -1,8 +1,25 @@
-//! Which rank am I? Read from the launcher's environment: `mpirun` (Open MPI's
-//! `OMPI_COMM_WORLD_*`, or PMIx/PMI as set by MPICH-style launchers), Slurm `srun`
-//! (`SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`) and torchrun (`RANK`, `WORLD_SIZE`,
-//! `LOCAL_RANK`). A pure function over an environment map so that every launcher is
-//! unit-tested without launching anything.
+//! Which rank am I? Read from the environment the launcher gave this process. What each
+//! launcher sets was captured from the real ones (`scripts/slurm/capture-launch-env.sh`; the
+//! fixtures and their tests are `trainer/tests/fixtures/launch-env/` and
+//! `trainer/tests/launch_env.rs`):
+//!
+//! | launcher | rank | ranks | local rank |
+//! |---|---|---|---|
+//! | Open MPI `mpirun` | `OMPI_COMM_WORLD_RANK` | `OMPI_COMM_WORLD_SIZE` | `OMPI_COMM_WORLD_LOCAL_RANK` |
+//! | torchrun | `RANK` | `WORLD_SIZE` | `LOCAL_RANK` |
+//! | a Slurm job step (`srun`, any `--mpi`) | `SLURM_PROCID` | `SLURM_STEP_NUM_TASKS` | `SLURM_LOCALID` |
+//! | a PMI launcher (MPICH hydra) | `PMI_RANK` | `PMI_SIZE` | `MPI_LOCALRANKID` |
+//!
+//! The innermost launcher wins, in that order: `mpirun` inside a Slurm job sees the batch
+//! script's `SLURM_PROCID=0` on every rank, and torchrun started by `srun` sees srun's task
+//! number (one per node). Slurm variables without `SLURM_STEP_ID` belong to the batch script
+//! or an `salloc` shell, not to a task: they describe the allocation (`SLURM_NTASKS` tasks,
+//! `SLURM_PROCID=0` everywhere), so such a process runs alone, and forgetting `srun` shows up
+//! as the trainer's `parallel.dp` check. Slurm's PMI plugins add their own numbering
+//! (`--mpi=pmix`: `PMIX_RANK` alone; `--mpi=pmi2`: `PMI_RANK`, `PMI_SIZE`), which must agree
+//! with Slurm's. `PMIX_RANK` without any of the above is an error: the number of processes is
+//! then known only through the PMIx API. A pure function over an environment map, so that every
+//! launcher is tested without launching anything.
 
 use std::collections::HashMap;
 
@@ -11,13 +28,14 @@ use super::collective::CollectiveError;
 /// The launcher that set the variables we read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Launcher {
-    /// No launcher variables: a plain single-process run.
+    /// No launcher variables: a plain single-process run (also a Slurm batch script itself).
     None,
     /// Open MPI's `mpirun` (`OMPI_COMM_WORLD_RANK`, ...).
     OpenMpi,
-    /// A PMI/PMIx launcher (MPICH hydra, `srun --mpi=pmix`): `PMI_RANK`/`PMIX_RANK`, `PMI_SIZE`.
+    /// A PMI launcher such as MPICH's hydra: `PMI_RANK`, `PMI_SIZE`.
     Pmi,
-    /// Slurm `srun` (`SLURM_PROCID`, ...).
+    /// A task of a Slurm job step, started by `srun` (`SLURM_PROCID`, ...; with or without
+    /// `--mpi=pmix`/`pmi2`).
     Slurm,
     /// torchrun / `torch.distributed.launch` style (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`).
     Torchrun,
@@ -36,6 +54,36 @@ pub struct LaunchInfo {
     pub local_rank: usize,
 }
 
+/// One launcher's variables: rank, process count (first one set wins), local rank (idem).
+struct Scheme {
+    launcher: Launcher,
+    rank: &'static str,
+    size: &'static [&'static str],
+    local: &'static [&'static str],
+}
+
+const OPEN_MPI: Scheme = Scheme {
+    launcher: Launcher::OpenMpi,
+    rank: "OMPI_COMM_WORLD_RANK",
+    size: &["OMPI_COMM_WORLD_SIZE"],
+    local: &["OMPI_COMM_WORLD_LOCAL_RANK"],
+};
+const TORCHRUN: Scheme =
+    Scheme { launcher: Launcher::Torchrun, rank: "RANK", size: &["WORLD_SIZE"], local: &["LOCAL_RANK"] };
+// Inside a step `SLURM_NTASKS` is the step's count too; `SLURM_STEP_NUM_TASKS` says so by name.
+const SLURM_STEP: Scheme = Scheme {
+    launcher: Launcher::Slurm,
+    rank: "SLURM_PROCID",
+    size: &["SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"],
+    local: &["SLURM_LOCALID"],
+};
+const PMI: Scheme = Scheme {
+    launcher: Launcher::Pmi,
+    rank: "PMI_RANK",
+    size: &["PMI_SIZE"],
+    local: &["MPI_LOCALRANKID", "PMI_LOCAL_RANK"],
+};
+
 impl LaunchInfo {
     /// One process, no launcher.
     pub fn single() -> Self {
@@ -47,50 +95,87 @@ impl LaunchInfo {
         Self::from_env(&std::env::vars().collect())
     }
 
-    /// Detect the launcher from `env`. MPI variables win over Slurm's (an `mpirun` inside a
-    /// Slurm allocation sees both, and its own numbering is the one MPI uses), and Slurm's
-    /// over torchrun's. Within one launcher a missing size or an out-of-range rank is an error
-    /// naming the variables.
+    /// Detect the launcher from `env` (see the module docs for the order). Within one launcher
+    /// a missing count, an out-of-range rank or a disagreeing PMI numbering is an error naming
+    /// the variables.
     pub fn from_env(env: &HashMap<String, String>) -> Result<Self, CollectiveError> {
-        const SCHEMES: [(Launcher, &str, &str, &[&str]); 5] = [
-            (
-                Launcher::OpenMpi,
-                "OMPI_COMM_WORLD_RANK",
-                "OMPI_COMM_WORLD_SIZE",
-                &["OMPI_COMM_WORLD_LOCAL_RANK"],
-            ),
-            (Launcher::Pmi, "PMIX_RANK", "PMI_SIZE", &["MPI_LOCALRANKID", "PMI_LOCAL_RANK"]),
-            (Launcher::Pmi, "PMI_RANK", "PMI_SIZE", &["MPI_LOCALRANKID", "PMI_LOCAL_RANK"]),
-            (Launcher::Slurm, "SLURM_PROCID", "SLURM_NTASKS", &["SLURM_LOCALID"]),
-            (Launcher::Torchrun, "RANK", "WORLD_SIZE", &["LOCAL_RANK"]),
-        ];
-        for (launcher, rank_var, size_var, local_vars) in SCHEMES {
-            let Some(rank) = read(env, rank_var)? else {
-                continue;
-            };
-            let world_size = read(env, size_var)?
-                .ok_or_else(|| CollectiveError::Launch(format!("{rank_var} is set but {size_var} is not")))?;
-            if world_size == 0 || rank >= world_size {
-                return Err(CollectiveError::Launch(format!(
-                    "{rank_var}={rank} is not below {size_var}={world_size}"
-                )));
-            }
-            let mut local_rank = None;
-            for var in local_vars {
-                if let Some(v) = read(env, var)? {
-                    local_rank = Some(v);
-                    break;
-                }
-            }
-            return Ok(Self {
-                launcher,
-                rank,
-                world_size,
-                // Without a local-rank variable assume one process per node.
-                local_rank: local_rank.unwrap_or(0),
-            });
+        if let Some(info) = OPEN_MPI.read(env)? {
+            return Ok(info);
+        }
+        if let Some(info) = TORCHRUN.read(env)? {
+            return Ok(info);
+        }
+        let in_step = env.contains_key("SLURM_STEP_ID") || env.contains_key("SLURM_STEPID");
+        if in_step && let Some(info) = SLURM_STEP.read(env)? {
+            agrees(env, "PMIX_RANK", "SLURM_PROCID", info.rank)?;
+            agrees(env, "PMI_RANK", "SLURM_PROCID", info.rank)?;
+            agrees(env, "PMI_SIZE", "SLURM_STEP_NUM_TASKS", info.world_size)?;
+            return Ok(info);
+        }
+        if let Some(info) = PMI.read(env)? {
+            return Ok(info);
+        }
+        if let Some(rank) = read(env, "PMIX_RANK")? {
+            return Err(CollectiveError::Launch(format!(
+                "PMIX_RANK={rank} is set but no launcher variable gives the number of processes \
+                 (SLURM_STEP_NUM_TASKS with SLURM_STEP_ID under srun, OMPI_COMM_WORLD_SIZE under \
+                 mpirun, PMI_SIZE)"
+            )));
         }
         Ok(Self::single())
+    }
+}
+
+impl Scheme {
+    /// `None` when this launcher's rank variable is not set.
+    fn read(&self, env: &HashMap<String, String>) -> Result<Option<LaunchInfo>, CollectiveError> {
+        let Some(rank) = read(env, self.rank)? else {
+            return Ok(None);
+        };
+        let (size_var, world_size) = first_set(env, self.size)?.ok_or_else(|| {
+            CollectiveError::Launch(format!("{} is set but {} is not", self.rank, self.size.join(" / ")))
+        })?;
+        if world_size == 0 || rank >= world_size {
+            return Err(CollectiveError::Launch(format!(
+                "{}={rank} is not below {size_var}={world_size}",
+                self.rank
+            )));
+        }
+        Ok(Some(LaunchInfo {
+            launcher: self.launcher,
+            rank,
+            world_size,
+            // Without a local-rank variable assume one process per node.
+            local_rank: first_set(env, self.local)?.map_or(0, |(_, v)| v),
+        }))
+    }
+}
+
+/// The first of `vars` that is set, with its value.
+fn first_set(
+    env: &HashMap<String, String>,
+    vars: &[&'static str],
+) -> Result<Option<(&'static str, usize)>, CollectiveError> {
+    for var in vars {
+        if let Some(v) = read(env, var)? {
+            return Ok(Some((var, v)));
+        }
+    }
+    Ok(None)
+}
+
+/// An error when `var` is set to something other than `value` (which `source` gave).
+fn agrees(
+    env: &HashMap<String, String>,
+    var: &str,
+    source: &str,
+    value: usize,
+) -> Result<(), CollectiveError> {
+    match read(env, var)? {
+        Some(v) if v != value => Err(CollectiveError::Launch(format!(
+            "{var}={v} disagrees with {source}={value} in a Slurm job step"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -106,6 +191,8 @@ fn read(env: &HashMap<String, String>, var: &str) -> Result<Option<usize>, Colle
     }
 }
 
+// What real launchers set is tested on captured environments in trainer/tests/launch_env.rs;
+// these are the errors, on environments no launcher writes.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,55 +201,50 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    fn err(pairs: &[(&str, &str)]) -> String {
+        LaunchInfo::from_env(&env(pairs)).unwrap_err().to_string()
+    }
+
     #[test]
     fn no_launcher_is_a_single_process() {
         assert_eq!(LaunchInfo::from_env(&env(&[("HOME", "/root")])).unwrap(), LaunchInfo::single());
     }
 
     #[test]
-    fn open_mpi_wins_over_slurm_inside_an_allocation() {
-        let e = env(&[
-            ("OMPI_COMM_WORLD_RANK", "3"),
-            ("OMPI_COMM_WORLD_SIZE", "8"),
-            ("OMPI_COMM_WORLD_LOCAL_RANK", "1"),
-            ("SLURM_PROCID", "0"),
-            ("SLURM_NTASKS", "2"),
-            ("SLURM_LOCALID", "0"),
-        ]);
-        let info = LaunchInfo::from_env(&e).unwrap();
-        assert_eq!(
-            (info.launcher, info.rank, info.world_size, info.local_rank),
-            (Launcher::OpenMpi, 3, 8, 1)
-        );
-    }
-
-    #[test]
-    fn slurm_srun_and_torchrun_are_read() {
-        let s = LaunchInfo::from_env(&env(&[
-            ("SLURM_PROCID", "5"),
-            ("SLURM_NTASKS", "16"),
-            ("SLURM_LOCALID", "1"),
-        ]))
-        .unwrap();
-        assert_eq!((s.launcher, s.rank, s.world_size, s.local_rank), (Launcher::Slurm, 5, 16, 1));
-        let t =
-            LaunchInfo::from_env(&env(&[("RANK", "2"), ("WORLD_SIZE", "4"), ("LOCAL_RANK", "2")])).unwrap();
-        assert_eq!((t.launcher, t.rank, t.world_size, t.local_rank), (Launcher::Torchrun, 2, 4, 2));
-    }
-
-    #[test]
-    fn pmix_rank_with_pmi_size() {
-        let p = LaunchInfo::from_env(&env(&[("PMIX_RANK", "1"), ("PMI_SIZE", "2")])).unwrap();
-        assert_eq!((p.launcher, p.rank, p.world_size, p.local_rank), (Launcher::Pmi, 1, 2, 0));
-    }
-
-    #[test]
     fn bad_values_name_the_variables() {
-        let err = LaunchInfo::from_env(&env(&[("RANK", "4"), ("WORLD_SIZE", "4")])).unwrap_err();
-        assert!(err.to_string().contains("RANK=4 is not below WORLD_SIZE=4"), "{err}");
-        let err = LaunchInfo::from_env(&env(&[("SLURM_PROCID", "x"), ("SLURM_NTASKS", "2")])).unwrap_err();
-        assert!(err.to_string().contains("SLURM_PROCID=\"x\""), "{err}");
-        let err = LaunchInfo::from_env(&env(&[("RANK", "0")])).unwrap_err();
-        assert!(err.to_string().contains("RANK is set but WORLD_SIZE is not"), "{err}");
+        let e = err(&[("RANK", "4"), ("WORLD_SIZE", "4")]);
+        assert!(e.contains("RANK=4 is not below WORLD_SIZE=4"), "{e}");
+        let e = err(&[("SLURM_STEP_ID", "0"), ("SLURM_PROCID", "x"), ("SLURM_NTASKS", "2")]);
+        assert!(e.contains("SLURM_PROCID=\"x\""), "{e}");
+        let e = err(&[("RANK", "0")]);
+        assert!(e.contains("RANK is set but WORLD_SIZE is not"), "{e}");
+        let e = err(&[("SLURM_STEP_ID", "0"), ("SLURM_PROCID", "0")]);
+        assert!(e.contains("SLURM_PROCID is set but SLURM_STEP_NUM_TASKS / SLURM_NTASKS is not"), "{e}");
+    }
+
+    #[test]
+    fn slurm_step_falls_back_to_slurm_ntasks() {
+        let e = env(&[("SLURM_STEP_ID", "3"), ("SLURM_PROCID", "1"), ("SLURM_NTASKS", "2")]);
+        let info = LaunchInfo::from_env(&e).unwrap();
+        assert_eq!((info.launcher, info.rank, info.world_size, info.local_rank), (Launcher::Slurm, 1, 2, 0));
+    }
+
+    #[test]
+    fn a_pmi_numbering_that_disagrees_with_slurm_is_an_error() {
+        let step = [("SLURM_STEP_ID", "0"), ("SLURM_PROCID", "1"), ("SLURM_STEP_NUM_TASKS", "2")];
+        let e = err(&[step.as_slice(), &[("PMIX_RANK", "0")]].concat());
+        assert!(e.contains("PMIX_RANK=0 disagrees with SLURM_PROCID=1"), "{e}");
+        let e = err(&[step.as_slice(), &[("PMI_RANK", "1"), ("PMI_SIZE", "4")]].concat());
+        assert!(e.contains("PMI_SIZE=4 disagrees with SLURM_STEP_NUM_TASKS=2"), "{e}");
+    }
+
+    #[test]
+    fn pmix_rank_alone_names_what_is_missing() {
+        // The environment issue #20 met (srun --mpi=pmix) minus Slurm's own variables.
+        let e = err(&[("PMIX_RANK", "1")]);
+        assert!(
+            e.contains("PMIX_RANK=1 is set but no launcher variable gives the number of processes"),
+            "{e}"
+        );
     }
 }

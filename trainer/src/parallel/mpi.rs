@@ -146,8 +146,14 @@ impl MpiCollective {
             .recv()
             .map_err(|_| CollectiveError::Mpi("the MPI thread died during MPI_Init".into()))??;
         if launch.launcher != super::env::Launcher::None && (launch.rank, launch.world_size) != (rank, size) {
+            // torchrun starts its workers without an MPI runtime: each is an MPI singleton.
+            let hint = if launch.launcher == super::env::Launcher::Torchrun {
+                " (torchrun starts no MPI runtime: launch the ranks with mpirun or srun --mpi=pmix)"
+            } else {
+                ""
+            };
             return Err(CollectiveError::Launch(format!(
-                "{:?} says rank {} of {}, MPI says rank {rank} of {size}",
+                "{:?} says rank {} of {}, MPI says rank {rank} of {size}{hint}",
                 launch.launcher, launch.rank, launch.world_size
             )));
         }
