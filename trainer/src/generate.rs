@@ -161,6 +161,8 @@ pub fn load_checkpoint(
 ) -> Result<(Mm1Model, crate::config::RunConfig), GenerateError> {
     use crate::checkpoint::{CheckpointDir, load_model_file};
     let dir = if path.join("state.json").is_file() {
+        crate::checkpoint::Manifest::verify(path)
+            .map_err(|msg| GenerateError::File { path: path.to_path_buf(), msg })?;
         path.to_path_buf()
     } else {
         CheckpointDir::new(path.join("checkpoints"), 0)

@@ -178,3 +178,82 @@ fn interrupted_checkpoint_is_ignored_and_last_k_are_kept() {
     let err = latest.load_model(other).err().unwrap().to_string();
     assert!(err.contains("model.bpk"), "{err}");
 }
+
+/// Flips two bytes in the middle of `path` (what a shared filesystem did to a user's model.bpk).
+fn flip_two_bytes(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    bytes[mid + 1] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one_naming_the_file() {
+    let device = Device::flex().autodiff();
+    Device::seed(&device, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let ckpts = CheckpointDir::new(dir.path().join("checkpoints"), 0);
+    let mut optim = GroupedAdamW::new(&Small::new(&device), &settings()).unwrap();
+    let mut model = Small::new(&device);
+    let mut saved = Vec::new();
+    for step in [2u64, 4, 6] {
+        model = train(model, &mut optim, step - 2..step, &device).0;
+        saved.push(params(&model));
+        ckpts.save(&model, &optim, &state(step), "x = 1\n").unwrap();
+    }
+    let path = |step: u64| ckpts.root().join(mm1_trainer::checkpoint::step_dir_name(step));
+    let latest = |warnings: &mut Vec<String>| {
+        ckpts.latest_verified(&mut |m| warnings.push(m)).map(|c| c.map(|c| c.state.step))
+    };
+
+    // intact: the newest, and its manifest lists every file
+    let mut warnings = Vec::new();
+    assert_eq!(latest(&mut warnings).unwrap(), Some(6));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let manifest: mm1_trainer::checkpoint::Manifest =
+        serde_json::from_str(&std::fs::read_to_string(path(6).join("manifest.json")).unwrap()).unwrap();
+    let names: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["config.toml", "model.bpk", "optim.bpk", "state.json"]);
+
+    // two flipped bytes in the newest weights: step 4 is used, and the warning names the file
+    flip_two_bytes(&path(6).join("model.bpk"));
+    let mut warnings = Vec::new();
+    assert_eq!(latest(&mut warnings).unwrap(), Some(4));
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].contains("step-00000006") && warnings[0].contains("model.bpk: CRC-32C"),
+        "{}",
+        warnings[0]
+    );
+    let ckpt = ckpts.latest_verified(&mut |_| {}).unwrap().unwrap();
+    assert_eq!(
+        params(&ckpt.load_model(Small::new(&device)).unwrap()),
+        saved[1],
+        "step 4's weights load intact"
+    );
+
+    // a truncated optimizer file in step 4 as well: back to step 2, both named
+    let optim_4 = path(4).join("optim.bpk");
+    let len = std::fs::metadata(&optim_4).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&optim_4).unwrap().set_len(len / 2).unwrap();
+    let mut warnings = Vec::new();
+    assert_eq!(latest(&mut warnings).unwrap(), Some(2));
+    assert!(
+        warnings[1].contains("optim.bpk") && warnings[1].contains(&format!("the manifest says {len}")),
+        "{warnings:?}"
+    );
+
+    // nothing intact: an error naming every damaged checkpoint, not a fresh start
+    flip_two_bytes(&path(2).join("optim.bpk"));
+    let err = latest(&mut Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("no intact checkpoint") && err.contains("step-00000002"), "{err}");
+
+    // a checkpoint written before manifests existed is used, with a warning
+    std::fs::remove_file(path(2).join("optim.bpk")).unwrap();
+    ckpts.save(&model, &optim, &state(8), "x = 1\n").unwrap();
+    std::fs::remove_file(path(8).join("manifest.json")).unwrap();
+    let mut warnings = Vec::new();
+    assert_eq!(latest(&mut warnings).unwrap(), Some(8));
+    assert!(warnings[0].contains("no manifest.json"), "{warnings:?}");
+}

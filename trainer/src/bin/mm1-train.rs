@@ -8,13 +8,17 @@
 //!                    [--temperature T] [--top-k K] [--seed S]
 //! mm1-train export --checkpoint DIR --out FILE.safetensors
 //! ```
+//!
+//! Exit status of a training run: 0 when done, 1 on an error, 75 (`EX_TEMPFAIL`) when SIGTERM,
+//! SIGUSR1 or SIGINT stopped it after the current step with a checkpoint written (start it again,
+//! or requeue the job, to continue), 130 when a second SIGINT ended it at once.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use mm1_trainer::config::{ConfigSources, LoadedConfig};
-use mm1_trainer::run::{RunOptions, train};
+use mm1_trainer::run::{EXIT_PREEMPTED, RunOptions, train};
 
 #[derive(Parser, Debug)]
 #[command(name = "mm1-train", version, about = "Pre-train an MM1-style multimodal LLM")]
@@ -120,7 +124,7 @@ fn main() -> ExitCode {
     // (docs/performance.md, "Our own GEMM calls, causal blocks and one thread pool").
     let result = rayon::scope(|_| run(cli));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("mm1-train: error: {e}");
             ExitCode::FAILURE
@@ -128,11 +132,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    let done = |r: Result<(), String>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
         None => run_train(&cli.train),
-        Some(Command::Bench { cfg, steps, json }) => run_bench(&cfg, steps, json),
-        Some(Command::Generate { checkpoint, prompt, images, max_new_tokens, temperature, top_k, seed }) => {
+        Some(command) => done(run_command(command)),
+    }
+}
+
+fn run_command(command: Command) -> Result<(), String> {
+    match command {
+        Command::Bench { cfg, steps, json } => run_bench(&cfg, steps, json),
+        Command::Generate { checkpoint, prompt, images, max_new_tokens, temperature, top_k, seed } => {
             let opts = mm1_trainer::generate::GenerateOptions {
                 max_new_tokens,
                 temperature,
@@ -144,20 +155,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map(|text| println!("{text}"))
                 .map_err(|e| e.to_string())
         }
-        Some(Command::Export { checkpoint, out }) => {
-            mm1_trainer::generate::export_checkpoint(&checkpoint, &out)
-                .map(|n| eprintln!("[mm1-train] wrote {n} tensors to {}", out.display()))
-                .map_err(|e| e.to_string())
-        }
+        Command::Export { checkpoint, out } => mm1_trainer::generate::export_checkpoint(&checkpoint, &out)
+            .map(|n| eprintln!("[mm1-train] wrote {n} tensors to {}", out.display()))
+            .map_err(|e| e.to_string()),
     }
 }
 
-fn run_train(args: &TrainArgs) -> Result<(), String> {
+/// Trains; exits with [`EXIT_PREEMPTED`] when a signal stopped the run after its checkpoint.
+fn run_train(args: &TrainArgs) -> Result<ExitCode, String> {
     let loaded = load(&args.cfg)?;
     let opts = RunOptions { run_dir: args.run_dir.clone(), resume: args.resume, stop_after: args.stop_after };
     let s = train(&loaded, &opts).map_err(|e| e.to_string())?;
+    let code = if s.preempted.is_some() { ExitCode::from(EXIT_PREEMPTED) } else { ExitCode::SUCCESS };
     if s.rank != 0 {
-        return Ok(());
+        return Ok(code);
     }
     let first = s.losses.first().map(|l| l.1).unwrap_or(f64::NAN);
     let last = s.losses.last().map(|l| l.1).unwrap_or(f64::NAN);
@@ -174,7 +185,10 @@ fn run_train(args: &TrainArgs) -> Result<(), String> {
     for (name, score) in s.fewshot.iter().filter(|(k, _)| k.contains("/avg/")) {
         eprintln!("[mm1-train] {name}: {score:.4}");
     }
-    Ok(())
+    if let Some(signal) = &s.preempted {
+        eprintln!("[mm1-train] stopped by {signal}: exit status {EXIT_PREEMPTED} (resume to continue)");
+    }
+    Ok(code)
 }
 
 fn run_bench(args: &ConfigArgs, steps: usize, json: bool) -> Result<(), String> {

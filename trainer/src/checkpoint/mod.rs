@@ -9,7 +9,12 @@
 //! holds the moments of its own experts): EP rank `r > 0` first writes `optim-ep<r>.bpk` into
 //! `checkpoints/.tmp-shards-step-N/`, and rank 0 moves those files into the checkpoint before
 //! publishing it ([`CheckpointDir::save_sharded`]).
+//!
+//! Every published folder carries `manifest.json` (length and CRC-32C of each file, see
+//! `manifest.rs`). [`CheckpointDir::latest`] returns the newest checkpoint whose files match it;
+//! a damaged one is reported, naming the file, and the previous one is used instead.
 
+mod manifest;
 mod state;
 
 use std::fs;
@@ -18,6 +23,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::store::{BurnpackStore, ModuleSnapshot};
 
+pub use manifest::{FileSum, MANIFEST, Manifest};
 pub use state::{Counters, RngState, TrainState};
 
 use crate::optim::GroupedAdamW;
@@ -161,6 +167,7 @@ impl CheckpointDir {
         for f in [&model_path, &optim_path, &config_path, &state_path] {
             fs::File::open(f).and_then(|f| f.sync_all()).map_err(io(f))?;
         }
+        Manifest::write(&tmp).map_err(io(&tmp.join(MANIFEST)))?;
         // 3. publish atomically; a checkpoint of the same step (re-saved after a resume) is replaced.
         if dst.exists() {
             let old = self.root.join(format!("{TMP_PREFIX}old-{name}"));
@@ -206,9 +213,42 @@ impl CheckpointDir {
         Ok(out)
     }
 
-    /// The newest complete checkpoint, if any.
+    /// The newest complete checkpoint whose files match its manifest, if any; what is skipped or
+    /// unverifiable is reported on stderr ([`latest_verified`](Self::latest_verified)).
     pub fn latest(&self) -> Result<Option<Checkpoint>, CheckpointError> {
-        Ok(self.list()?.pop())
+        self.latest_verified(&mut |m| eprintln!("warning: {m}"))
+    }
+
+    /// The newest complete checkpoint whose files match its manifest. A damaged one is reported
+    /// through `warn` (naming the file) and the previous one tried; when checkpoints exist but
+    /// none is intact, the error names what is wrong with each. A folder without a manifest
+    /// (written before manifests existed) is used with a warning.
+    pub fn latest_verified(
+        &self,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Option<Checkpoint>, CheckpointError> {
+        let all = self.list()?;
+        let mut damaged = Vec::new();
+        for ckpt in all.into_iter().rev() {
+            match Manifest::verify(&ckpt.path) {
+                Ok(true) => return Ok(Some(ckpt)),
+                Ok(false) => {
+                    warn(format!("checkpoint {} has no {MANIFEST}: used unverified", ckpt.path.display()));
+                    return Ok(Some(ckpt));
+                }
+                Err(why) => {
+                    warn(format!(
+                        "checkpoint {} is damaged ({why}); falling back to the previous checkpoint",
+                        ckpt.path.display()
+                    ));
+                    damaged.push(format!("{}: {why}", ckpt.path.display()));
+                }
+            }
+        }
+        if damaged.is_empty() {
+            return Ok(None);
+        }
+        Err(format_err(&self.root, format!("no intact checkpoint to resume from: {}", damaged.join("; "))))
     }
 
     /// Remove `.tmp-*` leftovers of an interrupted save. Returns what was removed.

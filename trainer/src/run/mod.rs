@@ -7,6 +7,7 @@ mod evals;
 mod metrics;
 mod ranks;
 mod session;
+mod signals;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -54,6 +55,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     move |source| RunError::Io { path: path.to_path_buf(), source }
 }
 
+pub use signals::{EXIT_PREEMPTED, signal_name};
+
 /// Command-line choices that are not part of the config.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -82,6 +85,9 @@ pub struct RunSummary {
     /// Few-shot scores of the last few-shot evaluation (`fewshot/<task>/<k>shot/<metric>`).
     pub fewshot: Vec<(String, f64)>,
     pub skipped_steps: u64,
+    /// The signal (`SIGTERM`, `SIGUSR1`, `SIGINT`) that stopped the run after a checkpoint, if
+    /// one did: `mm1-train` then exits with [`EXIT_PREEMPTED`] and `--resume` continues.
+    pub preempted: Option<String>,
 }
 
 /// The device for `kind` with autodiff; a backend not compiled in is an error naming the feature.
@@ -140,7 +146,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
     ranks.barrier()?;
     evals::check_fewshot(cfg)?;
     let ckpts = CheckpointDir::new(run_dir.join("checkpoints"), cfg.checkpoint.keep_last);
-    let latest = ckpts.latest()?;
+    let latest = ckpts.latest_verified(&mut |m| say(&format!("warning: {m}")))?;
     if opts.resume && latest.is_none() {
         return Err(RunError::Stop(format!(
             "--resume: no complete checkpoint in {}",
@@ -193,7 +199,9 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         eval: Vec::new(),
         fewshot: Vec::new(),
         skipped_steps: guard.total,
+        preempted: None,
     };
+    let signals = signals::StopSignals::install().map_err(RunError::Stop)?;
     while s.state.step < total {
         ranks.set_step(s.state.step + 1);
         let t0 = Instant::now();
@@ -246,9 +254,13 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             summary.fewshot = ev.fewshot;
         }
         log.values(step, &values)?;
+        // every rank stops at this step if any rank was signalled (one collective per step)
+        let signal = ranks.agree_max(signals.received().map_or(0, |s| s as u64))?;
+        let preempted = (signal > 0 && step < total).then(|| signal_name(signal as i32));
         if (cfg.checkpoint.every > 0 && step.is_multiple_of(cfg.checkpoint.every))
             || last
             || eval_error.is_some()
+            || preempted.is_some()
         {
             s.model = ranks.gather_experts(s.model)?;
             if let Some(path) = s.save(&ckpts, &config_text, &ranks)? {
@@ -260,6 +272,14 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             log.message(&format!("evaluation at step {step} failed: {e}"));
             let _ = log.finish();
             return Err(e);
+        }
+        if let Some(signal) = preempted {
+            log.message(&format!(
+                "received {signal}: stopped after step {step} with its checkpoint written; \
+                 exit status {EXIT_PREEMPTED}, the next start (or --resume) continues from step {step}"
+            ));
+            summary.preempted = Some(signal);
+            break;
         }
         if step < total && last {
             log.message(&format!(

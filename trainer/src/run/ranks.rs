@@ -175,6 +175,15 @@ impl Ranks {
             .collect()
     }
 
+    /// The largest of every rank's `value`, on every rank (one small all-gather).
+    pub fn agree_max(&self, value: u64) -> Result<u64, RunError> {
+        if self.world() == 1 {
+            return Ok(value);
+        }
+        let all = self.coll.all_gather_u64(vec![value]).map_err(comm)?;
+        Ok(all.into_iter().max().unwrap_or(value))
+    }
+
     /// Communication of the last step (`None` in a world of one).
     pub fn take_comm_stats(&self) -> Option<CommStats> {
         self.sync.as_ref().map(RankSync::take_comm_stats)
