@@ -42,7 +42,7 @@ fn synth(dir: &Path) -> (PathBuf, PathBuf) {
 fn task(path: &Path, name: &str, support: usize) -> EvalTask {
     let (kind, items) = load_synth_jsonl(path).unwrap();
     let (queries, support) = split_support(items, support, path).unwrap();
-    EvalTask { name: name.into(), kind, queries, support }
+    EvalTask::new(name, kind, queries, support)
 }
 
 #[test]
@@ -137,7 +137,16 @@ fn harness_scores_and_writes_eval_json() {
     let report = evaluate_tasks(&tasks, &opts, Some(100), &mut oracle).unwrap();
     assert_eq!(report.scores["synth_vqa/0shot/vqa_accuracy"], 1.0);
     assert_eq!(report.scores["synth_vqa/4shot/exact_match"], 1.0);
-    assert_eq!(report.scores["synth_vqa/avg/vqa_accuracy"], 1.0);
+    // The oracle reads the image path, so the blank-image baseline (a model-side swap) scores the same.
+    assert_eq!(report.scores["synth_vqa/0shot/vqa_accuracy_blank"], 1.0);
+    // Majority answer of the 8 queries: "red" (3 of them; counts 0/3/2 once each, "MM1" twice).
+    assert_eq!(report.tasks[0].majority.answer, "red");
+    assert_eq!(report.scores["synth_vqa/majority/vqa_accuracy"], 3.0 / 8.0);
+    assert!(report.scores.keys().all(|k| !k.contains("/avg/")), "no average over shot counts");
+    let shot0 = &report.tasks[0].results[0];
+    assert_eq!(shot0.item_scores, vec![1.0; 8]);
+    assert_eq!(report.tasks[0].primary_metric, "vqa_accuracy");
+    assert_eq!(report.tasks[0].gate, "none");
     assert!(report.scores["synth_captions/4shot/cider"] > 1.0, "{:?}", report.scores);
 
     // Shared by 2 ranks, seen from rank 1 (rank 0's answers to queries 0, 2, ... come back from
@@ -149,18 +158,20 @@ fn harness_scores_and_writes_eval_json() {
             TaskKind::Vqa { .. } => format!(" {}. question: next", t[0]),
         }
     };
-    let mut rank0 = Vec::new(); // one exchange per (task, shot count)
+    let mut rank0 = Vec::new(); // two exchanges per (task, shot count): real and blank image
     for task in &tasks {
         for _ in &opts.shots {
-            let raw = task.queries.iter().step_by(2);
-            let raw = raw.map(|q| serde_json::json!({ "Ok": answer(task.kind, &q.image) })).collect();
-            rank0.push(serde_json::Value::Array(raw));
+            for _ in 0..2 {
+                let raw = task.queries.iter().step_by(2);
+                let raw = raw.map(|q| serde_json::json!({ "Ok": answer(task.kind, &q.image) })).collect();
+                rank0.push(serde_json::Value::Array(raw));
+            }
         }
     }
     let rank0 = std::cell::RefCell::new(rank0.into_iter());
     let gather = |mine| Ok(vec![rank0.borrow_mut().next().unwrap(), mine]);
     let split = WorkSplit { rank: 1, world: 2, gather: &gather };
-    let shared = evaluate_tasks_split(&tasks, &opts, Some(100), &mut oracle, &split).unwrap();
+    let shared = evaluate_tasks_split(&tasks, &opts, Some(100), &mut oracle, None, &split).unwrap();
     assert_eq!(shared.ranks, 2);
     assert_eq!(shared.scores, report.scores);
     assert_eq!(serde_json::to_value(&shared.tasks).unwrap(), serde_json::to_value(&report.tasks).unwrap());
@@ -168,7 +179,8 @@ fn harness_scores_and_writes_eval_json() {
         |_| Ok(vec![serde_json::json!([{ "Err": "rank 0: prompt too long" }]), serde_json::json!([])]);
     let split = WorkSplit { rank: 1, world: 2, gather: &failing };
     let one = EvalOptions { limit: Some(1), shots: vec![0], ..opts.clone() };
-    let err = evaluate_tasks_split(&tasks[..1], &one, None, &mut oracle, &split).unwrap_err().to_string();
+    let err =
+        evaluate_tasks_split(&tasks[..1], &one, None, &mut oracle, None, &split).unwrap_err().to_string();
     assert!(err.contains("rank 0: prompt too long"), "{err}");
 
     // Constant answer "red": right on exactly the colour questions.
@@ -191,7 +203,8 @@ fn harness_scores_and_writes_eval_json() {
     assert_eq!(shots[1]["predictions"][0]["demos"].as_array().unwrap().len(), 4);
     assert_eq!(shots[0]["predictions"][0]["demos"].as_array().unwrap().len(), 2);
     assert_eq!(json["tasks"][0]["kind"], "vqa");
-    assert_eq!(json["scores"]["synth_vqa/avg/exact_match"], 1.0);
+    assert_eq!(json["scores"]["synth_vqa/4shot/exact_match"], 1.0);
+    assert_eq!(json["tasks"][0]["majority"]["answer"], "red");
 
     // Asking for more shots than the pool holds fails with both numbers.
     let too_many = EvalOptions { shots: vec![8], ..EvalOptions::default() };
@@ -238,12 +251,8 @@ fn coco_and_vqav2_layouts() {
     .unwrap();
     assert_eq!(items[0].image, d.join("val2014/COCO_val2014_000000000042.jpg"));
     assert_eq!(items[0].truth.len(), 10);
-    let task = EvalTask {
-        name: "vqav2".into(),
-        kind: TaskKind::Vqa { scheme: AnswerScheme::Annotators },
-        queries: items.clone(),
-        support: items,
-    };
+    let task =
+        EvalTask::new("vqav2", TaskKind::Vqa { scheme: AnswerScheme::Annotators }, items.clone(), items);
     let opts = EvalOptions { shots: vec![0], ..EvalOptions::default() };
     let r = evaluate_tasks(&[task], &opts, None, &mut |_, _| Ok("puppy".to_string())).unwrap();
     // Official: 1 annotator said "puppy": leave-one-out gives (9 × 1/3 + 1 × 0) / 10.

@@ -25,15 +25,23 @@ fn fewshot_scores_are_logged_and_match_a_standalone_eval_of_the_checkpoint() {
     let run_dir = tmp.path().join("run");
     let s = train(&loaded, &RunOptions { run_dir: Some(run_dir.clone()), ..Default::default() }).unwrap();
 
-    // 1. logged at steps 2 and 4, every task x shot x metric plus the averages
+    // 1. logged at steps 2 and 4, every task x shot x metric with its baselines (no average over shots)
     let lines = mm1_trainer::logging::read_metrics_jsonl(&run_dir.join("metrics.jsonl")).unwrap();
-    let key = "fewshot/synth_captions/avg/cider";
+    let key = "fewshot/synth_captions/0shot/cider";
     let steps: Vec<u64> =
         lines.iter().filter(|l| l.contains_key(key)).map(|l| l["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, [2, 4]);
-    for k in ["fewshot/synth_vqa/0shot/vqa_accuracy", "fewshot/synth_vqa/1shot/vqa_accuracy"] {
+    for k in [
+        "fewshot/synth_vqa_counting/0shot/vqa_accuracy",
+        "fewshot/synth_vqa_counting/1shot/vqa_accuracy",
+        "fewshot/synth_vqa_counting/1shot/vqa_accuracy_blank",
+        "fewshot/synth_vqa_counting/majority/vqa_accuracy",
+        "fewshot/synth_captions/0shot/cider_blank",
+        "fewshot/synth_captions/majority/cider",
+    ] {
         assert!(lines[3].contains_key(k), "step 4 line lacks {k}: {:?}", lines[3].keys());
     }
+    assert!(lines[3].keys().all(|k| !k.contains("/avg/")));
     // 2. files: latest and per step
     assert!(run_dir.join("eval/step-2.json").is_file());
     let latest: serde_json::Value =

@@ -4,6 +4,7 @@
 //! ```text
 //! mm1-eval --checkpoint RUN_DIR|CHECKPOINT_DIR [--shots 0,4,8] [--zero-shot plain|text-demos:N]
 //!          [--seed S] [--limit N] [--support-size N] [--max-new-tokens N] [--out FILE]
+//!          [--no-blank] [--max-choices N]
 //!          [--coco-captions ANN.json --coco-images DIR]
 //!          [--vqav2-questions Q.json --vqav2-annotations A.json --vqav2-images DIR [--vqav2-image-pattern P]]
 //! ```
@@ -54,6 +55,8 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--seed" => a.opts.seed = num("--seed", it.next())?,
             "--limit" => a.opts.limit = Some(num("--limit", it.next())? as usize),
             "--support-size" => a.support_size = num("--support-size", it.next())? as usize,
+            "--no-blank" => a.opts.blank_baseline = false,
+            "--max-choices" => a.opts.max_choices = num("--max-choices", it.next())? as usize,
             "--max-new-tokens" => a.opts.max_new_tokens = num("--max-new-tokens", it.next())? as usize,
             "--coco-captions" => a.coco[0] = it.next().map(PathBuf::from),
             "--coco-images" => a.coco[1] = it.next().map(PathBuf::from),
@@ -76,17 +79,18 @@ fn tasks(a: &Args, cfg: &mm1_trainer::config::RunConfig) -> Result<Vec<EvalTask>
     let mut out = Vec::new();
     if let [Some(ann), Some(images)] = &a.coco {
         let (queries, support) = split_support(load_coco_captions(ann, images)?, a.support_size, ann)?;
-        out.push(EvalTask { name: "coco".into(), kind: TaskKind::Caption, queries, support });
+        out.push(EvalTask::new("coco", TaskKind::Caption, queries, support));
     }
     if let [Some(q), Some(ann), Some(images)] = &a.vqav2 {
         let items = load_vqav2(q, ann, images, &a.vqav2_pattern)?;
         let (queries, support) = split_support(items, a.support_size, q)?;
-        out.push(EvalTask {
-            name: "vqav2".into(),
-            kind: TaskKind::Vqa { scheme: AnswerScheme::Annotators },
+        // VQAv2's answers are open (thousands of distinct strings): no forced choice by default.
+        out.push(EvalTask::new(
+            "vqav2",
+            TaskKind::Vqa { scheme: AnswerScheme::Annotators },
             queries,
             support,
-        });
+        ));
     }
     if out.is_empty() {
         out = synth_tasks(cfg, a.support_size)?;

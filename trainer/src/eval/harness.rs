@@ -1,6 +1,11 @@
-//! The few-shot evaluation loop, independent of the model: for every task, every shot count and
-//! every query, build the prompt, ask `generate` for a continuation, cut out the answer, score the
-//! set (CIDEr-D for captions, VQA accuracy and exact match for VQA) and collect `eval.json`.
+//! The evaluation loop, independent of the model: for every task, every shot count and every query,
+//! build the prompt, ask `generate` for a continuation, cut out the answer, score the set (CIDEr-D
+//! for captions, VQA accuracy and exact match for VQA) and collect `eval.json`. Beside every
+//! generative score: the same model on a blank query image and the majority answer. Closed-set
+//! tasks also get a 0-shot forced-choice score ([`super::choice`]): the answer of the task's closed
+//! set with the highest log-likelihood, which sees differences long before the model has learnt
+//! to generate the answer format. Few-shot and 0-shot scores stay separate keys and are never
+//! averaged into one number (a 4-shot score that fails on format would hide a 0-shot effect).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,6 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::EvalError;
+use super::choice::{ChoiceResult, Majority, forced_choice, majority};
 use super::cider::cider_d;
 use super::prompt::{Prompt, PromptTemplate, ZeroShot, build_prompt, postprocess};
 use super::ptb::ptb_tokenize;
@@ -29,6 +35,11 @@ pub struct EvalOptions {
     /// Longest continuation generated (fewer when a long few-shot prompt leaves less room in the
     /// model's context).
     pub max_new_tokens: usize,
+    /// Score every shot count (and forced choice) again with a blank query image.
+    pub blank_baseline: bool,
+    /// Forced choice runs on tasks whose closed answer set has at most this many answers (one
+    /// forward row per answer and query); `0` turns it off.
+    pub max_choices: usize,
 }
 
 impl Default for EvalOptions {
@@ -40,6 +51,8 @@ impl Default for EvalOptions {
             seed: 0,
             limit: None,
             max_new_tokens: 24,
+            blank_baseline: true,
+            max_choices: 32,
         }
     }
 }
@@ -57,6 +70,12 @@ pub struct Prediction {
 pub struct ShotResult {
     pub shots: usize,
     pub metrics: BTreeMap<String, f64>,
+    /// The task's primary metric ([`primary_metric`]) per query, in query order: its mean is
+    /// `metrics[primary]`, and the report bootstraps over it.
+    pub item_scores: Vec<f64>,
+    /// The same prompts with a blank query image (empty when `blank_baseline` is off).
+    pub blank_metrics: BTreeMap<String, f64>,
+    pub blank_item_scores: Vec<f64>,
     pub predictions: Vec<Prediction>,
 }
 
@@ -65,13 +84,22 @@ pub struct TaskResult {
     pub name: String,
     #[serde(flatten)]
     pub kind: TaskKind,
+    /// What the task needs (`resolution`, `tokens`, `none`).
+    pub gate: String,
+    /// The metric `item_scores` hold.
+    pub primary_metric: String,
     pub queries: usize,
     pub support: usize,
     pub results: Vec<ShotResult>,
+    /// 0-shot forced choice over the closed answer set (closed-set tasks only).
+    pub choice: Option<ChoiceResult>,
+    /// One constant answer for every query: the most frequent one.
+    pub majority: Majority,
 }
 
-/// Contents of `eval.json`. `scores` is flat for reports and logs: `task/Nshot/metric` and
-/// `task/avg/metric` (mean over shot counts).
+/// Contents of `eval.json`. `scores` is flat for reports and logs: `task/Nshot/metric`,
+/// `task/Nshot/metric_blank` (blank query image), `task/0shot/choice_accuracy[_blank]` and
+/// `task/majority/metric`. There is no average over shot counts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalReport {
     pub step: Option<u64>,
@@ -82,8 +110,30 @@ pub struct EvalReport {
     pub tasks: Vec<TaskResult>,
 }
 
+/// The metric a task's item scores, forced choice and reports use: CIDEr-D for captions, VQA
+/// accuracy for VQA.
+pub fn primary_metric(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Caption => "cider",
+        TaskKind::Vqa { .. } => "vqa_accuracy",
+    }
+}
+
+/// A model's raw continuation of a prompt.
+pub type Generate<'a> = dyn FnMut(TaskKind, &Prompt) -> Result<String, EvalError> + 'a;
+/// The log-likelihood of each continuation text (followed by `<end_of_chunk>`) after a prompt.
+pub type LogLikelihood<'a> = dyn FnMut(&Prompt, &[String]) -> Result<Vec<f64>, EvalError> + 'a;
+
 /// A per-item VQA metric: prediction, ground-truth answers → score.
-type Metric = fn(&str, &[String]) -> f64;
+pub(super) type Metric = fn(&str, &[String]) -> f64;
+
+/// The per-item accuracy and exact-match functions of a VQA answer scheme.
+pub(super) fn vqa_metrics(scheme: AnswerScheme) -> (Metric, Metric) {
+    match scheme {
+        AnswerScheme::Annotators => (vqa_accuracy, exact_match),
+        AnswerScheme::Alternatives => (alternatives_accuracy, alternatives_exact_match),
+    }
+}
 
 /// Scores of one set of outputs.
 pub fn score(
@@ -91,26 +141,37 @@ pub fn score(
     items: &[EvalItem],
     outputs: &[String],
 ) -> Result<BTreeMap<String, f64>, EvalError> {
+    Ok(score_items(kind, items, outputs)?.0)
+}
+
+/// Scores of one set of outputs, and the primary metric per item.
+fn score_items(
+    kind: TaskKind,
+    items: &[EvalItem],
+    outputs: &[String],
+) -> Result<(BTreeMap<String, f64>, Vec<f64>), EvalError> {
     let mut m = BTreeMap::new();
     let n = items.len().max(1) as f64;
-    match kind {
+    let per_item = match kind {
         TaskKind::Caption => {
             let cands: Vec<String> = outputs.iter().map(|o| ptb_tokenize(o)).collect();
             let refs: Vec<Vec<String>> =
                 items.iter().map(|it| it.truth.iter().map(|r| ptb_tokenize(r)).collect()).collect();
-            m.insert("cider".into(), cider_d(&cands, &refs)?.corpus);
+            let c = cider_d(&cands, &refs)?;
+            m.insert("cider".into(), c.corpus);
+            c.per_item
         }
         TaskKind::Vqa { scheme } => {
-            let (acc, em): (Metric, Metric) = match scheme {
-                AnswerScheme::Annotators => (vqa_accuracy, exact_match),
-                AnswerScheme::Alternatives => (alternatives_accuracy, alternatives_exact_match),
-            };
-            let sum = |f: Metric| items.iter().zip(outputs).map(|(it, o)| f(o, &it.truth)).sum::<f64>();
-            m.insert("vqa_accuracy".into(), sum(acc) / n);
-            m.insert("exact_match".into(), sum(em) / n);
+            let (acc, em) = vqa_metrics(scheme);
+            let each =
+                |f: Metric| items.iter().zip(outputs).map(|(it, o)| f(o, &it.truth)).collect::<Vec<_>>();
+            let accs = each(acc);
+            m.insert("vqa_accuracy".into(), accs.iter().sum::<f64>() / n);
+            m.insert("exact_match".into(), each(em).iter().sum::<f64>() / n);
+            accs
         }
-    }
-    Ok(m)
+    };
+    Ok((m, per_item))
 }
 
 /// Runs every task at every shot count. `generate(kind, prompt)` returns the model's raw
@@ -119,18 +180,20 @@ pub fn evaluate_tasks(
     tasks: &[EvalTask],
     opts: &EvalOptions,
     step: Option<u64>,
-    generate: &mut dyn FnMut(TaskKind, &Prompt) -> Result<String, EvalError>,
+    generate: &mut Generate,
 ) -> Result<EvalReport, EvalError> {
-    evaluate_tasks_split(tasks, opts, step, generate, &WorkSplit::single())
+    evaluate_tasks_split(tasks, opts, step, generate, None, &WorkSplit::single())
 }
 
 /// [`evaluate_tasks`] shared among ranks: this rank generates the continuations of its queries
-/// only (`split`), and every rank returns the whole report.
+/// only (`split`), and every rank returns the whole report. With `loglik`, closed-set tasks also
+/// get the 0-shot forced-choice score.
 pub fn evaluate_tasks_split(
     tasks: &[EvalTask],
     opts: &EvalOptions,
     step: Option<u64>,
-    generate: &mut dyn FnMut(TaskKind, &Prompt) -> Result<String, EvalError>,
+    generate: &mut Generate,
+    mut loglik: Option<&mut LogLikelihood>,
     split: &WorkSplit,
 ) -> Result<EvalReport, EvalError> {
     let mut report = EvalReport {
@@ -142,12 +205,20 @@ pub fn evaluate_tasks_split(
     };
     for task in tasks {
         let queries = &task.queries[..opts.limit.unwrap_or(usize::MAX).min(task.queries.len())];
+        let majority = majority(task, queries)?;
+        for (m, v) in &majority.metrics {
+            report.scores.insert(format!("{}/majority/{m}", task.name), *v);
+        }
         let mut result = TaskResult {
             name: task.name.clone(),
             kind: task.kind,
+            gate: task.gate.clone(),
+            primary_metric: primary_metric(task.kind).into(),
             queries: queries.len(),
             support: task.support.len(),
             results: vec![],
+            choice: None,
+            majority,
         };
         for &k in &opts.shots {
             if k > task.support.len() {
@@ -164,53 +235,79 @@ pub fn evaluate_tasks_split(
                     build_prompt(task.kind, q, i, &task.support, k, opts.zero_shot, &opts.template, opts.seed)
                 })
                 .collect();
-            let raw = continuations(task.kind, &prompts, generate, split)?;
-            let predictions: Vec<Prediction> = queries
-                .iter()
-                .zip(prompts)
-                .zip(raw)
-                .map(|((q, p), raw)| Prediction {
-                    id: q.id.clone(),
-                    demos: p.demos,
-                    output: postprocess(task.kind, &raw),
-                })
-                .collect();
-            let outputs: Vec<String> = predictions.iter().map(|p| p.output.clone()).collect();
-            let metrics = score(task.kind, queries, &outputs)?;
+            let outputs = answers(task.kind, &prompts, generate, split)?;
+            let (metrics, item_scores) = score_items(task.kind, queries, &outputs)?;
+            let (blank_metrics, blank_item_scores) = if opts.blank_baseline {
+                let blank: Vec<Prompt> =
+                    prompts.iter().cloned().map(|p| Prompt { blank_query: true, ..p }).collect();
+                score_items(task.kind, queries, &answers(task.kind, &blank, generate, split)?)?
+            } else {
+                (BTreeMap::new(), vec![])
+            };
             for (m, v) in &metrics {
                 report.scores.insert(format!("{}/{k}shot/{m}", task.name), *v);
             }
-            result.results.push(ShotResult { shots: k, metrics, predictions });
+            for (m, v) in &blank_metrics {
+                report.scores.insert(format!("{}/{k}shot/{m}_blank", task.name), *v);
+            }
+            let predictions: Vec<Prediction> = queries
+                .iter()
+                .zip(prompts)
+                .zip(outputs)
+                .map(|((q, p), output)| Prediction { id: q.id.clone(), demos: p.demos, output })
+                .collect();
+            result.results.push(ShotResult {
+                shots: k,
+                metrics,
+                item_scores,
+                blank_metrics,
+                blank_item_scores,
+                predictions,
+            });
         }
-        let metric_names: Vec<String> =
-            result.results.first().map(|r| r.metrics.keys().cloned().collect()).unwrap_or_default();
-        for m in metric_names {
-            let vals: Vec<f64> = result.results.iter().filter_map(|r| r.metrics.get(&m).copied()).collect();
-            report
-                .scores
-                .insert(format!("{}/avg/{m}", task.name), vals.iter().sum::<f64>() / vals.len() as f64);
+        let closed = !task.choices.is_empty() && task.choices.len() <= opts.max_choices;
+        if let (Some(ll), true) = (loglik.as_deref_mut(), closed) {
+            let choice = forced_choice(task, queries, opts, ll, split)?;
+            report.scores.insert(format!("{}/0shot/choice_accuracy", task.name), choice.accuracy);
+            if let Some(b) = choice.blank_accuracy {
+                report.scores.insert(format!("{}/0shot/choice_accuracy_blank", task.name), b);
+            }
+            result.choice = Some(choice);
         }
         report.tasks.push(result);
     }
     Ok(report)
 }
 
-/// Every prompt's raw continuation. Shared among ranks, a rank's failure is handed to all of them
-/// with the results (so that none waits for the exchange) and reported on every rank.
-fn continuations(
+/// Every prompt's answer (the postprocessed continuation).
+fn answers(
     kind: TaskKind,
     prompts: &[Prompt],
-    generate: &mut dyn FnMut(TaskKind, &Prompt) -> Result<String, EvalError>,
+    generate: &mut Generate,
     split: &WorkSplit,
 ) -> Result<Vec<String>, EvalError> {
+    let raw = shared(prompts.len(), &mut |i| generate(kind, &prompts[i]), split)?;
+    Ok(raw.iter().map(|r| postprocess(kind, r)).collect())
+}
+
+/// `compute(i)` for every item `i < n`, shared among ranks: a rank's failure is handed to all of
+/// them with the results (so that none waits for the exchange) and reported on every rank.
+pub(super) fn shared<T>(
+    n: usize,
+    compute: &mut dyn FnMut(usize) -> Result<T, EvalError>,
+    split: &WorkSplit,
+) -> Result<Vec<T>, EvalError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
     if split.world == 1 {
-        return prompts.iter().map(|p| generate(kind, p)).collect();
+        return (0..n).map(compute).collect();
     }
     let mut mine = OwnedResults::default();
-    for (_, p) in prompts.iter().enumerate().filter(|(i, _)| split.owns(*i)) {
-        mine.push_with(split, || generate(kind, p));
+    for i in (0..n).filter(|i| split.owns(*i)) {
+        mine.push_with(split, || compute(i));
     }
-    split.merge_results(prompts.len(), mine).map_err(EvalError::Invalid)
+    split.merge_results(n, mine).map_err(EvalError::Invalid)
 }
 
 /// Writes `eval.json` (pretty JSON).

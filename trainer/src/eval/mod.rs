@@ -6,10 +6,13 @@
 //! fixtures (`scripts/eval_make_*_fixture.py`).
 //!
 //! The harness ([`evaluate_tasks`]) is model-agnostic: it builds few-shot prompts ([`build_prompt`]),
-//! asks a `generate` callback for continuations and scores them; [`fewshot_eval`] runs it on an
+//! asks a `generate` callback for continuations and scores them, with a blank-image and a
+//! majority-answer baseline beside every score; closed-set tasks also get a 0-shot forced-choice
+//! score from a log-likelihood callback ([`forced_choice`]); [`fewshot_eval`] runs it on an
 //! `Mm1Model`, [`eval_during_training`] is the hook of the training loop. [`WorkSplit`] shares an
 //! evaluation among data-parallel ranks.
 
+mod choice;
 mod cider;
 mod error;
 mod harness;
@@ -20,13 +23,17 @@ mod split;
 mod tasks;
 mod vqa;
 
+pub use choice::{ChoiceResult, Majority, argmax, forced_choice, majority};
 pub use cider::{CIDER_N, CIDER_SIGMA, CiderScores, cider_d};
 pub use error::EvalError;
 pub use harness::{
-    EvalOptions, EvalReport, Prediction, ShotResult, TaskResult, evaluate_tasks, evaluate_tasks_split, score,
-    write_eval_json,
+    EvalOptions, EvalReport, Generate, LogLikelihood, Prediction, ShotResult, TaskResult, evaluate_tasks,
+    evaluate_tasks_split, primary_metric, score, write_eval_json,
 };
-pub use model::{check_prompt_lengths, eval_during_training, fewshot_eval, fewshot_eval_split, synth_tasks};
+pub use model::{
+    check_prompt_lengths, eval_during_training, fewshot_eval, fewshot_eval_split, log_likelihoods,
+    synth_tasks,
+};
 pub use prompt::{
     Prompt, PromptTemplate, Segment, ZeroShot, build_prompt, demo_indices, postprocess, tokenize_prompt,
 };

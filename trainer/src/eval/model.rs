@@ -1,6 +1,9 @@
 //! The harness on a real model: prompts are tokenised with the run's tokenizer, images preprocessed
 //! as the data pipeline does (`mm1_data::image::preprocess`, CLIP-normalised), continuations decoded
-//! greedily with the KV cache (`generate::generate_ids`) until `<end_of_chunk>`.
+//! greedily with the KV cache (`generate::generate_ids`) until `<end_of_chunk>`. Forced choice scores
+//! every answer of a closed set in one batched forward pass per query ([`log_likelihoods`]); the
+//! blank-image baseline feeds zeros in place of the query image's normalised pixels (an image at
+//! the CLIP mean colour).
 //!
 //! [`fewshot_eval`] is what the training loop calls every N steps and what `mm1-eval` calls on a
 //! checkpoint; [`synth_tasks`] loads the synthetic benchmark's eval sets named by the run config.
@@ -8,9 +11,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mm1_data::TextTokenizer;
-use mm1_models::Mm1Model;
+use mm1_models::{Mm1Input, Mm1Model};
 
 use super::EvalError;
 use super::harness::{EvalOptions, EvalReport, evaluate_tasks_split, write_eval_json};
@@ -21,7 +25,10 @@ use crate::config::RunConfig;
 use crate::generate::{GenerateOptions, generate_ids};
 
 /// The synthetic benchmark's eval sets of a run config (`data.eval.vqa` / `data.eval.captions`, else
-/// the `eval/` folder of `[data.synth]`), each with its last `support_size` items as the pool.
+/// the `eval/` folder of `[data.synth]`), each with its last `support_size` items as the pool. VQA
+/// queries are split by their `task` field (`synth_vqa_counting`, ...; the pool is shared), so each
+/// task is scored on its own: with the benchmark's 4 tasks in rotation, `data.synth.eval_vqa = 4 n +
+/// support_size` gives `n` queries per task.
 pub fn synth_tasks(cfg: &RunConfig, support_size: usize) -> Result<Vec<EvalTask>, EvalError> {
     let synth = cfg.data.synth.as_ref().map(mm1_data::synth::SynthOutput::of);
     let vqa = cfg.data.eval.vqa.clone().or_else(|| synth.as_ref().map(|s| s.vqa.clone()));
@@ -31,7 +38,7 @@ pub fn synth_tasks(cfg: &RunConfig, support_size: usize) -> Result<Vec<EvalTask>
         let Some(path) = path else { continue };
         let (kind, items) = load_synth_jsonl(&path)?;
         let (queries, support) = split_support(items, support_size, &path)?;
-        tasks.push(EvalTask { name: name.into(), kind, queries, support });
+        tasks.extend(EvalTask::new(name, kind, queries, support).split_by_task());
     }
     Ok(tasks)
 }
@@ -52,6 +59,20 @@ impl Images {
             self.cache.insert(path.to_path_buf(), px);
         }
         Ok(&self.cache[path])
+    }
+
+    /// `[n, 3, h, w]` pixels of a prompt's images in placeholder order (zeros for a blank query).
+    fn prompt_pixels(&mut self, p: &Prompt, cfg: &RunConfig) -> Result<Vec<f32>, EvalError> {
+        let per = 3 * self.size * self.size;
+        let mut pixels = Vec::with_capacity(p.images.len() * per);
+        for (i, im) in p.images.iter().enumerate() {
+            if p.blank_query && i + 1 == p.images.len() {
+                pixels.extend(std::iter::repeat_n(0.0, per));
+            } else {
+                pixels.extend_from_slice(self.get(im, cfg)?);
+            }
+        }
+        Ok(pixels)
     }
 }
 
@@ -133,7 +154,8 @@ pub fn fewshot_eval_split(
         )));
     }
     let m = cfg.model.num_image_tokens();
-    let mut images = Images { size: h, cache: HashMap::new() };
+    // Shared by the generative and the forced-choice scorer (each image decoded once).
+    let images = std::cell::RefCell::new(Images { size: h, cache: HashMap::new() });
     let gen_opts = GenerateOptions {
         max_new_tokens: opts.max_new_tokens,
         stop_ids: vec![tok.end_of_chunk_id],
@@ -154,10 +176,7 @@ pub fn fewshot_eval_split(
             )));
         }
         let gen_opts = GenerateOptions { max_new_tokens: opts.max_new_tokens.min(room), ..gen_opts.clone() };
-        let mut pixels = Vec::with_capacity(p.images.len() * 3 * h * h);
-        for im in &p.images {
-            pixels.extend_from_slice(images.get(im, cfg)?);
-        }
+        let pixels = images.borrow_mut().prompt_pixels(p, cfg)?;
         // [n, 3, h, w] in placeholder order.
         let tensor = Tensor::<4>::from_data(TensorData::new(pixels, [p.images.len(), 3, h, h]), device);
         let mut out = generate_ids(model, &ids, &mask, Some(tensor), &gen_opts, device)
@@ -167,7 +186,86 @@ pub fn fewshot_eval_split(
         }
         tok.decode(&out).map_err(EvalError::Invalid)
     };
-    evaluate_tasks_split(tasks, opts, step, &mut generate, split)
+    let mut loglik = |p: &Prompt, conts: &[String]| -> Result<Vec<f64>, EvalError> {
+        let (ids, mask) =
+            tokenize_prompt(p, &encode, tok.image_id, tok.end_of_chunk_id, m).map_err(EvalError::Invalid)?;
+        let pixels = images.borrow_mut().prompt_pixels(p, cfg)?;
+        let mut rows = Vec::with_capacity(conts.len());
+        for c in conts {
+            let mut cont = encode(c).map_err(EvalError::Invalid)?;
+            cont.push(tok.end_of_chunk_id);
+            rows.push(cont);
+        }
+        let images = (pixels.as_slice(), p.images.len(), h);
+        log_likelihoods(model, (&ids, &mask), images, &rows, cfg.model.llm.max_seq_len, device)
+    };
+    evaluate_tasks_split(tasks, opts, step, &mut generate, Some(&mut loglik), split)
+}
+
+/// Summed log-probability of each continuation (token ids) after the prompt `ids`/`mask` with
+/// `n_images` images of `side`² pixels (`pixels`, `[n_images, 3, side, side]` flattened): one forward pass over a batch of
+/// rows `prompt ++ continuation`, right-padded (causal attention: padding never reaches the scored
+/// positions).
+///
+/// # Shapes
+/// - rows: `[c, t]`, `t` = prompt + longest continuation; images repeated per row: `[c·n, 3, h, w]`
+/// - logits: `[c, t, vocab]`; the token at position `p` is scored by the row's logits at `p − 1`
+pub fn log_likelihoods(
+    model: &Mm1Model,
+    (ids, mask): (&[u32], &[bool]),
+    (pixels, n_images, side): (&[f32], usize, usize),
+    continuations: &[Vec<u32>],
+    max_seq_len: usize,
+    device: &Device,
+) -> Result<Vec<f64>, EvalError> {
+    let c = continuations.len();
+    let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+    let t = ids.len() + longest;
+    if t > max_seq_len {
+        return Err(EvalError::Invalid(format!(
+            "forced choice: prompt ({}) + longest answer ({longest}) tokens exceed model.llm.max_seq_len ({max_seq_len})",
+            ids.len()
+        )));
+    }
+    if c == 0 || ids.is_empty() {
+        return Ok(vec![0.0; c]);
+    }
+    let (mut tokens, mut image_mask, mut segments) = (Vec::with_capacity(c * t), Vec::new(), Vec::new());
+    for cont in continuations {
+        let pad = t - ids.len() - cont.len();
+        tokens.extend(ids.iter().chain(cont).map(|&x| x as i64));
+        tokens.extend(std::iter::repeat_n(0i64, pad));
+        image_mask.extend(mask.iter().copied().chain(std::iter::repeat_n(false, cont.len() + pad)));
+        segments.extend(std::iter::repeat_n(1i64, ids.len() + cont.len()).chain(std::iter::repeat_n(0, pad)));
+    }
+    let ints = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [c, t]), device);
+    let images = (n_images > 0).then(|| {
+        let all: Vec<f32> = (0..c).flat_map(|_| pixels.iter().copied()).collect();
+        Tensor::<4>::from_data(TensorData::new(all, [c * n_images, 3, side, side]), device) // [c·n, 3, h, w]
+    });
+    let input = Mm1Input {
+        tokens: ints(tokens.clone()),
+        image_mask: Tensor::<2, Bool>::from_data(TensorData::new(image_mask, [c, t]), device),
+        segment_ids: ints(segments),
+        position_ids: ints((0..c).flat_map(|_| 0..t as i64).collect()),
+        images,
+    };
+    let out = model.forward(input).map_err(|e| EvalError::Invalid(format!("forced choice: {e}")))?;
+    let logp = log_softmax(out.logits, 2); // [c, t, vocab]
+    let [_, _, vocab] = logp.dims();
+    let logp: Vec<f32> = logp.into_data().iter::<f32>().collect();
+    Ok(continuations
+        .iter()
+        .enumerate()
+        .map(|(r, cont)| {
+            (0..cont.len())
+                .map(|j| {
+                    let pos = ids.len() + j; // position of the scored token
+                    logp[(r * t + pos - 1) * vocab + cont[j] as usize] as f64
+                })
+                .sum()
+        })
+        .collect())
 }
 
 /// The training-loop hook: evaluate the synthetic benchmark of the run config, write

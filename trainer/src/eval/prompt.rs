@@ -80,6 +80,8 @@ pub struct Prompt {
     pub images: Vec<PathBuf>,
     /// Ids of the demonstrations used.
     pub demos: Vec<String>,
+    /// The query image (the last one) is replaced by a blank image: the blank-image baseline.
+    pub blank_query: bool,
 }
 
 /// SplitMix64 (Steele et al.), a fixed, dependency-free generator for recorded demonstration draws.
@@ -111,7 +113,7 @@ pub fn demo_indices(pool: usize, k: usize, seed: u64, query: usize) -> Vec<usize
     idx
 }
 
-fn fill(template: &str, question: &str, answer: &str) -> String {
+pub(super) fn fill(template: &str, question: &str, answer: &str) -> String {
     template.replace("{question}", question).replace("{answer}", answer)
 }
 
@@ -145,8 +147,12 @@ pub fn build_prompt(
     };
     let demos: Vec<&EvalItem> =
         demo_indices(support.len(), n_demos, seed, query_index).into_iter().map(|i| &support[i]).collect();
-    let mut p =
-        Prompt { segments: vec![], images: vec![], demos: demos.iter().map(|d| d.id.clone()).collect() };
+    let mut p = Prompt {
+        segments: vec![],
+        images: vec![],
+        demos: demos.iter().map(|d| d.id.clone()).collect(),
+        blank_query: false,
+    };
     for d in demos {
         if with_images {
             p.segments.push(Segment::Image(p.images.len()));

@@ -39,6 +39,10 @@ pub struct EvalItem {
     pub image: PathBuf,
     pub question: Option<String>,
     pub truth: Vec<String>,
+    /// The synthetic benchmark's `task` field (`counting`, `colour` ...): queries are scored per task.
+    pub task: Option<String>,
+    /// The benchmark's `gate` field (what the task needs: `resolution`, `tokens`), if it has one.
+    pub gate: Option<String>,
 }
 
 /// A loaded task: queries and the pool demonstrations are drawn from.
@@ -48,6 +52,69 @@ pub struct EvalTask {
     pub kind: TaskKind,
     pub queries: Vec<EvalItem>,
     pub support: Vec<EvalItem>,
+    /// What the task needs (`resolution`, `tokens`), from the items' `gate` field; `none` without one.
+    pub gate: String,
+    /// The task's closed answer set for forced choice (first answer of every query and support item,
+    /// in order of appearance); empty for captions.
+    pub choices: Vec<String>,
+}
+
+impl EvalTask {
+    /// A task whose gate and closed answer set are read off its items.
+    pub fn new(
+        name: impl Into<String>,
+        kind: TaskKind,
+        queries: Vec<EvalItem>,
+        support: Vec<EvalItem>,
+    ) -> Self {
+        let gate = queries.iter().find_map(|q| q.gate.clone()).unwrap_or_else(|| "none".into());
+        let mut choices: Vec<String> = Vec::new();
+        if matches!(kind, TaskKind::Vqa { .. }) {
+            for it in queries.iter().chain(&support) {
+                if let Some(a) = it.truth.first()
+                    && !choices.contains(a)
+                {
+                    choices.push(a.clone());
+                }
+            }
+        }
+        Self { name: name.into(), kind, queries, support, gate, choices }
+    }
+
+    /// One task per distinct `task` field of the queries (named `{name}_{task}`, sharing the support
+    /// pool), or this task unchanged when the queries carry none.
+    pub fn split_by_task(self) -> Vec<EvalTask> {
+        let mut names: Vec<String> = Vec::new();
+        for q in &self.queries {
+            if let Some(t) = &q.task
+                && !names.contains(t)
+            {
+                names.push(t.clone());
+            }
+        }
+        if names.is_empty() {
+            return vec![self];
+        }
+        names
+            .iter()
+            .map(|t| {
+                let queries: Vec<EvalItem> =
+                    self.queries.iter().filter(|q| q.task.as_ref() == Some(t)).cloned().collect();
+                let mut task =
+                    EvalTask::new(format!("{}_{t}", self.name), self.kind, queries, self.support.clone());
+                // The closed set of a task is its own answers, not those of the other tasks in the pool.
+                let own = |a: &String| {
+                    task.queries.iter().any(|q| q.truth.first() == Some(a))
+                        || self
+                            .support
+                            .iter()
+                            .any(|s| s.task.as_ref() == Some(t) && s.truth.first() == Some(a))
+                };
+                task.choices = task.choices.iter().filter(|a| own(a)).cloned().collect();
+                task
+            })
+            .collect()
+    }
 }
 
 fn read_text(path: &Path) -> Result<String, EvalError> {
@@ -125,7 +192,8 @@ pub fn load_synth_jsonl(path: &Path) -> Result<(TaskKind, Vec<EvalItem>), EvalEr
         if truth.is_empty() {
             return Err(EvalError::parse(path, format!("{at}: no answers/references")));
         }
-        items.push(EvalItem { id, image, question, truth });
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        items.push(EvalItem { id, image, question, truth, task: text("task"), gate: text("gate") });
     }
     let kind = kind.ok_or_else(|| EvalError::parse(path, "no items"))?;
     Ok((kind, items))
@@ -158,6 +226,8 @@ pub fn load_coco_captions(annotations: &Path, image_dir: &Path) -> Result<Vec<Ev
                 image: image_dir.join(file),
                 question: None,
                 truth: r,
+                task: None,
+                gate: None,
             });
         }
     }
@@ -214,6 +284,8 @@ pub fn load_vqav2(
             image: image_dir.join(file),
             question: Some(text.to_string()),
             truth,
+            task: None,
+            gate: None,
         });
     }
     Ok(items)

@@ -72,9 +72,13 @@ pub fn evaluate_due(
             &device.clone().inner(),
             split,
         )?;
-        let averages: Vec<(String, f64)> =
-            scores.iter().filter(|(k, _)| k.contains("/avg/")).cloned().collect();
-        log.message(&format!("few-shot at step {step}: {}", summary(&averages)));
+        // 0-shot forced choice and generative scores (few-shot ones are in the logs, not averaged in).
+        let zero_shot: Vec<(String, f64)> = scores
+            .iter()
+            .filter(|(k, _)| k.contains("/0shot/") && !k.ends_with("_blank") && !k.ends_with("exact_match"))
+            .cloned()
+            .collect();
+        log.message(&format!("few-shot at step {step}: {}", summary(&zero_shot)));
         out.values.extend(scores.iter().cloned());
         out.fewshot = scores;
     }
