@@ -56,7 +56,7 @@ fn report_tables_plots_and_deltas() {
         write(
             &run.join("eval.json"),
             &format!(
-                "{{\"scores\": {{\"synth_vqa/0shot/vqa_accuracy\": {acc}, \"synth_vqa/avg/vqa_accuracy\": {acc}}}}}"
+                "{{\"scores\": {{\"synth_vqa/0shot/vqa_accuracy\": {acc}, \"synth_vqa/4shot/vqa_accuracy\": {acc}}}}}"
             ),
         );
         write(&run.join("done.json"), &format!("{{\"run_id\": \"{}\", \"wall_time_s\": 12.5}}", r.run_id));
@@ -67,7 +67,7 @@ fn report_tables_plots_and_deltas() {
         data.metrics,
         [
             "synth_vqa/0shot/vqa_accuracy",
-            "synth_vqa/avg/vqa_accuracy",
+            "synth_vqa/4shot/vqa_accuracy",
             "eval/caption_loss",
             "train_loss",
             "tokens",
@@ -75,7 +75,7 @@ fn report_tables_plots_and_deltas() {
         ]
     );
     for (arm, expected) in data.arms.iter().zip(&expected_acc) {
-        let ms = arm.stats["synth_vqa/avg/vqa_accuracy"];
+        let ms = arm.stats["synth_vqa/4shot/vqa_accuracy"];
         let reference = mean_std(expected).unwrap();
         assert_eq!(ms.n, expected.len());
         assert!((ms.mean - reference.mean).abs() < 1e-12 && (ms.std - reference.std).abs() < 1e-12);
@@ -89,7 +89,7 @@ fn report_tables_plots_and_deltas() {
     // Table: the 48 px arm has accuracies 0.48/0.49/0.50 → 0.4900 ± 0.01000; the avg_pool arm ran 2 of 3 seeds.
     // One table per score with a column per shot count, then losses and cost with seeds done.
     let score_table = &md[md.find("### synth_vqa/vqa_accuracy").unwrap()..];
-    assert!(score_table.contains("| arm | 0-shot | mean over shots |"), "{score_table}");
+    assert!(score_table.contains("| arm | 0-shot | 4-shot |"), "{score_table}");
     let row = score_table.lines().find(|l| l.starts_with("| image_size-48 ")).unwrap();
     assert_eq!(row, "| image_size-48 | 0.4900 ± 0.01000 | 0.4900 ± 0.01000 |");
     let cost = &md[md.find("### losses and cost").unwrap()..];
@@ -111,16 +111,16 @@ fn report_tables_plots_and_deltas() {
     let loss = std::fs::read_to_string(out.join("plots/loss.svg")).unwrap();
     assert_eq!(loss.matches("<polyline").count(), 4);
     let res =
-        std::fs::read_to_string(out.join("plots/model_vision_image_size__synth_vqa_avg_vqa_accuracy.svg"))
+        std::fs::read_to_string(out.join("plots/model_vision_image_size__synth_vqa_0shot_vqa_accuracy.svg"))
             .unwrap();
     assert_eq!(res.matches("<circle").count(), 3);
     assert_eq!(res.matches("<path").count(), 3);
     // Connector plot is categorical: base value and avg_pool as labels.
     let con =
-        std::fs::read_to_string(out.join("plots/model_connector__synth_vqa_avg_vqa_accuracy.svg")).unwrap();
+        std::fs::read_to_string(out.join("plots/model_connector__synth_vqa_0shot_vqa_accuracy.svg")).unwrap();
     assert!(con.contains(">avg_pool</text>") && con.contains(">c_abstractor</text>"), "{con}");
     // HTML: the same plots inline, nothing external.
-    assert_eq!(html.matches("<svg").count(), written.len() - 2);
+    assert_eq!(html.matches("<svg").count(), written.len() - 3, "report.md, report.html, runs.jsonl");
     assert!(!html.contains("src=") && !html.contains("href="));
     assert!(md.contains("![") && md.contains("plots/loss.svg"));
 }

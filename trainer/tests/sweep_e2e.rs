@@ -49,8 +49,9 @@ fn two_tiny_arms_train_evaluate_and_report() {
         let eval: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
         assert_eq!(eval["step"], 12);
-        assert!(eval["scores"]["synth_vqa/1shot/vqa_accuracy"].is_number());
-        assert!(eval["scores"]["synth_captions/avg/cider"].is_number());
+        assert!(eval["scores"]["synth_vqa_counting/1shot/vqa_accuracy"].is_number());
+        assert!(eval["scores"]["synth_vqa_counting/0shot/choice_accuracy_blank"].is_number());
+        assert!(eval["scores"]["synth_captions/majority/cider"].is_number());
         // The resolved config of the arm carries its delta.
         let cfg = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
         let size = if r["arm"] == 0 { 48 } else { 32 };
@@ -65,7 +66,8 @@ fn two_tiny_arms_train_evaluate_and_report() {
     for needle in [
         "| base |",
         "| image_size-32 |",
-        "synth_vqa/avg/vqa_accuracy",
+        "synth_vqa_counting/choice_accuracy",
+        "## Paired differences against the control `base`",
         "eval/loss/caption",
         "plots/loss.svg",
         "image_size: 48 → 32",
@@ -74,5 +76,13 @@ fn two_tiny_arms_train_evaluate_and_report() {
     }
     let loss = std::fs::read_to_string(out.join("plots/loss.svg")).unwrap();
     assert_eq!(loss.matches("<polyline").count(), 2);
+    // runs.jsonl: 2 runs x 5 tasks (4 VQA tasks of cpu-tiny's 12 queries, captions).
+    let runs = std::fs::read_to_string(out.join("runs.jsonl")).unwrap();
+    assert_eq!(runs.lines().count(), 10, "{runs}");
+    for l in runs.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["study"], "tiny");
+        assert!(v["arm"]["model.vision.image_size"].is_number() && v["score"].is_number(), "{l}");
+    }
     assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("<svg"));
 }

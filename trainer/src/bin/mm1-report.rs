@@ -1,4 +1,5 @@
-//! `mm1-report SWEEP_DIR`: tables, plots and config deltas of a sweep (see `docs/ablations.md`).
+//! `mm1-report SWEEP_DIR`: tables, per-task intervals, paired differences against the control,
+//! plots, config deltas and `runs.jsonl` of a sweep (see `docs/ablations.md`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,10 +15,11 @@ fn main() -> ExitCode {
     let result = collect(&PathBuf::from(dir)).and_then(|data| write_report(&data));
     match result {
         Ok(paths) => {
-            for p in paths.iter().take(2) {
+            let runs = paths.iter().find(|p| p.ends_with("runs.jsonl"));
+            for p in paths.iter().take(2).chain(runs) {
                 println!("wrote {}", p.display());
             }
-            println!("({} plots under {}/plots)", paths.len() - 2, dir);
+            println!("({} plots under {}/plots)", paths.len() - 3, dir);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -19,6 +19,66 @@ pub struct RunData {
     /// Final scalars: `train_loss`, held-out losses (`metrics.jsonl` keys naming eval/heldout/val
     /// losses, last value), eval scores (`eval.json` `scores`), `tokens`, `wall_time_s`.
     pub scalars: BTreeMap<String, f64>,
+    /// Each eval task's headline score with its items and baselines (`eval.json` `tasks`).
+    pub tasks: Vec<TaskScore>,
+}
+
+/// One task's headline 0-shot score in one run: forced-choice accuracy where the task has a closed
+/// answer set, else the 0-shot generative primary metric (CIDEr-D, VQA accuracy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskScore {
+    pub task: String,
+    pub gate: String,
+    pub metric: String,
+    pub score: f64,
+    pub item_scores: Vec<f64>,
+    pub blank_image_score: Option<f64>,
+    pub majority_score: Option<f64>,
+}
+
+/// The headline scores of an `eval.json` (tasks without a 0-shot result are left out).
+pub fn task_scores(eval: &Json) -> Vec<TaskScore> {
+    let Some(tasks) = eval.get("tasks").and_then(Json::as_array) else { return vec![] };
+    let floats = |v: Option<&Json>| -> Vec<f64> {
+        v.and_then(Json::as_array).map(|a| a.iter().filter_map(Json::as_f64).collect()).unwrap_or_default()
+    };
+    let mut out = vec![];
+    for t in tasks {
+        let name = t.get("name").and_then(Json::as_str).unwrap_or_default().to_string();
+        let gate = t.get("gate").and_then(Json::as_str).unwrap_or("none").to_string();
+        let primary = t.get("primary_metric").and_then(Json::as_str).unwrap_or("score").to_string();
+        let majority = |m: &str| t.pointer(&format!("/majority/metrics/{m}")).and_then(Json::as_f64);
+        let choice = t.get("choice").filter(|c| !c.is_null());
+        let zero = t
+            .get("results")
+            .and_then(Json::as_array)
+            .and_then(|r| r.iter().find(|s| s.get("shots").and_then(Json::as_u64) == Some(0)));
+        let score = if let Some(c) = choice {
+            c.get("accuracy").and_then(Json::as_f64).map(|s| TaskScore {
+                task: name.clone(),
+                gate: gate.clone(),
+                metric: "choice_accuracy".into(),
+                score: s,
+                item_scores: floats(c.get("item_scores")),
+                blank_image_score: c.get("blank_accuracy").and_then(Json::as_f64),
+                majority_score: majority("choice_accuracy"),
+            })
+        } else {
+            zero.and_then(|z| {
+                z.pointer(&format!("/metrics/{primary}")).and_then(Json::as_f64).map(|s| TaskScore {
+                    task: name.clone(),
+                    gate: gate.clone(),
+                    metric: primary.clone(),
+                    score: s,
+                    item_scores: floats(z.get("item_scores")),
+                    blank_image_score: z.pointer(&format!("/blank_metrics/{primary}")).and_then(Json::as_f64),
+                    majority_score: majority(&primary),
+                })
+            })
+        };
+        out.extend(score);
+    }
+    out
 }
 
 /// One arm over its seeds.
@@ -137,14 +197,15 @@ fn read_run(run_dir: &Path, run_id: &str, seed: u64) -> Result<RunData, SweepErr
     if let Some(&(_, last)) = data.loss_curve.last() {
         data.scalars.insert("train_loss".into(), last);
     }
-    if let Some(eval) = read_json(&run_dir.join("eval.json"))?
-        && let Some(scores) = eval.get("scores").and_then(Json::as_object)
-    {
-        for (k, v) in scores {
-            if let Some(x) = v.as_f64() {
-                data.scalars.insert(k.clone(), x);
+    if let Some(eval) = read_json(&run_dir.join("eval.json"))? {
+        if let Some(scores) = eval.get("scores").and_then(Json::as_object) {
+            for (k, v) in scores {
+                if let Some(x) = v.as_f64() {
+                    data.scalars.insert(k.clone(), x);
+                }
             }
         }
+        data.tasks = task_scores(&eval);
     }
     if let Some(done) = read_json(&run_dir.join(crate::sweep::DONE_FILE))? {
         data.finished = true;

@@ -6,6 +6,8 @@ use std::path::Path;
 use toml::Value;
 
 use super::collect::{SweepData, metric_rank};
+use super::stats::fmt_num;
+use super::study::{BOOTSTRAP_REPS, Study, study};
 use super::svg::{Series, error_bar_chart, line_chart};
 use crate::sweep::{Mode, SweepError, lookup, resolved_base, short};
 
@@ -30,13 +32,16 @@ fn metric_title(m: &str) -> String {
     }
 }
 
-/// Splits `task/Nshot/metric` and `task/avg/metric` keys into `(task/metric, column)`.
+/// Splits `task/Nshot/metric[_blank]` and `task/majority/metric` keys into `(task/metric, column)`;
+/// columns read `0-shot`, `0-shot blank image`, `majority`.
 fn shot_key(m: &str) -> Option<(String, String)> {
     let parts: Vec<&str> = m.split('/').collect();
     match parts.as_slice() {
-        [task, shot, metric] if *shot == "avg" || shot.ends_with("shot") => {
-            Some((format!("{task}/{metric}"), (*shot).to_string()))
-        }
+        [task, "majority", metric] => Some((format!("{task}/{metric}"), "majority".into())),
+        [task, shot, metric] if shot.ends_with("shot") => match metric.strip_suffix("_blank") {
+            Some(metric) => Some((format!("{task}/{metric}"), format!("{shot} blank image"))),
+            None => Some((format!("{task}/{metric}"), (*shot).to_string())),
+        },
         _ => None,
     }
 }
@@ -63,10 +68,13 @@ fn results_tables(d: &SweepData) -> Vec<(String, Table)> {
     }
     let mut out = Vec::new();
     for (score, mut cols) in by_score {
-        // 0shot, 4shot, 8shot, ..., avg
-        cols.sort_by_key(|(c, _)| (c == "avg", c.trim_end_matches("shot").parse::<u32>().unwrap_or(0)));
+        // 0shot, 0shot blank image, 4shot, ..., majority (each shot count its own column: never averaged)
+        cols.sort_by_key(|(c, _)| {
+            let shots = c.split("shot").next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+            (c == "majority", shots, c.ends_with("blank image"))
+        });
         let mut header = vec!["arm".to_string()];
-        header.extend(cols.iter().map(|(c, _)| c.replace("shot", "-shot").replace("avg", "mean over shots")));
+        header.extend(cols.iter().map(|(c, _)| c.replace("shot", "-shot")));
         let keys: Vec<String> = cols.into_iter().map(|(_, m)| m).collect();
         let rows = d.arms.iter().map(|a| arm_row(d, a, &keys)).collect();
         out.push((score, Table { header, rows }));
@@ -85,6 +93,142 @@ fn results_tables(d: &SweepData) -> Vec<(String, Table)> {
         .collect();
     out.push(("losses and cost".into(), Table { header, rows }));
     out
+}
+
+fn opt_num(x: Option<f64>) -> String {
+    x.map_or("–".into(), fmt_num)
+}
+
+fn opt_interval(x: Option<&super::stats::Interval>) -> String {
+    x.map_or("–".into(), |i| format!("[{}, {}]", fmt_num(i.lo), fmt_num(i.hi)))
+}
+
+/// The per-task statistics and the paired differences against the control, with their notes.
+fn study_tables(d: &SweepData, st: &Study) -> Vec<(String, String, Table)> {
+    if st.per_arm.is_empty() {
+        return vec![];
+    }
+    let arm_name = |i: usize| d.plan.arms[i].name.clone();
+    let header = |h: &[&str]| h.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let rows = st
+        .per_arm
+        .iter()
+        .map(|t| {
+            vec![
+                t.task.clone(),
+                t.gate.clone(),
+                t.metric.clone(),
+                arm_name(t.arm),
+                fmt_num(t.mean),
+                opt_interval(t.seeds.as_ref()),
+                opt_interval(t.items.as_ref()),
+                opt_num(t.blank_image),
+                opt_num(t.majority),
+                t.scores.len().to_string(),
+                t.n_items.to_string(),
+            ]
+        })
+        .collect();
+    let per_task = Table {
+        header: header(&[
+            "task",
+            "gate",
+            "metric",
+            "arm",
+            "mean",
+            "95% over seeds (t)",
+            "95% over items (bootstrap)",
+            "blank image",
+            "majority",
+            "seeds",
+            "items",
+        ]),
+        rows,
+    };
+    let note = format!(
+        "Headline 0-shot score per task (forced-choice accuracy on closed-set tasks, else the 0-shot \
+         generative metric), finished runs only. Seeds interval: mean ± t(0.975, n−1)·s/√n; items \
+         interval: percentile bootstrap ({BOOTSTRAP_REPS} resamples, fixed seed) of the per-item score \
+         averaged over seeds. Baselines: the same checkpoints on a blank image, and the majority answer."
+    );
+    let mut out = vec![("Per-task statistics".to_string(), note, per_task)];
+    let Some(c) = st.control else {
+        out.push((
+            "Paired differences".into(),
+            "No arm is the base config unchanged (a grid without it): no control to pair against.".into(),
+            Table { header: vec![], rows: vec![] },
+        ));
+        return out;
+    };
+    let rows = st
+        .diffs
+        .iter()
+        .map(|p| {
+            vec![
+                p.task.clone(),
+                arm_name(p.arm),
+                p.by_seed.map_or("–".into(), |i| fmt_num(i.mean)),
+                opt_interval(p.by_seed.as_ref()),
+                opt_interval(p.by_item.as_ref()),
+                p.seeds_used.len().to_string(),
+                p.verdict.to_string(),
+            ]
+        })
+        .collect();
+    let note = format!(
+        "Arm minus `{}` on the same seed (a seed fixes initialisation and data order), mean and 95% t \
+         interval over seeds; beside it the bootstrap interval over items. A difference reads \
+         \"effect\" only when its interval over seeds excludes 0, else \"not separated\" (also with \
+         fewer than 2 paired seeds).",
+        arm_name(c)
+    );
+    out.push((
+        format!("Paired differences against the control `{}`", arm_name(c)),
+        note,
+        Table {
+            header: header(&[
+                "task",
+                "arm",
+                "difference",
+                "95% over seeds (t)",
+                "95% over items (bootstrap)",
+                "seeds",
+                "reading",
+            ]),
+            rows,
+        },
+    ));
+    out
+}
+
+fn md_table(t: &Table) -> String {
+    if t.header.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("| {} |\n|{}|\n", t.header.join(" | "), vec!["---"; t.header.len()].join("|"));
+    for r in &t.rows {
+        s += &format!("| {} |\n", r.join(" | "));
+    }
+    s
+}
+
+fn html_table(t: &Table) -> String {
+    if t.header.is_empty() {
+        return String::new();
+    }
+    let mut s = "<table>\n<tr>".to_string();
+    for h in &t.header {
+        s += &format!("<th>{}</th>", html_esc(h));
+    }
+    s += "</tr>\n";
+    for r in &t.rows {
+        s += "<tr>";
+        for c in r {
+            s += &format!("<td>{}</td>", html_esc(c));
+        }
+        s += "</tr>\n";
+    }
+    s + "</table>\n"
 }
 
 /// Each arm's delta from the base: `key: base → value`.
@@ -131,13 +275,18 @@ fn loss_plot(d: &SweepData) -> Option<Plot> {
     Some(Plot { stem: "loss".into(), svg: line_chart(&title, "step", "loss", &series), title })
 }
 
-/// Metrics worth a plot against each axis: the shot-averaged eval scores (else all eval scores),
-/// up to three held-out losses and the final training loss.
+/// Metrics worth a plot against each axis: the 0-shot eval scores (forced choice first; else all
+/// eval scores), up to three held-out losses and the final training loss.
 fn headline_metrics(d: &SweepData) -> Vec<String> {
     let evals: Vec<&String> = d.metrics.iter().filter(|m| metric_rank(m) == 0).collect();
-    let avg: Vec<&String> = evals.iter().copied().filter(|m| m.contains("/avg/")).collect();
+    let mut zero: Vec<&String> = evals
+        .iter()
+        .copied()
+        .filter(|m| m.contains("/0shot/") && !m.ends_with("_blank") && !m.ends_with("exact_match"))
+        .collect();
+    zero.sort_by_key(|m| !m.ends_with("choice_accuracy"));
     let mut out: Vec<String> =
-        if avg.is_empty() { evals } else { avg }.into_iter().take(6).cloned().collect();
+        if zero.is_empty() { evals } else { zero }.into_iter().take(8).cloned().collect();
     out.extend(d.metrics.iter().filter(|m| metric_rank(m) == 1).take(3).cloned());
     if d.metrics.iter().any(|m| m == "train_loss") {
         out.push("train_loss".into());
@@ -272,6 +421,9 @@ pub fn render_markdown(d: &SweepData) -> String {
             s += &format!("| {} |\n", r.join(" | "));
         }
     }
+    for (title, note, t) in study_tables(d, &study(d)) {
+        s += &format!("\n## {title}\n\n{note}\n\n{}", md_table(&t));
+    }
     let (loss, per_axis) = all_plots(d);
     if let Some(p) = loss {
         s += &format!("\n## Training loss\n\n![{}](plots/{}.svg)\n", p.title, p.stem);
@@ -327,6 +479,9 @@ pub fn render_html(d: &SweepData) -> String {
         }
         s += "</table>\n";
     }
+    for (title, note, t) in study_tables(d, &study(d)) {
+        s += &format!("<h2>{}</h2>\n<p>{}</p>\n{}", html_esc(&title), html_esc(&note), html_table(&t));
+    }
     let (loss, per_axis) = all_plots(d);
     if let Some(p) = loss {
         s += &format!("<h2>Training loss</h2>\n{}", p.svg);
@@ -348,7 +503,8 @@ pub fn render_html(d: &SweepData) -> String {
     s + "</ul>\n</body></html>\n"
 }
 
-/// Writes `report.md`, `plots/*.svg` and `report.html` into the sweep folder; returns the paths.
+/// Writes `report.md`, `plots/*.svg`, `report.html` and `runs.jsonl` into the sweep folder; returns
+/// the paths (report.md and report.html first).
 pub fn write_report(d: &SweepData) -> Result<Vec<std::path::PathBuf>, SweepError> {
     let write = |p: &Path, text: &str| std::fs::write(p, text).map_err(|e| SweepError::io(p, e));
     let plots_dir = d.dir.join("plots");
@@ -364,6 +520,9 @@ pub fn write_report(d: &SweepData) -> Result<Vec<std::path::PathBuf>, SweepError
     write(&md, &render_markdown(d))?;
     let html = d.dir.join("report.html");
     write(&html, &render_html(d))?;
+    let runs = d.dir.join("runs.jsonl");
+    write(&runs, &super::study::runs_jsonl(d))?;
+    written.push(runs);
     written.insert(0, html);
     written.insert(0, md);
     Ok(written)
