@@ -127,6 +127,7 @@ fn interrupted_sweep_resumes_without_redoing_finished_arms() {
     let args = &invocations(&out.join(&plan.runs[1].run_id))[0];
     assert!(args.starts_with(&format!("--config {}", s.root.join("base.toml").display())), "{args}");
     assert!(args.contains("--set train.steps=2") && args.contains("--set train.seed=1"), "{args}");
+    assert!(args.contains("--set data.seed=1"), "a seed also varies the data order: {args}");
     let sweep_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
     assert_eq!(sweep_json["runs"].as_array().unwrap().len(), 6);

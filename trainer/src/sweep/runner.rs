@@ -57,7 +57,10 @@ pub fn trainer_args(plan: &Plan, run: &PlannedRun, sweep_dir: &Path, resume: boo
     args
 }
 
-/// `--set` pairs of a run: the sweep's `[set]`, `train.steps`, the arm's delta, `train.seed`.
+/// `--set` pairs of a run: the sweep's `[set]`, `train.steps`, the arm's delta, then the run's
+/// seed as `train.seed` (initialisation) and `data.seed` (shard order, shuffling, mixture draws),
+/// so that seeds resample both sources of run-to-run variance. A sweep that sets `data.seed`
+/// itself (in `[set]` or an axis) keeps its value: the data order is then held fixed on purpose.
 pub fn set_pairs(plan: &Plan, run: &PlannedRun) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> =
         plan.common.iter().map(|(k, v)| (k.clone(), toml_literal(v))).collect();
@@ -66,6 +69,9 @@ pub fn set_pairs(plan: &Plan, run: &PlannedRun) -> Vec<(String, String)> {
     }
     out.extend(plan.arms[run.arm].delta.iter().map(|(k, v)| (k.clone(), toml_literal(v))));
     out.push(("train.seed".into(), run.seed.to_string()));
+    if !out.iter().any(|(k, _)| k == "data.seed") {
+        out.push(("data.seed".into(), run.seed.to_string()));
+    }
     out
 }
 
