@@ -31,6 +31,14 @@ echo "== clippy, every feature (cuda type-checked: no GPU build possible offline
 DOCS_RS=1 cargo clippy --workspace --all-targets --features "$FEATURES_LINT" -- -D warnings
 echo "== test (mpi; wgpu_step: two training steps on lavapipe's software Vulkan vs flex)"
 cargo test --workspace --features "$FEATURES_TEST"
+echo "== slurm: train.sbatch (= launch-local.sh), requeue, a failing rank, mm1-sweep --submit on a one-node Slurm"
+# scripts/slurm/local-cluster.sh installs Slurm 22.05 and munge when missing and runs them in a
+# temporary folder; the trap stops every daemon and job of it however this script ends.
+slurm_dir=$(mktemp -d "${TMPDIR:-/tmp}/mm1-slurm.XXXXXX")
+trap 'scripts/slurm/local-cluster.sh stop "$slurm_dir"' EXIT
+slurm_env=$(scripts/slurm/local-cluster.sh start "$slurm_dir") && eval "$slurm_env"
+cargo test --workspace --features "$FEATURES_TEST" --test slurm_cluster -- --ignored --test-threads=1 --nocapture
+scripts/slurm/local-cluster.sh stop "$slurm_dir" && trap - EXIT && unset SLURM_CONF
 echo "== openblas: the GEMM path through the system's OpenBLAS against the same references"
 cargo test -p mm1-models --features openblas --lib --test fused_ops --test parity
 echo "== all checks passed"

@@ -95,8 +95,12 @@ fn run(args: &Args) -> Result<ExitCode, SweepError> {
         }
         "slurm" => {
             write_plan(&plan, &dir)?;
+            // Slurm opens each task's --output (SWEEP_DIR/logs/...) before the script runs, and
+            // fails the task when that folder is missing.
+            for sub in [dir.join("slurm"), dir.join("logs")] {
+                std::fs::create_dir_all(&sub).map_err(|e| SweepError::io(&sub, e))?;
+            }
             let script_dir = dir.join("slurm");
-            std::fs::create_dir_all(&script_dir).map_err(|e| SweepError::io(&script_dir, e))?;
             let script = script_dir.join("sweep.sbatch");
             let text = slurm_script(&plan, &dir, &trainer_command(&plan), &evaluator_command(&plan));
             std::fs::write(&script, text).map_err(|e| SweepError::io(&script, e))?;
