@@ -182,13 +182,29 @@ fn run_train(args: &TrainArgs) -> Result<ExitCode, String> {
     for (name, loss) in &s.eval {
         eprintln!("[mm1-train] held-out loss {name}: {loss:.4}");
     }
-    for (name, score) in s.fewshot.iter().filter(|(k, _)| k.contains("/avg/")) {
-        eprintln!("[mm1-train] {name}: {score:.4}");
-    }
+    print_zero_shot(&s.fewshot);
     if let Some(signal) = &s.preempted {
         eprintln!("[mm1-train] stopped by {signal}: exit status {EXIT_PREEMPTED} (resume to continue)");
     }
     Ok(code)
+}
+
+/// The 0-shot scores of the last evaluation, each beside its blank-image and majority-answer
+/// baselines (`task/0shot/metric`, `..._blank`, `task/majority/metric`).
+fn print_zero_shot(scores: &[(String, f64)]) {
+    let find = |key: &str| scores.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+    for (name, score) in scores.iter().filter(|(k, _)| k.contains("/0shot/") && !k.ends_with("_blank")) {
+        let Some((task, metric)) = name.split_once("/0shot/") else { continue };
+        // forced choice and exact match both count a query right when its answer is the reference
+        let majority_metric = if metric == "choice_accuracy" { "exact_match" } else { metric };
+        let baseline =
+            |label: &str, v: Option<f64>| v.map(|v| format!(", {label} {v:.4}")).unwrap_or_default();
+        eprintln!(
+            "[mm1-train] {name}: {score:.4}{}{}",
+            baseline("blank image", find(&format!("{name}_blank"))),
+            baseline("majority answer", find(&format!("{task}/majority/{majority_metric}")))
+        );
+    }
 }
 
 fn run_bench(args: &ConfigArgs, steps: usize, json: bool) -> Result<(), String> {

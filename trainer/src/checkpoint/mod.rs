@@ -16,6 +16,7 @@
 
 mod manifest;
 mod state;
+mod writer;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 
 pub use manifest::{FileSum, MANIFEST, Manifest};
 pub use state::{Counters, RngState, TrainState};
+pub use writer::{BackgroundWriter, Written};
 
 use crate::optim::GroupedAdamW;
 
@@ -128,6 +130,20 @@ impl CheckpointDir {
         config_toml: &str,
         ep: usize,
     ) -> Result<PathBuf, CheckpointError> {
+        let optim_bytes = optim.to_bytes().map_err(|e| format_err(&self.root.join(OPTIM), e))?;
+        self.write(model, &optim_bytes, state, config_toml, ep)
+    }
+
+    /// [`save_sharded`](Self::save_sharded) with the optimizer state already serialised (what
+    /// the background writer holds).
+    pub fn write<M: Module>(
+        &self,
+        model: &M,
+        optim_bytes: &[u8],
+        state: &TrainState,
+        config_toml: &str,
+        ep: usize,
+    ) -> Result<PathBuf, CheckpointError> {
         fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let name = step_dir_name(state.step);
         let tmp = self.root.join(format!("{TMP_PREFIX}{name}"));
@@ -148,8 +164,7 @@ impl CheckpointDir {
             )
             .map_err(|e| format_err(&model_path, e))?;
         let optim_path = tmp.join(OPTIM);
-        let bytes = optim.to_bytes().map_err(|e| format_err(&optim_path, e))?;
-        fs::write(&optim_path, &*bytes).map_err(io(&optim_path))?;
+        fs::write(&optim_path, optim_bytes).map_err(io(&optim_path))?;
         let staging = self.shard_staging(state.step);
         for r in 1..ep {
             let from = staging.join(optim_file(r));

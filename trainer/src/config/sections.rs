@@ -92,11 +92,14 @@ pub struct CheckpointConfig {
     pub every: u64,
     /// Checkpoints kept in the run folder (older ones are deleted).
     pub keep_last: usize,
+    /// Write checkpoints on a background thread while training goes on (at most one write in
+    /// flight); `false` writes them on the training thread.
+    pub background: bool,
 }
 
 impl Default for CheckpointConfig {
     fn default() -> Self {
-        Self { every: 1000, keep_last: 3 }
+        Self { every: 1000, keep_last: 3, background: true }
     }
 }
 

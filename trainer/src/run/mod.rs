@@ -16,7 +16,7 @@ use burn::tensor::Device;
 use mm1_data::{Batch, Loader};
 use mm1_models::Mm1Model;
 
-use crate::checkpoint::{CheckpointDir, CheckpointError};
+use crate::checkpoint::{BackgroundWriter, CheckpointDir, CheckpointError, Written};
 use crate::config::{ConfigError, DeviceKind, LoadedConfig, RunConfig, config_hash};
 use crate::heldout::EvalError;
 use crate::optim::{OptimError, list_params};
@@ -202,6 +202,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         preempted: None,
     };
     let signals = signals::StopSignals::install().map_err(RunError::Stop)?;
+    let mut writer = BackgroundWriter::new();
     while s.state.step < total {
         ranks.set_step(s.state.step + 1);
         let t0 = Instant::now();
@@ -263,10 +264,15 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             || preempted.is_some()
         {
             s.model = ranks.gather_experts(s.model)?;
-            if let Some(path) = s.save(&ckpts, &config_text, &ranks)? {
-                log.message(&format!("checkpoint {}", path.display()));
-            }
+            let t = Instant::now();
+            let done = s.save(&ckpts, &config_text, &ranks, (&mut writer, cfg.checkpoint.background))?;
+            let held_ms = t.elapsed().as_secs_f64() * 1e3;
             s.model = ranks.shard_experts(s.model)?;
+            if let Some(w) = done {
+                log.message(&written_message(&w));
+            }
+            let how = if cfg.checkpoint.background { "handed to the writer" } else { "written" };
+            log.message(&format!("checkpoint of step {step} {how} (the step loop waited {held_ms:.1} ms)"));
         }
         if let Some(e) = eval_error {
             log.message(&format!("evaluation at step {step} failed: {e}"));
@@ -289,10 +295,17 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             break;
         }
     }
+    if let Some(w) = writer.wait()? {
+        log.message(&written_message(&w));
+    }
     log.finish()?;
     summary.end_step = s.state.step;
     summary.skipped_steps = guard.total;
     Ok(summary)
+}
+
+fn written_message(w: &Written) -> String {
+    format!("checkpoint {} written ({:.1} ms)", w.path.display(), w.write_time.as_secs_f64() * 1e3)
 }
 
 /// N of the MM1 learning-rate rule: LLM parameters without the token embedding and head.

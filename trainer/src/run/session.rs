@@ -7,8 +7,6 @@
 //! except with expert parallelism: the experts are gathered from their owners first, and the
 //! optimizer state of each EP rank (its own experts' moments) is saved as its own file.
 
-use std::path::PathBuf;
-
 use burn::tensor::Device;
 use mm1_data::{Loader, LoaderState};
 use mm1_models::Mm1Model;
@@ -16,7 +14,9 @@ use rand_chacha::rand_core::SeedableRng;
 
 use super::ranks::Ranks;
 use super::{RunError, non_embedding_params};
-use crate::checkpoint::{Checkpoint, CheckpointDir, Counters, RngState, TrainState};
+use crate::checkpoint::{
+    BackgroundWriter, Checkpoint, CheckpointDir, Counters, RngState, TrainState, Written,
+};
 use crate::config::RunConfig;
 use crate::optim::{AdamWSettings, GroupedAdamW};
 use crate::parallel::held_params;
@@ -130,13 +130,15 @@ impl Session {
 
     /// Write a checkpoint (a collective: every rank calls it; rank 0 writes, EP ranks of the first
     /// group stage their optimizer state). Call [`Ranks::gather_experts`] on the model first.
-    /// Returns the checkpoint's path on rank 0.
+    /// Rank 0 hands the snapshot to `writer`; with `background` it returns at once with the
+    /// previous write, if one just finished, else after this write.
     pub fn save(
         &mut self,
         ckpts: &CheckpointDir,
         config_text: &str,
         ranks: &Ranks,
-    ) -> Result<Option<PathBuf>, RunError> {
+        (writer, background): (&mut BackgroundWriter, bool),
+    ) -> Result<Option<Written>, RunError> {
         let ep = ranks.ep_size();
         if ep > 1 {
             if ranks.rank() > 0 && ranks.rank() < ep {
@@ -151,7 +153,11 @@ impl Session {
             return Ok(None);
         }
         self.state.loader = if all.len() == 1 { mine } else { serde_json::json!({ "ranks": all }) };
-        Ok(Some(ckpts.save_sharded(&self.model, &self.optim, &self.state, config_text, ep)?))
+        let optim_bytes = (self.optim.to_bytes())
+            .map_err(|e| RunError::Stop(format!("serialising the optimizer state: {e}")))?;
+        let job = (self.state.clone(), config_text.to_string(), ep);
+        let previous = writer.submit(ckpts.clone(), self.model.clone(), optim_bytes, job)?;
+        if background { Ok(previous) } else { Ok(writer.wait()?) }
     }
 }
 
