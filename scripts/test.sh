@@ -38,7 +38,7 @@ slurm_dir=$(mktemp -d "${TMPDIR:-/tmp}/mm1-slurm.XXXXXX")
 trap 'scripts/slurm/local-cluster.sh stop "$slurm_dir"' EXIT
 slurm_env=$(scripts/slurm/local-cluster.sh start "$slurm_dir") && eval "$slurm_env"
 cargo test --workspace --features "$FEATURES_TEST" --test slurm_cluster -- --ignored --test-threads=1 --nocapture
-scripts/slurm/local-cluster.sh stop "$slurm_dir" && trap - EXIT && unset SLURM_CONF
+scripts/slurm/local-cluster.sh stop "$slurm_dir" && rm -rf "$slurm_dir" && trap - EXIT && unset SLURM_CONF
 echo "== openblas: the GEMM path through the system's OpenBLAS against the same references"
 cargo test -p mm1-models --features openblas --lib --test fused_ops --test parity
 echo "== all checks passed"

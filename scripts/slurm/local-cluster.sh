@@ -16,9 +16,9 @@
 # Debian packages slurmctld slurmd slurm-client munge when they are missing).
 #
 # `stop` cancels every job, stops slurmd, slurmctld and munged (by their pid files) and then
-# ends any process still carrying this cluster's SLURM_CONF (job steps, slurmstepd), so that no
-# daemon or job of the cluster is left running. It is safe to call twice, and after a failed
-# start.
+# ends whatever slurmstepd or job process of this cluster is left (one that escaped Slurm's
+# process tracking), so that no daemon or job of the cluster keeps running. It is safe to call
+# twice, and after a failed start.
 set -euo pipefail
 
 pointer="${TMPDIR:-/tmp}/mm1-local-slurm.dir"
@@ -141,9 +141,9 @@ start() {
   node=$(hostname -s)
   write_config "$dir" "$node"
   conf="$dir/etc/slurm.conf"
-  # Every daemon (and so every slurmstepd and job task) carries SLURM_CONF: the clients find
-  # this cluster, and `stop` finds whatever is left of it.
-  export SLURM_CONF="$conf"
+  # The daemons (and so every slurmstepd) carry MM1_LOCAL_SLURM, and jobs carry the submitter's
+  # SLURM_CONF: `stop` finds whatever is left of the cluster by them.
+  export SLURM_CONF="$conf" MM1_LOCAL_SLURM="$dir"
 
   # On any failure below (set -e, die), leave nothing behind.
   trap 'if [ $? -ne 0 ]; then say "start failed; stopping what was started"; stop "$dir" >&2 || true; fi' EXIT
@@ -177,14 +177,33 @@ start() {
   echo "export SLURM_CONF=$conf"
 }
 
-# Pids of processes whose environment holds exactly SLURM_CONF=$1 (this cluster's jobs and daemons).
+# True when pid $1 is this script or one of its subshells or children: they carry the caller's
+# SLURM_CONF too (a forked subshell shows its parent's environment).
+ours() {
+  local pid="$1" stat fields
+  while [ -n "$pid" ] && [ "$pid" -gt 1 ]; do
+    [ "$pid" = $$ ] && return 0
+    stat=$({ cat "/proc/$pid/stat"; } 2>/dev/null) || return 1
+    # "pid (comm) state ppid ...": comm may hold spaces, so read after its closing parenthesis
+    read -r -a fields <<<"${stat##*) }"
+    pid=${fields[1]}
+  done
+  return 1
+}
+
+# Pids of this cluster's daemons and slurmstepd (MM1_LOCAL_SLURM=DIR, set for the daemons only)
+# and of its jobs' processes (SLURM_CONF=DIR/etc/slurm.conf with a SLURM_JOB_ID), other than this
+# script's own. A shell that ran `eval "$(... start)"` and what it started outside jobs are spared.
 cluster_pids() {
-  local want="SLURM_CONF=$1" f pid
+  local dir="$1" f pid env
   for f in /proc/[0-9]*/environ; do
     pid=${f#/proc/}; pid=${pid%/environ}
-    [ "$pid" = $$ ] && continue
     # (kernel threads and processes of other users may not be readable: skipped)
-    if { tr '\0' '\n' <"$f"; } 2>/dev/null | grep -qxF "$want"; then echo "$pid"; fi
+    env=$({ tr '\0' '\n' <"$f"; } 2>/dev/null) || continue
+    if grep -qxF "MM1_LOCAL_SLURM=$dir" <<<"$env" ||
+      { grep -qxF "SLURM_CONF=$dir/etc/slurm.conf" <<<"$env" && grep -q '^SLURM_JOB_ID=' <<<"$env"; }; then
+      ours "$pid" || echo "$pid"
+    fi
   done
 }
 
@@ -202,6 +221,7 @@ stop() {
   dir=$(resolve_dir "${1:-}")
   conf="$dir/etc/slurm.conf"
   [ -d "$dir" ] || { say "no cluster folder $dir"; rm -f "$pointer"; return 0; }
+  dir=$(cd "$dir" && pwd)
   if [ -f "$conf" ] && [ -s "$dir/run/slurmctld.pid" ]; then
     # Cancel every job and give the steps KillWait (5 s) to end before the daemons go.
     SLURM_CONF="$conf" timeout 10 scancel --full --quiet --user="$(id -un)" 2>/dev/null || true
@@ -214,16 +234,16 @@ stop() {
   stop_pidfile "$dir/run/slurmctld.pid"
   stop_pidfile "$dir/munge/munged.pid"
   # Whatever still carries this cluster's SLURM_CONF: slurmstepd, job tasks, stray clients.
-  left=$(cluster_pids "$conf")
+  left=$(cluster_pids "$dir")
   if [ -n "$left" ]; then
     say "ending leftover processes of the cluster: $(echo $left)"
     kill -TERM $left 2>/dev/null || true
     sleep 1
-    left=$(cluster_pids "$conf")
+    left=$(cluster_pids "$dir")
     [ -n "$left" ] && kill -KILL $left 2>/dev/null || true
   fi
   [ -f "$pointer" ] && [ "$(cat "$pointer")" = "$dir" ] && rm -f "$pointer"
-  left=$(cluster_pids "$conf")
+  left=$(cluster_pids "$dir")
   [ -z "$left" ] || die "processes of the cluster in $dir survived SIGKILL: $left"
   say "stopped the cluster in $dir (logs kept there)"
 }
