@@ -52,6 +52,9 @@ pub struct DataConfig {
     pub min_samples_for_skip_check: u64,
     /// Images with more pixels (w*h, read from the header before decoding) are skipped: decompression bombs.
     pub max_image_pixels: u64,
+    /// A shard whose reader makes no progress for this many seconds (a hanging `pipe:` command, a
+    /// stuck filesystem) is abandoned and counted as `stalled_shard`; 0 waits forever.
+    pub read_timeout_s: f64,
     /// How an image is brought to `image_size x image_size`.
     pub resize: ResizeMode,
     /// Interleaved documents longer than a sequence continue in the next sequence; when false
@@ -82,6 +85,7 @@ impl Default for DataConfig {
             max_skip_fraction: 0.05,
             min_samples_for_skip_check: 200,
             max_image_pixels: 64 * 1024 * 1024,
+            read_timeout_s: 300.0,
             resize: ResizeMode::ShortestSideCrop,
             split_documents: true,
             synth: None,
@@ -181,6 +185,11 @@ pub struct PipelineShape {
 
 impl DataConfig {
     /// Checks the section against itself and the model's shape; both numbers in every message.
+    /// `read_timeout_s` as a duration, `None` for 0 (no timeout).
+    pub fn read_timeout(&self) -> Option<std::time::Duration> {
+        (self.read_timeout_s > 0.0).then(|| std::time::Duration::from_secs_f64(self.read_timeout_s))
+    }
+
     pub fn validate(&self, shape: &PipelineShape) -> Result<(), DataError> {
         let err = |m: String| Err(DataError::Config(m));
         if self.seq_len < 2 {
@@ -205,6 +214,12 @@ impl DataConfig {
         }
         if images_used && self.max_images_per_seq == 0 {
             return err("data.max_images_per_seq is 0 but a source holds images".into());
+        }
+        if !(self.read_timeout_s.is_finite() && self.read_timeout_s >= 0.0) {
+            return err(format!(
+                "data.read_timeout_s ({}) must be >= 0 (0 waits forever)",
+                self.read_timeout_s
+            ));
         }
         if !(0.0..=1.0).contains(&self.max_skip_fraction) {
             return err(format!("data.max_skip_fraction ({}) must be in [0, 1]", self.max_skip_fraction));

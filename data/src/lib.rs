@@ -25,6 +25,7 @@ pub mod sample;
 pub mod shards;
 pub mod skip;
 pub mod source;
+pub mod stall;
 pub mod state;
 pub mod synth;
 pub mod tokenizer;

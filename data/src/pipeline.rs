@@ -122,7 +122,8 @@ impl Pipeline {
             let mine = split_shards(urls.len(), rank, world, 0, 1)
                 .map_err(|e| DataError::Shards(format!("source {:?}: {e}", s.name)))?;
             let urls = mine.into_iter().map(|j| urls[j].clone()).collect();
-            sources.push(SourceStream::new(s, i, urls, cfg.seed, rank, cfg.shuffle_buffer, opener.clone()));
+            let stream = SourceStream::new(s, i, urls, cfg.seed, rank, cfg.shuffle_buffer, opener.clone());
+            sources.push(stream.with_read_timeout(cfg.read_timeout()));
         }
         let workers = if cfg.workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -28,6 +28,8 @@ pub enum SkipReason {
     TruncatedShard,
     /// A shard file that cannot be opened / a `pipe:` command that fails.
     MissingShard,
+    /// A shard whose reader made no progress for `data.read_timeout_s` (rest of the shard skipped).
+    StalledShard,
     /// A decoder, the resizer or the tokenizer panicked on this sample (a bug in that library or
     /// ours, caught so that one sample cannot end the run; the message is in the detail).
     Panicked,
@@ -45,6 +47,7 @@ impl SkipReason {
             SkipReason::Empty => "empty",
             SkipReason::TruncatedShard => "truncated_shard",
             SkipReason::MissingShard => "missing_shard",
+            SkipReason::StalledShard => "stalled_shard",
             SkipReason::Panicked => "panicked",
         }
     }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use crate::config::SourceConfig;
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
-use crate::shards::{RawSample, ShardItem, ShardIter, ShardOpener};
+use crate::shards::{RawSample, ShardItem, ShardOpener};
 use crate::skip::{Skip, SkipReason};
+use crate::stall::{OpenFailure, TimedReader};
 use crate::state::{SampleLoc, SourceState};
 
 /// What the stream hands out next.
@@ -40,7 +41,9 @@ pub struct SourceStream {
     st: SourceState,
     /// Payloads of `st.buffer`, same order.
     buf: Vec<(String, RawSample)>,
-    reader: Option<ShardIter>,
+    reader: Option<TimedReader>,
+    /// `data.read_timeout_s` (`None`: wait for a shard as long as it takes).
+    read_timeout: Option<std::time::Duration>,
 }
 
 impl SourceStream {
@@ -74,7 +77,14 @@ impl SourceStream {
             st,
             buf: Vec::new(),
             reader: None,
+            read_timeout: None,
         }
+    }
+
+    /// Abandons a shard whose reader makes no progress for `timeout` (`stall.rs`).
+    pub fn with_read_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.read_timeout = timeout;
+        self
     }
 
     pub fn state(&self) -> &SourceState {
@@ -192,24 +202,41 @@ impl SourceStream {
         let url = self.url(self.st.epoch, self.st.shard_pos).to_string();
         let skip = |reason, detail: String| Skip { reason, shard: url.clone(), key: String::new(), detail };
         if self.reader.is_none() {
-            let mut it = match self.opener.open(&url) {
+            let mut it = match TimedReader::open(&self.opener, &url, self.read_timeout) {
                 Ok(it) => it,
-                Err(e) => {
+                Err(failure) => {
                     self.advance_shard()?;
-                    return Ok(Step::Skip(skip(SkipReason::MissingShard, e)));
+                    return Ok(Step::Skip(match failure {
+                        OpenFailure::Refused(e) => skip(SkipReason::MissingShard, e),
+                        OpenFailure::Stalled(e) => skip(SkipReason::StalledShard, e),
+                    }));
                 }
             };
             for _ in 0..self.st.sample_index {
-                if !matches!(it.next(), Some(ShardItem::Sample(_))) {
+                if !matches!(it.next_item(), Ok(Some(ShardItem::Sample(_)))) {
                     return Err(DataError::State(format!(
-                        "shard {url} has fewer than {} samples on re-reading",
+                        "shard {url} has fewer than {} samples on re-reading (or stalled)",
                         self.st.sample_index
                     )));
                 }
             }
             self.reader = Some(it);
         }
-        let next = self.reader.as_mut().and_then(|r| r.next());
+        let next = match self.reader.as_mut() {
+            Some(reader) => reader.next_item(),
+            None => Ok(None),
+        };
+        let next = match next {
+            Ok(next) => next,
+            Err(stall) => {
+                let at = self.st.sample_index;
+                self.advance_shard()?;
+                return Ok(Step::Skip(skip(
+                    SkipReason::StalledShard,
+                    format!("after {at} samples: {stall}"),
+                )));
+            }
+        };
         match next {
             Some(ShardItem::Sample(raw)) => {
                 let loc = SampleLoc {
