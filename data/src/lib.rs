@@ -20,6 +20,7 @@ pub mod loader;
 pub mod pack;
 pub mod pipeline;
 pub mod preview;
+pub mod probe;
 pub mod rng;
 pub mod sample;
 pub mod shards;

@@ -179,7 +179,7 @@ fn no_sample_repeats_and_the_held_out_shard_shares_none() {
             for (ext, bytes) in members {
                 let at = format!("{kind} shard {s} #{i} .{ext}");
                 match ext.as_str() {
-                    e if e.ends_with("jpg") => images.push((at, bytes)),
+                    e if e.ends_with("jpg") || e.ends_with("png") => images.push((at, bytes)),
                     "txt" if kind == "text" => docs.push((at, String::from_utf8(bytes).unwrap())),
                     "json" if kind == "text" => {
                         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

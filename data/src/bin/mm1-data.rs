@@ -11,6 +11,8 @@
 //!                [--seq-len T] [--batch-size B] [--num-image-tokens M] [--batches N]
 //! mm1-data preview SHARD_SPEC --out DIR [--resolution R] [-n N] [--kind K]
 //! mm1-data fuzz [--cases N] [--seed S] [--resolution R]
+//! mm1-data probe --resolution R [--task stripes|stripes_wide|grid] [--native N] [--train N]
+//!                [--test N] [--seed S] [--steps N]
 //! ```
 
 use std::collections::HashMap;
@@ -187,6 +189,32 @@ fn cmd_fuzz(a: &Args) -> Res<()> {
     Ok(())
 }
 
+/// Raw-pixel logistic-regression probe of the gated tasks at one resolution; one JSON line per task.
+fn cmd_probe(a: &Args) -> Res<()> {
+    let resolution: usize = a.get("resolution")?.ok_or("probe needs --resolution R")?;
+    let tasks = match a.opts.get("task") {
+        Some(name) => vec![
+            mm1_data::synth::GatedTask::by_name(name)
+                .ok_or_else(|| format!("--task {name:?}: not a gated task (stripes, stripes_wide, grid)"))?,
+        ],
+        None => mm1_data::synth::GATED_TASKS.to_vec(),
+    };
+    for task in tasks {
+        let d = mm1_data::probe::ProbeConfig::new(task, 64, resolution);
+        let cfg = mm1_data::probe::ProbeConfig {
+            native: a.or("native", d.native)?,
+            train: a.or("train", d.train)?,
+            test: a.or("test", d.test)?,
+            seed: a.or("seed", d.seed)?,
+            steps: a.or("steps", d.steps)?,
+            ..d
+        };
+        let r = mm1_data::probe::probe(&cfg).map_err(err)?;
+        println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
 /// CPU seconds of this process so far (user + system), from /proc.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -235,7 +263,9 @@ fn cmd_bench(a: &Args) -> Res<()> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
-        eprintln!("usage: mm1-data synth|inspect|preview|tokenizer train|bench|fuzz ... (see docs/data.md)");
+        eprintln!(
+            "usage: mm1-data synth|inspect|preview|tokenizer train|bench|fuzz|probe ... (see docs/data.md)"
+        );
         return ExitCode::from(2);
     };
     let r = parse(&args[1..]).and_then(|a| match cmd.as_str() {
@@ -245,7 +275,10 @@ fn main() -> ExitCode {
         "bench" => cmd_bench(&a),
         "preview" => cmd_preview(&a),
         "fuzz" => cmd_fuzz(&a),
-        other => Err(format!("unknown command {other:?} (synth, inspect, preview, tokenizer, bench, fuzz)")),
+        "probe" => cmd_probe(&a),
+        other => {
+            Err(format!("unknown command {other:?} (synth, inspect, preview, tokenizer, bench, fuzz, probe)"))
+        }
     });
     match r {
         Ok(()) => ExitCode::SUCCESS,

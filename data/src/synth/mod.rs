@@ -6,6 +6,7 @@
 //! smallest text needs resolution. Deterministic: the same config gives the same bytes.
 //! File formats: docs/data.md "Synthetic benchmark".
 
+mod gated;
 mod render;
 mod scene;
 mod tar_out;
@@ -19,6 +20,7 @@ use serde_json::json;
 use crate::config::{SampleKind, SourceConfig};
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
+pub use gated::{GATED_TASKS, GRID_COLOURS, GatedScene, GatedTask};
 pub use render::Canvas;
 pub use scene::{Qa, Scene, text_document};
 pub use tar_out::write_tar;
@@ -122,9 +124,10 @@ impl SynthOutput {
 }
 
 /// Version of the generator's output, written to `manifest.json`: bumped whenever the same config
-/// gives different bytes, so that caches of an older generator are regenerated. 2: per-sample
+/// gives different bytes, so that caches of an older generator are regenerated. 3: gated scenes
+/// (stripes, stripes_wide, grid; PNG) in half the images and in the VQA rotation. 2: per-sample
 /// streams from the fixed `Rng::from_words` (1, unversioned: samples repeated across shards).
-pub const GENERATOR_VERSION: u64 = 2;
+pub const GENERATOR_VERSION: u64 = 3;
 
 /// True when `cfg.out` holds a finished generation of exactly this config by this generator
 /// version (`manifest.json` is written last).
@@ -145,15 +148,60 @@ const TAG_CAPTIONS: u64 = 5;
 
 type Members = Vec<(String, Vec<u8>)>;
 
+/// A training image: a shapes-and-text scene (JPEG) or, half the time, a gated scene (PNG).
+enum AnyScene {
+    Plain(Scene),
+    Gated(GatedScene),
+}
+
+impl AnyScene {
+    fn sample(cfg: &SynthConfig, rng: &mut Rng) -> Self {
+        if rng.below(2) == 0 {
+            let task = GATED_TASKS[rng.below(GATED_TASKS.len())];
+            AnyScene::Gated(GatedScene::sample(task, cfg.image_size, rng))
+        } else {
+            AnyScene::Plain(Scene::sample(rng))
+        }
+    }
+
+    /// `(extension, bytes)`.
+    fn image(&self, cfg: &SynthConfig) -> (&'static str, Vec<u8>) {
+        match self {
+            AnyScene::Plain(s) => ("jpg", s.render(cfg.image_size).encode_jpeg(cfg.jpeg_quality)),
+            AnyScene::Gated(g) => ("png", g.render(cfg.image_size).encode_png()),
+        }
+    }
+
+    fn captions(&self) -> Vec<String> {
+        match self {
+            AnyScene::Plain(s) => s.captions(),
+            AnyScene::Gated(g) => g.captions(),
+        }
+    }
+
+    fn questions(&self, rng: &mut Rng) -> Vec<Qa> {
+        match self {
+            AnyScene::Plain(s) => s.questions(rng),
+            AnyScene::Gated(g) => g.questions(rng),
+        }
+    }
+
+    fn meta(&self) -> serde_json::Value {
+        match self {
+            AnyScene::Plain(s) => json!({"objects": s.objects.len(), "text": s.text}),
+            AnyScene::Gated(g) => json!({"task": g.task().name, "gate": g.task().gate}),
+        }
+    }
+}
+
 fn caption_sample(cfg: &SynthConfig, key: &str, rng: &mut Rng) -> (Members, Vec<String>) {
-    let scene = Scene::sample(rng);
+    let scene = AnyScene::sample(cfg, rng);
     let caption = scene.captions()[rng.below(3)].clone();
-    let meta = json!({"objects": scene.objects.len(), "text": scene.text});
-    let jpg = scene.render(cfg.image_size).encode_jpeg(cfg.jpeg_quality);
+    let (ext, bytes) = scene.image(cfg);
     let members = vec![
-        (format!("{key}.jpg"), jpg),
+        (format!("{key}.{ext}"), bytes),
         (format!("{key}.txt"), caption.clone().into_bytes()),
-        (format!("{key}.json"), meta.to_string().into_bytes()),
+        (format!("{key}.json"), scene.meta().to_string().into_bytes()),
     ];
     (members, vec![caption])
 }
@@ -169,10 +217,11 @@ fn interleaved_sample(cfg: &SynthConfig, key: &str, rng: &mut Rng) -> (Members, 
         images.push(serde_json::Value::Null);
     }
     for i in 0..2 + rng.below(3) {
-        let scene = Scene::sample(rng);
-        members.push((format!("{key}.{i}.jpg"), scene.render(cfg.image_size).encode_jpeg(cfg.jpeg_quality)));
+        let scene = AnyScene::sample(cfg, rng);
+        let (ext, bytes) = scene.image(cfg);
+        members.push((format!("{key}.{i}.{ext}"), bytes));
         texts.push(serde_json::Value::Null);
-        images.push(json!(format!("{i}.jpg")));
+        images.push(json!(format!("{i}.{ext}")));
         let qas = scene.questions(rng);
         let turns: Vec<String> = qas
             .iter()
@@ -226,6 +275,10 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| DataError::io(path.display().to_string(), e))
 }
 
+/// The VQA set's tasks, one item each in turn: the scene tasks, then the gated tasks.
+pub const VQA_ROTATION: [&str; 7] =
+    ["counting", "colour", "position", "reading", "stripes", "stripes_wide", "grid"];
+
 /// Held-out sets: `vqa.jsonl` (one question per image, tasks in rotation) and `captions.jsonl`.
 fn write_eval(cfg: &SynthConfig) -> Result<Vec<String>> {
     let dir = cfg.out.join("eval");
@@ -234,14 +287,26 @@ fn write_eval(cfg: &SynthConfig) -> Result<Vec<String>> {
         .into_par_iter()
         .map(|i| {
             let mut rng = Rng::from_words(&[cfg.seed, TAG_VQA, i as u64]);
-            let scene = Scene::sample(&mut rng);
-            let qas = scene.questions(&mut rng);
-            let want = ["counting", "colour", "position", "reading"][i % 4];
-            let qa = qas.iter().find(|q| q.task == want).unwrap_or(&qas[0]);
-            let image = format!("images/vqa-{i:06}.jpg");
-            write_file(&dir.join(&image), &scene.render(cfg.image_size).encode_jpeg(cfg.jpeg_quality))?;
-            let line = json!({"id": format!("vqa-{i:06}"), "image": image, "task": qa.task,
-                              "question": qa.question, "answers": qa.answers});
+            let want = VQA_ROTATION[i % VQA_ROTATION.len()];
+            let (qa, ext, bytes) = match GatedTask::by_name(want) {
+                Some(task) => {
+                    let scene = GatedScene::sample(task, cfg.image_size, &mut rng);
+                    (scene.question(), "png", scene.render(cfg.image_size).encode_png())
+                }
+                None => {
+                    let scene = Scene::sample(&mut rng);
+                    let qas = scene.questions(&mut rng);
+                    let qa = qas.iter().find(|q| q.task == want).unwrap_or(&qas[0]).clone();
+                    (qa, "jpg", scene.render(cfg.image_size).encode_jpeg(cfg.jpeg_quality))
+                }
+            };
+            let image = format!("images/vqa-{i:06}.{ext}");
+            write_file(&dir.join(&image), &bytes)?;
+            let mut line = json!({"id": format!("vqa-{i:06}"), "image": image, "task": qa.task,
+                                  "question": qa.question, "answers": qa.answers});
+            if let Some(gate) = qa.gate {
+                line["gate"] = json!(gate);
+            }
             Ok((line.to_string(), qa.question.clone()))
         })
         .collect();

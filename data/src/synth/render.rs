@@ -70,6 +70,21 @@ impl Canvas {
         text.chars().count() as i64 * 8 * scale
     }
 
+    /// Lossless: the gated tasks' pixels must reach the loader's resize unchanged.
+    pub fn encode_png(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let enc = image::codecs::png::PngEncoder::new(&mut out);
+        image::ImageEncoder::write_image(
+            enc,
+            &self.px,
+            self.w as u32,
+            self.h as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("encoding an in-memory RGB8 buffer of matching size cannot fail");
+        out
+    }
+
     pub fn encode_jpeg(&self, quality: u8) -> Vec<u8> {
         let mut out = Vec::new();
         let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);

@@ -42,6 +42,9 @@ pub struct Scene {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Qa {
     pub task: &'static str,
+    /// What the task needs (`resolution`, `tokens`, `none`); `None` for the scene tasks, which are
+    /// not certified either way (docs/data.md).
+    pub gate: Option<&'static str>,
     pub question: String,
     pub answers: Vec<String>,
 }
@@ -145,6 +148,7 @@ impl Scene {
         let n = self.count(shape);
         let mut qas = vec![Qa {
             task: "counting",
+            gate: None,
             question: format!("how many {}s are there?", SHAPES[shape]),
             answers: vec![n.to_string(), NUMBERS[n].to_string()],
         }];
@@ -153,18 +157,21 @@ impl Scene {
             let o = unique[rng.below(unique.len())];
             qas.push(Qa {
                 task: "colour",
+                gate: None,
                 question: format!("what colour is the {}?", SHAPES[o.shape]),
                 answers: vec![COLOURS[o.colour].0.to_string()],
             });
             let o = unique[rng.below(unique.len())];
             qas.push(Qa {
                 task: "position",
+                gate: None,
                 question: format!("where is the {}?", SHAPES[o.shape]),
                 answers: vec![CELLS[o.cell].to_string()],
             });
         }
         qas.push(Qa {
             task: "reading",
+            gate: None,
             question: "what does the text say?".into(),
             answers: vec![self.text.clone(), self.text.to_lowercase()],
         });

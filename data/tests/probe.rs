@@ -1,0 +1,98 @@
+//! Gated tasks against the loader's own resize: the 1-px stripes of `stripes` are gone after the
+//! 2x downscale (the two orientations give the same pixels), so the raw-pixel probe is at chance
+//! there and near 1 at the native size, while the 4-px control reads at both.
+
+use mm1_data::image::preprocess;
+use mm1_data::probe::{ProbeConfig, probe};
+use mm1_data::synth::{GATED_TASKS, GatedScene, GatedTask};
+use mm1_data::{ResizeMode, SynthConfig, synth};
+
+fn pixels(scene: &GatedScene, native: usize, resolution: usize) -> Vec<f32> {
+    preprocess(&scene.render(native).encode_png(), resolution, ResizeMode::ShortestSideCrop, u64::MAX)
+        .unwrap()
+}
+
+/// Largest difference, in 8-bit grey levels, between two preprocessed images.
+fn max_levels(a: &[f32], b: &[f32]) -> f32 {
+    // CLIP normalisation divides by the channel's std after scaling to [0, 1]: one level is
+    // 1 / (255 * std), largest in the channel with the smallest std.
+    let std = mm1_data::image::CLIP_STD.iter().copied().fold(f32::INFINITY, f32::min);
+    let level = 1.0 / (255.0 * std);
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / level
+}
+
+#[test]
+fn thin_stripes_vanish_at_half_resolution_and_wide_ones_do_not() {
+    let n = 64;
+    let cases = [(0, 0, [128, 128, 128], 90), (16, 8, [100, 130, 156], 60), (32, 32, [156, 140, 101], 75)];
+    for (x0, y0, bg, contrast) in cases.into_iter().chain([(6, 30, [120, 100, 110], 88)]) {
+        let scene =
+            |horizontal, width| GatedScene::Stripes { horizontal, width, x0, y0, side: 32, bg, contrast };
+        let (h, v) = (scene(true, 1), scene(false, 1));
+        // Native size: the orientations differ by twice the contrast (less the ramp) somewhere.
+        assert!(max_levels(&pixels(&h, n, n), &pixels(&v, n, n)) > contrast as f32);
+        // Half: nothing is left of the orientation (at most one level of rounding).
+        let d = max_levels(&pixels(&h, n, n / 2), &pixels(&v, n, n / 2));
+        assert!(d <= 1.01, "thin stripes at {x0},{y0}: orientations differ by {d} levels at {}", n / 2);
+        let (hw, vw) = (scene(true, 4), scene(false, 4));
+        let d = max_levels(&pixels(&hw, n, n / 2), &pixels(&vw, n, n / 2));
+        assert!(d > contrast as f32 / 2.0, "wide stripes at {x0},{y0}: only {d} levels apart at {}", n / 2);
+    }
+}
+
+#[test]
+fn probe_certifies_the_resolution_gate_and_its_control() {
+    let run = |task: GatedTask, resolution| {
+        let cfg = ProbeConfig { train: 300, test: 200, steps: 100, ..ProbeConfig::new(task, 64, resolution) };
+        probe(&cfg).unwrap()
+    };
+    let [stripes, wide, _] = GATED_TASKS;
+    let high = run(stripes, 64);
+    let low = run(stripes, 32);
+    assert!(high.test_accuracy >= 0.95, "stripes at 64: {high:?}");
+    // Chance is 0.5; 200 test items give a binomial standard error of 0.035.
+    assert!((low.test_accuracy - 0.5).abs() < 0.1, "stripes at 32: {low:?}");
+    for r in [64, 32] {
+        let c = run(wide, r);
+        assert!(c.test_accuracy >= 0.95, "stripes_wide at {r}: {c:?}");
+        assert!(c.majority_accuracy < 0.6);
+    }
+}
+
+/// The eval set's gated items carry their gate, and images of gated scenes are PNG.
+#[test]
+fn eval_items_carry_their_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SynthConfig {
+        image_size: 64,
+        samples_per_shard: 4,
+        eval_vqa: 14,
+        eval_captions: 2,
+        ..SynthConfig::small(dir.path(), 0)
+    };
+    let out = synth::generate(&cfg).unwrap();
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out.vqa)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let tasks: Vec<&str> = rows.iter().map(|r| r["task"].as_str().unwrap()).collect();
+    // Scene tasks fall back to counting when a scene has no unique shape; the gated ones never do.
+    assert_eq!(tasks[4..7], synth::VQA_ROTATION[4..]);
+    assert_eq!(tasks[11..14], synth::VQA_ROTATION[4..]);
+    for r in &rows {
+        let (task, image) = (r["task"].as_str().unwrap(), r["image"].as_str().unwrap());
+        match GatedTask::by_name(task) {
+            Some(t) => {
+                assert_eq!(r["gate"], t.gate, "{r}");
+                assert!(image.ends_with(".png"), "{r}");
+                assert!(t.classes().contains(&r["answers"][0].as_str().unwrap()), "{r}");
+            }
+            None => assert!(r.get("gate").is_none() && image.ends_with(".jpg"), "{r}"),
+        }
+    }
+    let gates: Vec<&str> = rows.iter().filter_map(|r| r["gate"].as_str()).collect();
+    for g in ["resolution", "none", "tokens"] {
+        assert!(gates.contains(&g), "{g}");
+    }
+}
