@@ -11,8 +11,8 @@ mod error;
 pub mod presets;
 
 pub use config::{
-    Activation, AttnPoolConfig, AvgPoolConfig, CAbstractorConfig, ConnectorConfig, FreezeConfig, LlmConfig,
-    Mm1Config, MoeConfig, Size2, VisionConfig,
+    Activation, AttnPoolConfig, AvgPoolConfig, CAbstractorConfig, ConnectorConfig, FreezeConfig, InitConfig,
+    LlmConfig, Mm1Config, MoeConfig, Size2, VisionConfig,
 };
 pub use error::ModelError;
 

@@ -95,6 +95,7 @@ pub fn mm1_ablation_base() -> Mm1Config {
         connector: ConnectorConfig::CAbstractor(CAbstractorConfig::default()),
         llm: llm_1_2b(),
         freeze: FreezeConfig::default(),
+        init: Default::default(),
     }
 }
 
@@ -112,6 +113,7 @@ pub fn tiny() -> Mm1Config {
         }),
         llm: LlmConfig { max_seq_len: 256, ..llm(512, 32, 2, 4, 2, 64) },
         freeze: FreezeConfig::default(),
+        init: Default::default(),
     }
 }
 
@@ -138,6 +140,7 @@ pub fn bench_cpu() -> Mm1Config {
         }),
         llm: LlmConfig { max_seq_len: 256, ..llm(4096, 256, 4, 4, 2, 688) },
         freeze: FreezeConfig::default(),
+        init: Default::default(),
     }
 }
 

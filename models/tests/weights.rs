@@ -1,6 +1,7 @@
 //! Weight import/export: export → import round trip gives the same outputs; sharded and
 //! bf16 checkpoints load; shape mismatches name the key and both shapes; a dense
-//! checkpoint upcycles into an MoE model.
+//! checkpoint upcycles into an MoE model; a larger vocabulary grows by the mean row; connector
+//! weights load from an export or from bare paths.
 
 mod common;
 
@@ -137,4 +138,52 @@ fn f16_conversion_is_exact_on_known_values() {
         assert_eq!(weights::f16_to_f32(bits), want);
     }
     let _ = HostTensor { shape: vec![], data: vec![] };
+}
+
+#[test]
+fn larger_vocab_grows_embedding_and_head_with_the_mean_row() {
+    let src = fixture("llama_gqa_untied");
+    let device = Device::flex();
+    let mut cfg = weights::llm_from_hf(&weights::read_config_json(&src).unwrap()).unwrap();
+    let v = cfg.vocab_size;
+    cfg.vocab_size = v + 2;
+    let (llm, report) = weights::load_llama(LlmDecoder::new(&cfg, &device), &src).unwrap();
+    assert_eq!(report.grown_vocab, Some((v, v + 2)), "{report}");
+    assert!(report.missing.is_empty() && report.unused.is_empty(), "{report}");
+    let orig = read_safetensors(&src).unwrap();
+    let emb = orig["model.embed_tokens.weight"].clone();
+    let d = emb.shape[1];
+    let got: Vec<f32> = llm.embed_tokens.weight.val().into_data().iter::<f32>().collect();
+    assert_eq!(&got[..v * d], &emb.data[..]);
+    for j in 0..d {
+        let mean = ((0..v).map(|i| emb.data[i * d + j] as f64).sum::<f64>() / v as f64) as f32;
+        assert_eq!((got[v * d + j], got[(v + 1) * d + j]), (mean, mean), "column {j}");
+    }
+}
+
+#[test]
+fn connector_loads_from_an_export_and_from_bare_paths() {
+    let device = Device::flex();
+    let cfg = presets::tiny();
+    let a = cfg.init(&device).unwrap();
+    let dir = tmp("connector");
+    a.export_safetensors(&dir.join("all.safetensors")).unwrap();
+    let all = read_safetensors(&dir.join("all.safetensors")).unwrap();
+    let bare: BTreeMap<String, HostTensor> = all
+        .iter()
+        .filter_map(|(k, t)| Some((k.strip_prefix("connector.")?.to_string(), t.clone())))
+        .collect();
+    write_safetensors(&dir.join("bare.safetensors"), &bare).unwrap();
+    for file in ["all.safetensors", "bare.safetensors"] {
+        let b = cfg.init(&device).unwrap();
+        let (c, report) = weights::load_connector(b.connector, &dir.join(file)).unwrap();
+        assert!(report.missing.is_empty() && report.unused.is_empty(), "{file}: {report}");
+        assert_eq!(report.loaded.len(), bare.len());
+        let mut b = cfg.init(&device).unwrap();
+        b.connector = c;
+        let exported = b.export_tensors();
+        for (k, t) in &bare {
+            assert_eq!(&exported[&format!("connector.{k}")], t, "{file}: {k}");
+        }
+    }
 }

@@ -4,6 +4,7 @@ pub mod config;
 pub mod eval;
 pub mod generate;
 pub mod heldout;
+pub mod init;
 pub mod logging;
 pub mod malloc;
 pub mod optim;

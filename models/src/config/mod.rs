@@ -1,5 +1,5 @@
 //! The `[model]` TOML section, 1:1: `[model.vision]`, `[model.connector]`, `[model.llm]`
-//! (optional `[model.llm.moe]`) and `[model.freeze]`.
+//! (optional `[model.llm.moe]`), `[model.freeze]` and `[model.init]`.
 //!
 //! Every struct is plain serde with `deny_unknown_fields` and defaults, so a TOML file only
 //! names what differs from the defaults (the MM1 ablation base: ViT-L/14 at 336 px,
@@ -31,6 +31,35 @@ pub struct Mm1Config {
     pub llm: LlmConfig,
     /// `[model.freeze]`: which components receive no gradient.
     pub freeze: FreezeConfig,
+    /// `[model.init]`: pretrained weights a fresh run starts from (read by the trainer, not by
+    /// [`Mm1Config::init`], which always initialises randomly).
+    pub init: InitConfig,
+}
+
+/// `[model.init]`: where a fresh run's weights come from; unset components keep their seeded
+/// random initialisation. Paths are relative to the working directory, as `data.tokenizer`.
+/// `checkpoint`, which holds every component, excludes the others (they are not read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct InitConfig {
+    /// HF `CLIPVisionModel` or `CLIPModel` checkpoint (folder, `.safetensors` file or
+    /// `model.safetensors.index.json`).
+    pub vision: Option<std::path::PathBuf>,
+    /// HF `LlamaForCausalLM` checkpoint (same forms).
+    pub llm: Option<std::path::PathBuf>,
+    /// Connector weights: a `.safetensors` file with this crate's parameter paths, bare or
+    /// under `connector.` (as `mm1-train export` writes them).
+    pub connector: Option<std::path::PathBuf>,
+    /// An mm1 checkpoint folder, run folder (its newest checkpoint) or export file: every
+    /// component (e.g. stage 2 from stage 1).
+    pub checkpoint: Option<std::path::PathBuf>,
+}
+
+impl InitConfig {
+    /// Whether anything is to be loaded.
+    pub fn is_set(&self) -> bool {
+        self.vision.is_some() || self.llm.is_some() || self.connector.is_some() || self.checkpoint.is_some()
+    }
 }
 
 /// `[model.freeze]`: components whose parameters are excluded from training.

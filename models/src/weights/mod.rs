@@ -31,6 +31,9 @@ pub struct LoadReport {
     pub unused: Vec<String>,
     /// Checkpoint keys known to carry nothing this model uses (`post_layernorm`, text tower...).
     pub ignored: Vec<String>,
+    /// `(checkpoint rows, model rows)` when the token embedding and head were grown to the
+    /// model's `vocab_size` (new rows = mean of the checkpoint's rows).
+    pub grown_vocab: Option<(usize, usize)>,
 }
 
 impl std::fmt::Display for LoadReport {
@@ -43,6 +46,9 @@ impl std::fmt::Display for LoadReport {
             self.unused.len(),
             self.ignored.len()
         )?;
+        if let Some((from, to)) = self.grown_vocab {
+            write!(f, "\n  vocabulary grown from {from} to {to} rows (new rows = mean of the old ones)")?;
+        }
         if !self.missing.is_empty() {
             write!(f, "\n  missing: {}", self.missing.join(", "))?;
         }
@@ -126,10 +132,58 @@ pub fn load_clip_vision(
 }
 
 /// Load a HF `LlamaForCausalLM` checkpoint into the decoder (a tied checkpoint into an
-/// untied model leaves `lm_head` missing: tie the config instead).
+/// untied model leaves `lm_head` missing: tie the config instead). A model whose
+/// `vocab_size` exceeds the checkpoint's (tokens added to its tokenizer) gets the checkpoint's
+/// rows followed by their mean in the embedding and the head, as LLaVA initialises added tokens.
 pub fn load_llama(llm: LlmDecoder, path: &Path) -> Result<(LlmDecoder, LoadReport), ModelError> {
+    let mut tensors = read_safetensors(path)?;
+    let want = llm.embed_tokens.weight.lazy_shape().dims::<2>()[0];
+    let mut grown = None;
+    for key in ["model.embed_tokens.weight", "lm_head.weight"] {
+        if let Some(t) = tensors.get_mut(key) {
+            grown = grow_rows(t, want, key)?.or(grown);
+        }
+    }
+    let (llm, mut report) = load_into(llm, &tensors, keymap::LLAMA, "")?;
+    report.grown_vocab = grown;
+    Ok((llm, report))
+}
+
+/// Append rows equal to the mean of `t`'s rows until it has `rows` (`[v, d]`, v <= rows).
+/// Fewer rows than the checkpoint is left to the shape check, which names both shapes.
+fn grow_rows(t: &mut HostTensor, rows: usize, key: &str) -> Result<Option<(usize, usize)>, ModelError> {
+    let [v, d] = t.shape[..] else {
+        return Err(ModelError::Weights(format!("{key}: expected [vocab, width], got shape {:?}", t.shape)));
+    };
+    if v == 0 || v >= rows {
+        return Ok(None);
+    }
+    let mut mean = vec![0.0f64; d];
+    for row in t.data.chunks_exact(d) {
+        mean.iter_mut().zip(row).for_each(|(m, x)| *m += *x as f64);
+    }
+    let mean: Vec<f32> = mean.iter().map(|m| (m / v as f64) as f32).collect();
+    for _ in v..rows {
+        t.data.extend_from_slice(&mean);
+    }
+    t.shape[0] = rows;
+    Ok(Some((v, rows)))
+}
+
+/// Load connector weights: keys under `connector.` (an `mm1-train export` file) or, when the
+/// file has none, bare parameter paths of this crate.
+pub fn load_connector(
+    connector: crate::connector::Connector,
+    path: &Path,
+) -> Result<(crate::connector::Connector, LoadReport), ModelError> {
     let tensors = read_safetensors(path)?;
-    load_into(llm, &tensors, keymap::LLAMA, "")
+    let prefixed = tensors.keys().any(|k| k.starts_with("connector."));
+    let own: BTreeMap<String, HostTensor> = if prefixed {
+        tensors.into_iter().filter(|(k, _)| k.starts_with("connector.")).collect()
+    } else {
+        tensors
+    };
+    load_into(connector, &own, &[], "connector.")
 }
 
 impl Mm1Model {
@@ -186,10 +240,17 @@ impl Mm1Model {
     }
 
     /// Load a file written by [`Mm1Model::export_safetensors`] back (all components).
-    pub fn import_safetensors(mut self, path: &Path) -> Result<(Self, LoadReport), ModelError> {
-        let tensors = read_safetensors(path)?;
-        let (v, rv) = load_into(self.vision, &tensors, keymap::CLIP_VISION, "vision_model.")?;
-        let (l, rl) = load_into(self.llm, &tensors, keymap::LLAMA, "")?;
+    pub fn import_safetensors(self, path: &Path) -> Result<(Self, LoadReport), ModelError> {
+        self.import_tensors(&read_safetensors(path)?)
+    }
+
+    /// Load [`Mm1Model::export_tensors`]' output (of this or another model of the same shapes).
+    pub fn import_tensors(
+        mut self,
+        tensors: &BTreeMap<String, HostTensor>,
+    ) -> Result<(Self, LoadReport), ModelError> {
+        let (v, rv) = load_into(self.vision, tensors, keymap::CLIP_VISION, "vision_model.")?;
+        let (l, rl) = load_into(self.llm, tensors, keymap::LLAMA, "")?;
         let conn: BTreeMap<String, HostTensor> = tensors
             .iter()
             .filter_map(|(k, t)| Some((k.strip_prefix("connector.")?.to_string(), t.clone())))
@@ -201,6 +262,6 @@ impl Mm1Model {
         let keys: BTreeSet<&String> = loaded.iter().map(|(_, k)| k).collect();
         let unused =
             tensors.keys().filter(|k| !keys.contains(k) && !k.starts_with("connector.")).cloned().collect();
-        Ok((self, LoadReport { loaded, missing, unused, ignored: Vec::new() }))
+        Ok((self, LoadReport { loaded, missing, unused, ..Default::default() }))
     }
 }

@@ -7,6 +7,7 @@
 //! mm1-train generate --checkpoint DIR --prompt TEXT [--image FILE]... [--max-new-tokens N]
 //!                    [--temperature T] [--top-k K] [--seed S]
 //! mm1-train export --checkpoint DIR --out FILE.safetensors
+//! mm1-train init-config [--vision DIR] [--llm DIR] [--image-size N]
 //! ```
 //!
 //! Exit status of a training run: 0 when done, 1 on an error, 75 (`EX_TEMPFAIL`) when SIGTERM,
@@ -99,6 +100,20 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Print `[model.vision]`, `[model.llm]` and `[model.init]` for HF checkpoints, from their
+    /// config.json (paste into a run file, or pass as `--with FILE`).
+    InitConfig {
+        /// HF CLIPVisionModel / CLIPModel folder.
+        #[arg(long, value_name = "DIR")]
+        vision: Option<PathBuf>,
+        /// HF LlamaForCausalLM folder.
+        #[arg(long, value_name = "DIR")]
+        llm: Option<PathBuf>,
+        /// Run the encoder at this image size (the position table is interpolated from the
+        /// checkpoint's, which becomes `pretrained_image_size`).
+        #[arg(long, value_name = "PIXELS")]
+        image_size: Option<usize>,
+    },
 }
 
 fn load(args: &ConfigArgs) -> Result<LoadedConfig, String> {
@@ -158,6 +173,14 @@ fn run_command(command: Command) -> Result<(), String> {
         Command::Export { checkpoint, out } => mm1_trainer::generate::export_checkpoint(&checkpoint, &out)
             .map(|n| eprintln!("[mm1-train] wrote {n} tensors to {}", out.display()))
             .map_err(|e| e.to_string()),
+        Command::InitConfig { vision, llm, image_size } => {
+            if vision.is_none() && llm.is_none() {
+                return Err("init-config: give --vision DIR and/or --llm DIR".into());
+            }
+            let toml = mm1_trainer::init::init_config_toml(vision.as_deref(), llm.as_deref(), image_size)?;
+            print!("{toml}");
+            Ok(())
+        }
     }
 }
 

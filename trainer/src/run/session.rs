@@ -58,6 +58,13 @@ impl Session {
     pub fn fresh(cfg: &RunConfig, device: &Device, hash: &str, ranks: &Ranks) -> Result<Self, RunError> {
         device.seed(cfg.train.seed);
         let model = cfg.model.init(device)?;
+        // [model.init]: every rank reads the same files, then rank 0's weights are replicated.
+        let say = |m: &str| {
+            if ranks.is_main() {
+                eprintln!("[mm1-train] {m}")
+            }
+        };
+        let model = crate::init::apply(model, &cfg.model, &say)?;
         let sizes = ModelSizes::of(&model);
         let model = ranks.replicate(model)?;
         let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &sizes))?;

@@ -1,0 +1,147 @@
+//! `[model.init]`: a fresh run's weights from pretrained checkpoints (MM1 §3 starts from a
+//! pretrained CLIP encoder and a pretrained LLM), and `mm1-train init-config`, which writes the
+//! `[model.vision]` / `[model.llm]` sections from the checkpoints' `config.json`.
+//!
+//! Everything goes through `mm1_models::weights` (sharded safetensors, bf16/f16 on disk,
+//! key renaming, MoE upcycling, vocabulary growth); this file only decides what is loaded in
+//! which order, checks the settings that shapes cannot reveal, and reports.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use mm1_models::weights::{self, LoadReport};
+use mm1_models::{LlmConfig, Mm1Config, Mm1Model, Size2, VisionConfig};
+
+use crate::run::RunError;
+
+fn fail(key: &str, path: &Path, msg: impl std::fmt::Display) -> RunError {
+    RunError::Stop(format!("[model.init] {key} = {}: {msg}", path.display()))
+}
+
+/// Load what `cfg.init` names into `model` (seeded random initialisation elsewhere):
+/// `checkpoint` alone when set (it holds every component; the others are reported as not read),
+/// else `vision`, `llm` and `connector`. `say` gets one report per source. Freezing and
+/// parameter ids are kept.
+pub fn apply(model: Mm1Model, cfg: &Mm1Config, say: &dyn Fn(&str)) -> Result<Mm1Model, RunError> {
+    let init = &cfg.init;
+    let mut model = model;
+    let report = |key: &str, path: &Path, r: &LoadReport| {
+        say(&format!("[model.init] {key} = {}: {r}", path.display()));
+    };
+    if let Some(p) = &init.checkpoint {
+        // An mm1 checkpoint holds every component: the other sources would be overwritten.
+        for (key, other) in [("vision", &init.vision), ("llm", &init.llm), ("connector", &init.connector)] {
+            if let Some(o) = other {
+                say(&format!(
+                    "[model.init] {key} = {}: not read, checkpoint = {} holds it",
+                    o.display(),
+                    p.display()
+                ));
+            }
+        }
+        let (source, _) =
+            crate::generate::load_checkpoint(p, &Device::flex()).map_err(|e| fail("checkpoint", p, e))?;
+        let (m, r) = model.import_tensors(&source.export_tensors()).map_err(|e| fail("checkpoint", p, e))?;
+        report("checkpoint", p, &r);
+        return Ok(m);
+    }
+    if let Some(p) = &init.vision {
+        if let Some(json) = config_json(p) {
+            let theirs = weights::vision_from_hf(&json).map_err(|e| fail("vision", p, e))?;
+            same_vision(&theirs, &cfg.vision).map_err(|e| fail("vision", p, e))?;
+        }
+        let (v, r) = weights::load_clip_vision(model.vision, p).map_err(|e| fail("vision", p, e))?;
+        report("vision", p, &r);
+        model.vision = v;
+    }
+    if let Some(p) = &init.llm {
+        if let Some(json) = config_json(p) {
+            let theirs = weights::llm_from_hf(&json).map_err(|e| fail("llm", p, e))?;
+            same_llm(&theirs, &cfg.llm).map_err(|e| fail("llm", p, e))?;
+        }
+        let (l, r) = weights::load_llama(model.llm, p).map_err(|e| fail("llm", p, e))?;
+        report("llm", p, &r);
+        model.llm = l;
+    }
+    if let Some(p) = &init.connector {
+        let (c, r) = weights::load_connector(model.connector, p).map_err(|e| fail("connector", p, e))?;
+        report("connector", p, &r);
+        model.connector = c;
+    }
+    Ok(model)
+}
+
+/// The `config.json` beside a checkpoint (in its folder, or next to a file), if there is one.
+fn config_json(path: &Path) -> Option<serde_json::Value> {
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    dir.join("config.json").is_file().then(|| weights::read_config_json(dir).ok()).flatten()
+}
+
+/// `name`: checkpoint value vs model value, when they differ.
+fn check<T: PartialEq + std::fmt::Debug>(name: &str, theirs: T, ours: T) -> Result<(), String> {
+    if theirs != ours {
+        return Err(format!("config.json gives {name} = {theirs:?}, the run config has {ours:?}"));
+    }
+    Ok(())
+}
+
+/// Settings a wrong value of which would load without a shape error but compute something else.
+fn same_vision(theirs: &VisionConfig, ours: &VisionConfig) -> Result<(), String> {
+    let trained_at = ours.pretrained_image_size.unwrap_or(ours.image_size);
+    check("image_size (model.vision.pretrained_image_size or image_size)", theirs.image_size, trained_at)?;
+    check("model.vision.patch_size", theirs.patch_size, ours.patch_size)?;
+    check("model.vision.activation", theirs.activation, ours.activation)?;
+    check("model.vision.layer_norm_eps", theirs.layer_norm_eps, ours.layer_norm_eps)?;
+    check("model.vision.heads", theirs.heads, ours.heads)
+}
+
+fn same_llm(theirs: &LlmConfig, ours: &LlmConfig) -> Result<(), String> {
+    check("model.llm.heads", theirs.heads, ours.heads)?;
+    check("model.llm.kv_heads", theirs.kv_heads, ours.kv_heads)?;
+    check("model.llm.rope_theta", theirs.rope_theta, ours.rope_theta)?;
+    check("model.llm.rms_norm_eps", theirs.rms_norm_eps, ours.rms_norm_eps)?;
+    check("model.llm.tie_embeddings", theirs.tie_embeddings, ours.tie_embeddings)?;
+    if ours.vocab_size < theirs.vocab_size {
+        return Err(format!(
+            "config.json gives vocab_size = {}, the run config's model.llm.vocab_size {} is smaller",
+            theirs.vocab_size, ours.vocab_size
+        ));
+    }
+    Ok(())
+}
+
+/// `mm1-train init-config`: the `[model.vision]`, `[model.llm]` and `[model.init]` sections of
+/// the given checkpoints as TOML. With `image_size`, the encoder runs at that size and keeps the
+/// checkpoint's as `pretrained_image_size` (position table interpolated).
+pub fn init_config_toml(
+    vision: Option<&Path>,
+    llm: Option<&Path>,
+    image_size: Option<usize>,
+) -> Result<String, String> {
+    let mut model = toml::Table::new();
+    let mut init = toml::Table::new();
+    if let Some(p) = vision {
+        let json = weights::read_config_json(p).map_err(|e| e.to_string())?;
+        let mut v = weights::vision_from_hf(&json).map_err(|e| format!("{}: {e}", p.display()))?;
+        if let Some(s) = image_size.filter(|&s| Size2::square(s) != v.image_size) {
+            v.pretrained_image_size = Some(v.image_size);
+            v.image_size = Size2::square(s);
+        }
+        model.insert("vision".into(), section(&v)?);
+        init.insert("vision".into(), toml::Value::String(p.display().to_string()));
+    }
+    if let Some(p) = llm {
+        let json = weights::read_config_json(p).map_err(|e| e.to_string())?;
+        let l = weights::llm_from_hf(&json).map_err(|e| format!("{}: {e}", p.display()))?;
+        model.insert("llm".into(), section(&l)?);
+        init.insert("llm".into(), toml::Value::String(p.display().to_string()));
+    }
+    model.insert("init".into(), toml::Value::Table(init));
+    let mut root = toml::Table::new();
+    root.insert("model".into(), toml::Value::Table(model));
+    toml::to_string(&root).map_err(|e| e.to_string())
+}
+
+fn section<T: serde::Serialize>(v: &T) -> Result<toml::Value, String> {
+    toml::Value::try_from(v).map_err(|e| e.to_string())
+}
