@@ -7,6 +7,9 @@ of one prompt. Not run by CI; the outputs are committed (each file well under 1 
   import has to take `vision_model.*` and leave the text tower as ignored keys.
 - `llama/`: a `LlamaForCausalLM` saved in bf16 and sharded (`model.safetensors.index.json` +
   several shards). Its vocabulary (320) is the tiny synthetic benchmark's, so a run can train it.
+- `llama/tokenizer.json`: a byte-level BPE of exactly 320 tokens without the image /
+  end-of-chunk / pad tokens, so taking it as the run's tokenizer adds them (ids 320-322) and
+  grows the embedding and head.
 - `greedy.json`: the prompt ids and the ids transformers decodes greedily from them (argmax of the
   last position's logits, full recompute each token, the model in f32 holding the bf16 weights,
   as the import casts them), with the gap between the two best logits at each step.
@@ -56,6 +59,8 @@ def llama():
     shards = [f for f in os.listdir(d) if f.endswith(".safetensors")]
     assert len(shards) > 1 and os.path.exists(os.path.join(d, "model.safetensors.index.json")), shards
 
+    tokenizer(d, config.vocab_size)
+
     # Greedy decoding by transformers, from the checkpoint as written, in f32.
     model = LlamaForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
     prompt = [5, 17, 42, 99, 7, 250, 3, 61]
@@ -73,6 +78,20 @@ def llama():
         json.dump(dict(prompt=prompt, greedy=out, top2_gap=gaps), f, indent=2)
         f.write("\n")
     print(f"llama: {len(shards)} shards; greedy {out}; smallest top-2 gap {min(gaps):.4f}")
+
+
+def tokenizer(d, size):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    words = "a red square left of a blue circle the green triangle is above two small yellow dots".split()
+    text = [" ".join(words[i:] + words[:i]) for i in range(len(words))] * 20
+    tok.train_from_iterator(text, trainer)
+    assert tok.get_vocab_size() == size, tok.get_vocab_size()
+    tok.save(os.path.join(d, "tokenizer.json"))
 
 
 def main():

@@ -110,14 +110,52 @@ fn same_llm(theirs: &LlmConfig, ours: &LlmConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Copy `llm_dir/tokenizer.json` to `out` with those of `specials` it lacks appended as special
+/// added tokens (ids after its largest). Returns the new vocabulary size and `(token, id)` added.
+pub fn extend_tokenizer(
+    llm_dir: &Path,
+    out: &Path,
+    specials: [&str; 3],
+) -> Result<(usize, Vec<(String, u32)>), String> {
+    let src = llm_dir.join("tokenizer.json");
+    let text = std::fs::read_to_string(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+    let mut json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", src.display()))?;
+    let vocab = json["model"]["vocab"].as_object().cloned().unwrap_or_default();
+    let added_now = json["added_tokens"].as_array().cloned().unwrap_or_default();
+    let has = |t: &str| vocab.contains_key(t) || added_now.iter().any(|a| a["content"] == t);
+    let ids = vocab.values().chain(added_now.iter().map(|a| &a["id"])).filter_map(|v| v.as_u64());
+    let mut next = ids.max().map_or(0, |m| m + 1) as u32;
+    let mut added = Vec::new();
+    let mut list = added_now.clone();
+    for t in specials.into_iter().filter(|t| !has(t)) {
+        list.push(serde_json::json!({"id": next, "content": t, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true}));
+        added.push((t.to_string(), next));
+        next += 1;
+    }
+    json["added_tokens"] = serde_json::Value::Array(list);
+    let body = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+    std::fs::write(out, body).map_err(|e| format!("{}: {e}", out.display()))?;
+    // The data pipeline's own loader must find the three tokens.
+    let tok = mm1_data::TextTokenizer::from_file(out, specials).map_err(|e| e.to_string())?;
+    Ok((tok.vocab_size(), added))
+}
+
 /// `mm1-train init-config`: the `[model.vision]`, `[model.llm]` and `[model.init]` sections of
 /// the given checkpoints as TOML. With `image_size`, the encoder runs at that size and keeps the
-/// checkpoint's as `pretrained_image_size` (position table interpolated).
+/// checkpoint's as `pretrained_image_size` (position table interpolated). With `tokenizer_out`,
+/// the LLM's `tokenizer.json` plus the missing image / end-of-chunk / pad tokens (`[data]`'s
+/// defaults) is written there and becomes `data.tokenizer`; `model.llm.vocab_size` covers it
+/// (the import grows the embedding and head to match). `say` reports the added tokens.
 pub fn init_config_toml(
     vision: Option<&Path>,
     llm: Option<&Path>,
     image_size: Option<usize>,
+    tokenizer_out: Option<&Path>,
+    say: &dyn Fn(&str),
 ) -> Result<String, String> {
+    let mut data = toml::Table::new();
     let mut model = toml::Table::new();
     let mut init = toml::Table::new();
     if let Some(p) = vision {
@@ -132,13 +170,35 @@ pub fn init_config_toml(
     }
     if let Some(p) = llm {
         let json = weights::read_config_json(p).map_err(|e| e.to_string())?;
-        let l = weights::llm_from_hf(&json).map_err(|e| format!("{}: {e}", p.display()))?;
+        let mut l = weights::llm_from_hf(&json).map_err(|e| format!("{}: {e}", p.display()))?;
+        if let Some(out) = tokenizer_out {
+            let d = mm1_data::DataConfig::default();
+            let specials = [d.image_token.as_str(), d.end_of_chunk_token.as_str(), d.pad_token.as_str()];
+            let (size, added) = extend_tokenizer(p, out, specials)?;
+            for (t, id) in &added {
+                say(&format!("{}: added {t} as id {id}", out.display()));
+            }
+            if size > l.vocab_size {
+                say(&format!(
+                    "model.llm.vocab_size {} -> {size} (embedding and head grow at import)",
+                    l.vocab_size
+                ));
+                l.vocab_size = size;
+            }
+            data.insert("tokenizer".into(), toml::Value::String(out.display().to_string()));
+        }
         model.insert("llm".into(), section(&l)?);
         init.insert("llm".into(), toml::Value::String(p.display().to_string()));
     }
     model.insert("init".into(), toml::Value::Table(init));
+    if tokenizer_out.is_some() && llm.is_none() {
+        return Err("--tokenizer-out needs --llm DIR".into());
+    }
     let mut root = toml::Table::new();
     root.insert("model".into(), toml::Value::Table(model));
+    if !data.is_empty() {
+        root.insert("data".into(), toml::Value::Table(data));
+    }
     toml::to_string(&root).map_err(|e| e.to_string())
 }
 

@@ -5,6 +5,9 @@
 //!   equals the originals) and decodes greedily as transformers does;
 //! - the staged pair `configs/staged/` end to end: stage 1 trains the connector alone, stage 2
 //!   starts from stage 1's checkpoint exactly and trains everything;
+//! - `init-config --tokenizer-out`: the LLM's tokenizer, with the image / end-of-chunk / pad
+//!   tokens added, becomes the run's; the embedding and head grow by the mean row and greedy
+//!   decoding is unchanged;
 //! - shape and config.json mismatches name the key, the file and both values; a larger
 //!   `vocab_size` grows the embedding and head with the mean row.
 
@@ -170,6 +173,74 @@ fn staged_pair_stage2_starts_from_stage1_and_trains_everything() {
         let (a, b) = (&one[key], &two[key]);
         assert!(max_abs_diff(a, b) > 0.0, "{key} did not train in stage 2");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `o`'s rows then `rows - v` copies of their mean (f64 sum, as the import computes it).
+fn with_mean_rows(o: &HostTensor, rows: usize) -> Vec<f32> {
+    let [v, d] = o.shape[..] else { panic!("{:?}", o.shape) };
+    let mean: Vec<f32> =
+        (0..d).map(|j| ((0..v).map(|i| o.data[i * d + j] as f64).sum::<f64>() / v as f64) as f32).collect();
+    let mut out = o.data.clone();
+    (v..rows).for_each(|_| out.extend_from_slice(&mean));
+    out
+}
+
+#[test]
+fn llm_tokenizer_becomes_the_run_tokenizer_with_the_special_tokens_added() {
+    let dir = tmp("tokenizer");
+    let run = support::tiny_run_file(&dir, &dir.join("synth"), 1, NO_UPDATE);
+    let (clip, llama) = (fixture("clip"), fixture("llama"));
+    let (clip, llama) = (clip.to_str().unwrap(), llama.to_str().unwrap());
+    let args = ["init-config", "--vision", clip, "--llm", llama, "--tokenizer-out", "tokenizer.json"];
+    let (toml, said) = mm1(&dir, &args);
+    for want in [
+        "added <image> as id 320",
+        "added <|endofchunk|> as id 321",
+        "added <pad> as id 322",
+        "model.llm.vocab_size 320 -> 323",
+    ] {
+        assert!(said.contains(want), "{want}: {said}");
+    }
+    assert!(toml.contains("tokenizer = \"tokenizer.json\"") && toml.contains("vocab_size = 323"), "{toml}");
+    let init = dir.join("init.toml");
+    std::fs::write(&init, toml).unwrap();
+    let run = run.to_str().unwrap();
+    let sets = ["--set", "schedule.warmup_steps=1"];
+    let (_, log) = mm1(
+        &dir,
+        &[&["--config", run, "--with", init.to_str().unwrap(), "--run-dir", "runs/t"][..], &sets].concat(),
+    );
+    assert!(log.contains("vocabulary grown from 320 to 323 rows (new rows = mean of the old ones)"), "{log}");
+
+    let exported = export(&dir, "runs/t");
+    let orig = read_safetensors(&fixture("llama")).unwrap();
+    for (k, o) in &orig {
+        let want = if k.contains("embed_tokens") || k.starts_with("lm_head") {
+            with_mean_rows(o, 323)
+        } else {
+            o.data.clone()
+        };
+        assert_eq!(exported[k].data, want, "{k}");
+    }
+    // The mean row's logit is the mean of the others, never the largest: decoding is unchanged.
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("greedy.json")).unwrap()).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    };
+    let device = Device::flex();
+    let (model, cfg) = load_checkpoint(&dir.join("runs/t"), &device).unwrap();
+    let tok = mm1_data::TextTokenizer::load(&mm1_data::DataConfig {
+        tokenizer: dir.join(&cfg.data.tokenizer),
+        ..cfg.data.clone()
+    })
+    .unwrap();
+    assert_eq!((tok.image_id, tok.end_of_chunk_id, tok.pad_id, tok.vocab_size()), (320, 321, 322, 323));
+    let opts = GenerateOptions { max_new_tokens: 12, ..Default::default() };
+    let prompt = ids(&want["prompt"]);
+    let got = generate_ids(&model, &prompt, &vec![false; prompt.len()], None, &opts, &device).unwrap();
+    assert_eq!(got, ids(&want["greedy"]));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -7,7 +7,7 @@
 //! mm1-train generate --checkpoint DIR --prompt TEXT [--image FILE]... [--max-new-tokens N]
 //!                    [--temperature T] [--top-k K] [--seed S]
 //! mm1-train export --checkpoint DIR --out FILE.safetensors
-//! mm1-train init-config [--vision DIR] [--llm DIR] [--image-size N]
+//! mm1-train init-config [--vision DIR] [--llm DIR] [--image-size N] [--tokenizer-out FILE]
 //! ```
 //!
 //! Exit status of a training run: 0 when done, 1 on an error, 75 (`EX_TEMPFAIL`) when SIGTERM,
@@ -113,6 +113,10 @@ enum Command {
         /// checkpoint's, which becomes `pretrained_image_size`).
         #[arg(long, value_name = "PIXELS")]
         image_size: Option<usize>,
+        /// Write the LLM's tokenizer.json with the missing image / end-of-chunk / pad tokens
+        /// added here, as the run's `data.tokenizer` (vocab_size grows to match).
+        #[arg(long, value_name = "FILE")]
+        tokenizer_out: Option<PathBuf>,
     },
 }
 
@@ -173,11 +177,18 @@ fn run_command(command: Command) -> Result<(), String> {
         Command::Export { checkpoint, out } => mm1_trainer::generate::export_checkpoint(&checkpoint, &out)
             .map(|n| eprintln!("[mm1-train] wrote {n} tensors to {}", out.display()))
             .map_err(|e| e.to_string()),
-        Command::InitConfig { vision, llm, image_size } => {
+        Command::InitConfig { vision, llm, image_size, tokenizer_out } => {
             if vision.is_none() && llm.is_none() {
                 return Err("init-config: give --vision DIR and/or --llm DIR".into());
             }
-            let toml = mm1_trainer::init::init_config_toml(vision.as_deref(), llm.as_deref(), image_size)?;
+            let say = |m: &str| eprintln!("[mm1-train] {m}");
+            let toml = mm1_trainer::init::init_config_toml(
+                vision.as_deref(),
+                llm.as_deref(),
+                image_size,
+                tokenizer_out.as_deref(),
+                &say,
+            )?;
             print!("{toml}");
             Ok(())
         }
