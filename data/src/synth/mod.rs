@@ -3,7 +3,9 @@
 //! BPE `tokenizer.json` trained on the generated text. Images are rendered at a native resolution
 //! with coloured shapes in a 3x3 grid and a short string in an 8x8 bitmap font at several sizes,
 //! so counting, colour, position and reading questions have exact answers and reading the
-//! smallest text needs resolution. Deterministic: the same config gives the same bytes.
+//! smallest text needs resolution. Half the images are instead gated scenes (`gated.rs`: stripes
+//! that need resolution, their control, a grid that needs image tokens), stored as PNG.
+//! Deterministic: the same config gives the same bytes.
 //! File formats: docs/data.md "Synthetic benchmark".
 
 mod gated;
