@@ -96,3 +96,25 @@ fn eval_items_carry_their_gate() {
         assert!(gates.contains(&g), "{g}");
     }
 }
+
+/// `mm1-data probe` prints one JSON object per task with the documented fields, and names a task
+/// it does not know.
+#[test]
+fn probe_cli_prints_json_per_task() {
+    let bin = env!("CARGO_BIN_EXE_mm1-data");
+    let args = ["probe", "--resolution", "32", "--train", "120", "--test", "80", "--steps", "60"];
+    let out = std::process::Command::new(bin).args(args).args(["--task", "stripes_wide"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1);
+    let v = &lines[0];
+    assert_eq!((v["task"].as_str(), v["gate"].as_str()), (Some("stripes_wide"), Some("none")));
+    assert_eq!((v["native"].as_u64(), v["resolution"].as_u64()), (Some(64), Some(32)));
+    assert_eq!((v["n_train"].as_u64(), v["n_test"].as_u64()), (Some(120), Some(80)));
+    assert_eq!(v["classes"], serde_json::json!(["horizontal", "vertical"]));
+    assert!(v["test_accuracy"].as_f64().unwrap() >= 0.9, "{v}");
+    let out = std::process::Command::new(bin).args(args).args(["--task", "digits"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a gated task"));
+}
