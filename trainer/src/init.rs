@@ -125,14 +125,13 @@ pub fn extend_tokenizer(
     let added_now = json["added_tokens"].as_array().cloned().unwrap_or_default();
     let has = |t: &str| vocab.contains_key(t) || added_now.iter().any(|a| a["content"] == t);
     let ids = vocab.values().chain(added_now.iter().map(|a| &a["id"])).filter_map(|v| v.as_u64());
-    let mut next = ids.max().map_or(0, |m| m + 1) as u32;
-    let mut added = Vec::new();
+    let first = ids.max().map_or(0, |m| m + 1) as u32;
+    let added: Vec<(String, u32)> =
+        specials.into_iter().filter(|t| !has(t)).zip(first..).map(|(t, id)| (t.to_string(), id)).collect();
     let mut list = added_now.clone();
-    for t in specials.into_iter().filter(|t| !has(t)) {
-        list.push(serde_json::json!({"id": next, "content": t, "single_word": false, "lstrip": false,
+    for (t, id) in &added {
+        list.push(serde_json::json!({"id": id, "content": t, "single_word": false, "lstrip": false,
             "rstrip": false, "normalized": false, "special": true}));
-        added.push((t.to_string(), next));
-        next += 1;
     }
     json["added_tokens"] = serde_json::Value::Array(list);
     let body = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
