@@ -211,16 +211,16 @@ fn two_rank_evaluation_is_shared_and_equals_one_process() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
     let ids = |r: &serde_json::Value| -> Vec<String> {
-        r["tasks"][0]["results"][1]["predictions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| format!("{}|{}", p["id"], p["output"]))
-            .collect()
+        let tasks = r["tasks"].as_array().unwrap();
+        let results = tasks.iter().flat_map(|t| t["results"].as_array().unwrap());
+        let predictions = results.flat_map(|res| res["predictions"].as_array().unwrap());
+        predictions.map(|p| format!("{}|{}", p["id"], p["output"])).collect()
     };
     let want = serde_json::to_value(&standalone).unwrap();
     assert_eq!(report["ranks"], 2, "the generation was shared by both ranks");
-    assert_eq!(ids(&report).len(), 3);
+    let n_queries: usize = standalone.tasks.iter().map(|t| t.results.len() * t.queries).sum();
+    assert!(n_queries > 0);
+    assert_eq!(ids(&report).len(), n_queries, "every query of every task and shot count");
     assert_eq!(ids(&report), ids(&want));
 }
 

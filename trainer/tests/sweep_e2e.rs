@@ -76,13 +76,19 @@ fn two_tiny_arms_train_evaluate_and_report() {
     }
     let loss = std::fs::read_to_string(out.join("plots/loss.svg")).unwrap();
     assert_eq!(loss.matches("<polyline").count(), 2);
-    // runs.jsonl: 2 runs x 5 tasks (4 VQA tasks of cpu-tiny's 12 queries, captions).
+    // runs.jsonl: one line per (run, task), the same tasks for both runs (captions and the
+    // VQA tasks of the benchmark, whose list grows with it)
     let runs = std::fs::read_to_string(out.join("runs.jsonl")).unwrap();
-    assert_eq!(runs.lines().count(), 10, "{runs}");
+    let mut per_run: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for l in runs.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["study"], "tiny");
         assert!(v["arm"]["model.vision.image_size"].is_number() && v["score"].is_number(), "{l}");
+        per_run.entry(v["arm"].to_string()).or_default().push(v["task"].as_str().unwrap().to_string());
     }
+    assert_eq!(per_run.len(), 2, "{runs}");
+    let tasks: Vec<&Vec<String>> = per_run.values().collect();
+    assert_eq!(tasks[0], tasks[1], "both runs report the same tasks");
+    assert!(tasks[0].contains(&"synth_captions".to_string()) && tasks[0].len() >= 5, "{runs}");
     assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("<svg"));
 }
