@@ -1,5 +1,5 @@
 //! Preemption (issue #17): SIGTERM or SIGUSR1 at an arbitrary moment makes `mm1-train` finish the
-//! step it is in, write a checkpoint and exit 75; started again, it continues from that step and
+//! step it is in, write a checkpoint and exit 85; started again, it continues from that step and
 //! logs exactly the losses and ends with exactly the weights of the uninterrupted run (no step is
 //! recomputed: the checkpoint is of the last finished step).
 
@@ -29,7 +29,7 @@ fn logged_steps(dir: &Path) -> usize {
 }
 
 #[test]
-fn a_signalled_run_checkpoints_exits_75_and_resumes_exactly() {
+fn a_signalled_run_checkpoints_exits_85_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tiny_run_file(tmp.path(), &tmp.path().join("synth"), STEPS, "");
     let full = tmp.path().join("full");

@@ -212,6 +212,26 @@ fn train_sbatch_equals_launch_local_and_resumes_after_requeue() {
     assert!(job_log.contains(&format!("mm1: job {job} attempt 2:")), "{job_log}");
     assert!(job_log.contains("resumed from"), "{job_log}");
     assert_same_losses(&logged_losses(&requeued_dir), &slurm, "requeued vs uninterrupted");
+
+    // 3. the same job signalled as the time-limit warning (--signal=USR1@120) or a preempting
+    //    scheduler would: the ranks checkpoint their step and exit 85, the script requeues the job
+    let signalled_dir = s.work.join("runs/signalled");
+    let (job, log) = submit_train("mm1-usr1", &["--run-dir", signalled_dir.to_str().unwrap()], bin, "pmix");
+    let first = signalled_dir.join("checkpoints/step-00000010/state.json");
+    wait_until(Duration::from_secs(120), "the first checkpoint", &log, || first.exists());
+    let signal = run(Command::new("scancel").args(["--signal=USR1", &job]));
+    assert!(signal.status.success(), "scancel --signal=USR1 {job}: {}", text(&signal.stderr));
+    let ended = wait_for_end(&job, Duration::from_secs(300), &log);
+    assert_eq!(ended, ("COMPLETED".into(), "0:0".into()), "job {job}\n--- job log\n{}", read(&log));
+    assert_eq!(job_field(&job, "Restarts").as_deref(), Some("1"), "{}", read(&log));
+    let job_log = read(&log);
+    assert!(job_log.contains("received SIGUSR1: stopped after step"), "{job_log}");
+    assert!(
+        job_log.contains(&format!("mm1: preempted: checkpoint written; requeueing job {job}")),
+        "{job_log}"
+    );
+    assert!(job_log.contains(&format!("mm1: job {job} attempt 2:")), "{job_log}");
+    assert_same_losses(&logged_losses(&signalled_dir), &slurm, "signalled, requeued vs uninterrupted");
 }
 
 /// Item 3: rank 1 fails (its trainer is killed a second in, and the task exits with status 3);

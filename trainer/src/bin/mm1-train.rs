@@ -10,9 +10,10 @@
 //! mm1-train init-config [--vision DIR] [--llm DIR] [--image-size N] [--tokenizer-out FILE]
 //! ```
 //!
-//! Exit status of a training run: 0 when done, 1 on an error, 75 (`EX_TEMPFAIL`) when SIGTERM,
-//! SIGUSR1 or SIGINT stopped it after the current step with a checkpoint written (start it again,
-//! or requeue the job, to continue), 130 when a second SIGINT ended it at once.
+//! Exit status of a training run: 0 when done, 1 on an error, 85 when SIGTERM, SIGUSR1 or SIGINT
+//! stopped it after the current step with a checkpoint written (start it again, or requeue the
+//! job, to continue), 75 when a collective timed out (docs/distributed.md), 130 when a second
+//! SIGINT ended it at once.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -298,6 +298,9 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
     if let Some(w) = writer.wait()? {
         log.message(&written_message(&w));
     }
+    // No rank exits before rank 0's last checkpoint is published: under `srun
+    // --kill-on-bad-exit` the first rank to exit with 85 ends the others.
+    ranks.barrier()?;
     log.finish()?;
     summary.end_step = s.state.step;
     summary.skipped_steps = guard.total;

@@ -14,9 +14,11 @@ use std::sync::{Arc, OnceLock};
 
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
-/// `mm1-train`'s exit status after a signal stopped it with a checkpoint written: `EX_TEMPFAIL`
-/// of sysexits.h ("temporary failure, try again"). `scripts/slurm/train.sbatch` requeues on it.
-pub const EXIT_PREEMPTED: u8 = 75;
+/// `mm1-train`'s exit status after a signal stopped it with a checkpoint written;
+/// `scripts/slurm/train.sbatch` requeues the job on it. (Not sysexits' 75, `EX_TEMPFAIL`: that is
+/// already the collective-timeout status, `parallel::watchdog::EXIT_COLLECTIVE_TIMEOUT`, after
+/// which nothing new was checkpointed.)
+pub const EXIT_PREEMPTED: u8 = 85;
 
 /// Exit status when a second SIGINT ends the process during the stop (128 + SIGINT).
 const EXIT_INTERRUPTED: i32 = 130;
