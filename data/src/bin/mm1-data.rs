@@ -114,6 +114,16 @@ fn cmd_synth(a: &Args) -> Res<()> {
     Ok(())
 }
 
+/// What `inspect` and `preview` decode with: `--resolution` (224), `--max-image-pixels`.
+fn decode_ctx(a: &Args, tokenizer: Option<Arc<mm1_data::TextTokenizer>>) -> Res<ProcessCtx> {
+    Ok(ProcessCtx {
+        tokenizer,
+        image_size: a.or("resolution", 224usize)?,
+        resize: ResizeMode::ShortestSideCrop,
+        max_pixels: a.or("max-image-pixels", DataConfig::default().max_image_pixels)?,
+    })
+}
+
 fn cmd_inspect(a: &Args) -> Res<()> {
     let tokenizer = match a.get::<PathBuf>("tokenizer")? {
         Some(p) => {
@@ -123,12 +133,7 @@ fn cmd_inspect(a: &Args) -> Res<()> {
         }
         None => None,
     };
-    let ctx = ProcessCtx {
-        tokenizer,
-        image_size: a.or("resolution", 224usize)?,
-        resize: ResizeMode::ShortestSideCrop,
-        max_pixels: a.or("max-image-pixels", DataConfig::default().max_image_pixels)?,
-    };
+    let ctx = decode_ctx(a, tokenizer)?;
     let workers = a.or("workers", std::thread::available_parallelism().map_or(1, |n| n.get()))?;
     let report = inspect(a.spec()?, kind_arg(a)?, &ctx, &WdsOpener, &pool(workers)?).map_err(err)?;
     if a.flag("--json") {
@@ -162,12 +167,7 @@ fn cmd_tokenizer(a: &Args) -> Res<()> {
 
 fn cmd_preview(a: &Args) -> Res<()> {
     let out: PathBuf = a.get("out")?.ok_or("preview needs --out DIR")?;
-    let ctx = ProcessCtx {
-        tokenizer: None,
-        image_size: a.or("resolution", 224usize)?,
-        resize: ResizeMode::ShortestSideCrop,
-        max_pixels: a.or("max-image-pixels", DataConfig::default().max_image_pixels)?,
-    };
+    let ctx = decode_ctx(a, None)?;
     let entries =
         preview(a.spec()?, kind_arg(a)?, a.or("n", 16usize)?, &ctx, &WdsOpener, &out).map_err(err)?;
     let images: usize = entries.iter().map(|e| e.images.len()).sum();

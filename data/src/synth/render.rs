@@ -73,29 +73,19 @@ impl Canvas {
     /// Lossless: the gated tasks' pixels must reach the loader's resize unchanged.
     pub fn encode_png(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        let enc = image::codecs::png::PngEncoder::new(&mut out);
-        image::ImageEncoder::write_image(
-            enc,
-            &self.px,
-            self.w as u32,
-            self.h as u32,
-            image::ExtendedColorType::Rgb8,
-        )
-        .expect("encoding an in-memory RGB8 buffer of matching size cannot fail");
+        self.encode_with(image::codecs::png::PngEncoder::new(&mut out));
         out
     }
 
     pub fn encode_jpeg(&self, quality: u8) -> Vec<u8> {
         let mut out = Vec::new();
-        let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
-        image::ImageEncoder::write_image(
-            enc,
-            &self.px,
-            self.w as u32,
-            self.h as u32,
-            image::ExtendedColorType::Rgb8,
-        )
-        .expect("encoding an in-memory RGB8 buffer of matching size cannot fail");
+        self.encode_with(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality));
         out
+    }
+
+    fn encode_with(&self, encoder: impl image::ImageEncoder) {
+        encoder
+            .write_image(&self.px, self.w as u32, self.h as u32, image::ExtendedColorType::Rgb8)
+            .expect("encoding an in-memory RGB8 buffer of matching size cannot fail");
     }
 }

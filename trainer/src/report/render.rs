@@ -465,19 +465,7 @@ pub fn render_html(d: &SweepData) -> String {
     }
     s += "</ul>\n<h2>Results</h2>\n";
     for (title, t) in results_tables(d) {
-        s += &format!("<h3>{}</h3>\n<table>\n<tr>", html_esc(&title));
-        for h in &t.header {
-            s += &format!("<th>{}</th>", html_esc(h));
-        }
-        s += "</tr>\n";
-        for r in &t.rows {
-            s += "<tr>";
-            for c in r {
-                s += &format!("<td>{}</td>", html_esc(c));
-            }
-            s += "</tr>\n";
-        }
-        s += "</table>\n";
+        s += &format!("<h3>{}</h3>\n{}", html_esc(&title), html_table(&t));
     }
     for (title, note, t) in study_tables(d, &study(d)) {
         s += &format!("<h2>{}</h2>\n<p>{}</p>\n{}", html_esc(&title), html_esc(&note), html_table(&t));
