@@ -28,6 +28,10 @@ pub struct DataConfig {
     pub seq_len: usize,
     /// Sequences per batch on this rank (`b`).
     pub batch_size: usize,
+    /// Data streams the samples are drawn from, each seeded and shard-split by its own index
+    /// (0 = one per rank, i.e. `parallel.dp`); a rank reads `streams / dp` of them. Keeping it
+    /// fixed lets a checkpoint resume on another number of ranks (docs/distributed.md).
+    pub streams: usize,
     /// Most images one packed sequence may hold (MM1 uses 16 for interleaved data).
     pub max_images_per_seq: usize,
     /// Seed of shard order, shuffle buffers and mixture draws.
@@ -73,6 +77,7 @@ impl Default for DataConfig {
         Self {
             seq_len: 2048,
             batch_size: 8,
+            streams: 0,
             max_images_per_seq: 16,
             seed: 0,
             tokenizer: PathBuf::from("tokenizer.json"),

@@ -28,6 +28,7 @@ pub mod skip;
 pub mod source;
 pub mod stall;
 pub mod state;
+pub mod streams;
 pub mod synth;
 pub mod tokenizer;
 
@@ -37,6 +38,7 @@ pub use error::{DataError, Result};
 pub use loader::Loader;
 pub use shards::{RawSample, ShardItem, ShardOpener, WdsOpener};
 pub use skip::{SkipCounts, SkipReason};
+pub use streams::StreamSet;
 pub use state::{LoaderState, LoaderStats, PartialDoc, SampleLoc, SourceState, SourceTotals};
 pub use synth::SynthConfig;
 pub use tokenizer::TextTokenizer;

@@ -250,6 +250,7 @@ impl Pipeline {
             fingerprint: self.fingerprint.clone(),
             rank: self.rank,
             world: self.world,
+            rows: self.cfg.batch_size,
             batches: self.batches,
             mixture_rng: snap.mixture_rng,
             sources: snap.sources,

@@ -14,8 +14,13 @@ pub struct LoaderState {
     pub version: u32,
     /// SHA-256 over the config fields that change the stream (seed, sources, seq_len, shape, ...).
     pub fingerprint: String,
+    /// Position of this stream among `world` streams (a rank of `world` when `data.streams` is
+    /// `parallel.dp`, see `streams.rs`).
     pub rank: usize,
     pub world: usize,
+    /// Rows per batch of this stream (0 in states written before it was recorded).
+    #[serde(default)]
+    pub rows: usize,
     /// Batches emitted so far (the next batch gets this index).
     pub batches: u64,
     /// Mixture draws (which source gives the next sample).
