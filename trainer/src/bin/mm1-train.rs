@@ -4,6 +4,9 @@
 //! mm1-train --config FILE [--with OVERLAY]... [--set key=value]... [--run-dir DIR] [--resume]
 //!           [--stop-after N]
 //! mm1-train bench --config configs/bench-cpu.toml [--steps N] [--json]
+//! mm1-train plan --config FILE [--with OVERLAY]... [--set k=v]... [--precision f32|bf16]
+//!                [--activation-checkpointing none|blocks] [--zero 0|1|2] [--peak-tflops X]
+//!                [--mfu Y] [--device-memory 80GB] [--measure-steps N] [--json]
 //! mm1-train generate --checkpoint DIR --prompt TEXT [--image FILE]... [--max-new-tokens N]
 //!                    [--temperature T] [--top-k K] [--seed S]
 //! mm1-train export --checkpoint DIR --out FILE.safetensors
@@ -74,6 +77,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Parameters, memory and FLOPs per rank of a config, before launch (no tensor is
+    /// allocated; bf16, checkpointing and ZeRO are what-if settings, not yet trainable).
+    Plan(PlanArgs),
     /// Decode from a checkpoint given images and a prompt.
     Generate {
         /// A checkpoint folder (`RUN/checkpoints/step-N`) or a run folder (newest checkpoint).
@@ -121,6 +127,40 @@ enum Command {
     },
 }
 
+#[derive(Args, Debug)]
+struct PlanArgs {
+    #[command(flatten)]
+    cfg: ConfigArgs,
+    /// Working precision to plan for (bf16 is not trainable yet).
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: mm1_trainer::plan::Precision,
+    /// Activation checkpointing to plan for (not trainable yet).
+    #[arg(long, value_enum, default_value = "none")]
+    activation_checkpointing: mm1_trainer::plan::Checkpointing,
+    /// ZeRO stage to plan for: 0, 1 or 2 (not trainable yet).
+    #[arg(long, default_value_t = 0)]
+    zero: u8,
+    /// Peak dense TFLOP/s of one device (H100 SXM bf16: 989).
+    #[arg(long, default_value_t = 0.0)]
+    peak_tflops: f64,
+    /// Model FLOPs utilisation assumed for the step time.
+    #[arg(long, default_value_t = 0.4)]
+    mfu: f64,
+    /// Device memory to check the plan against (`80GB`, `80GiB`).
+    #[arg(long, value_name = "SIZE")]
+    device_memory: Option<String>,
+    /// Images per sequence (default: data.max_images_per_seq).
+    #[arg(long, value_name = "N")]
+    images_per_seq: Option<usize>,
+    /// Also run N training steps on an in-memory batch (one image per sequence, as `bench`)
+    /// and print the measured peak RSS growth beside the prediction (CPU, Linux).
+    #[arg(long, value_name = "N")]
+    measure_steps: Option<usize>,
+    /// Print the plan as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
 fn load(args: &ConfigArgs) -> Result<LoadedConfig, String> {
     let file = args.config.clone().ok_or("missing --config FILE")?;
     let mut src = ConfigSources::new(file);
@@ -163,6 +203,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 fn run_command(command: Command) -> Result<(), String> {
     match command {
         Command::Bench { cfg, steps, json } => run_bench(&cfg, steps, json),
+        Command::Plan(args) => run_plan(&args),
         Command::Generate { checkpoint, prompt, images, max_new_tokens, temperature, top_k, seed } => {
             let opts = mm1_trainer::generate::GenerateOptions {
                 max_new_tokens,
@@ -251,6 +292,44 @@ fn run_bench(args: &ConfigArgs, steps: usize, json: bool) -> Result<(), String> 
         println!(
             "{:.1} ms/step (median of {}), {:.0} tokens/s, {} parameters",
             r.ms_per_step, r.steps, r.tokens_per_s, r.params
+        );
+    }
+    Ok(())
+}
+
+fn run_plan(args: &PlanArgs) -> Result<(), String> {
+    use mm1_trainer::plan;
+    let loaded = load(&args.cfg)?;
+    let opts = plan::PlanOptions {
+        precision: args.precision,
+        checkpointing: args.activation_checkpointing,
+        zero: plan::Zero::from_stage(args.zero)?,
+        peak_tflops: args.peak_tflops,
+        mfu: args.mfu,
+        device_memory: args.device_memory.as_deref().map(plan::parse_bytes).transpose()?,
+        images_per_seq: if args.measure_steps.is_some() { Some(1) } else { args.images_per_seq },
+    };
+    let p = plan::plan(&loaded.config, &opts)?;
+    let measured = match args.measure_steps {
+        Some(n) => Some(plan::measure::peak_rss_growth(&loaded.config, n).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    if args.json {
+        let v = serde_json::json!({ "plan": p, "peak_bytes": p.memory.total(), "measured": measured });
+        println!("{v}");
+        return Ok(());
+    }
+    print!("{}", plan::render(&p, &opts));
+    if let Some(m) = measured {
+        println!(
+            "\nmeasured over {} steps: peak RSS growth {:.1} MiB (RSS {:.1} MiB before the model, peak {:.1} MiB); \
+             predicted {:.1} MiB, predicted / measured = {:.3}",
+            m.steps,
+            m.growth_bytes / 1048576.0,
+            m.start_rss_bytes / 1048576.0,
+            m.peak_rss_bytes / 1048576.0,
+            p.memory.total() / 1048576.0,
+            p.memory.total() / m.growth_bytes
         );
     }
     Ok(())

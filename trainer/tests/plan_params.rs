@@ -1,0 +1,110 @@
+//! The planner's parameter counts (`mm1_trainer::plan::ParamCounts`, computed from the
+//! config alone) equal the allocated model's `num_params()`, component by component, for a
+//! dense and an MoE decoder, every connector kind and the shape options that change a count
+//! (tied head, feature layer, pretrained grid, C-Abstractor depth / readout / pos_emb).
+//! Also: the planner's bytes match its own arithmetic (f32: 16 bytes per trainable
+//! parameter; ZeRO-1 under dp 4 divides the optimizer state by 4).
+
+use burn::module::Module;
+use mm1_models::Mm1Config;
+use mm1_models::llm::Ffn;
+use mm1_trainer::config::{DeviceKind, RunConfig};
+use mm1_trainer::plan::{self, ParamCounts, PlanOptions, Precision, Zero};
+
+/// A tiny model: 32 px / patch 8 ViT, LLM 64 wide; `extra` is TOML appended inside `[model]`.
+fn tiny(connector: &str, llm_extra: &str, vision_extra: &str) -> Mm1Config {
+    let text = format!(
+        "[vision]\nimage_size = 32\npatch_size = 8\nwidth = 48\nlayers = 3\nheads = 3\nmlp_dim = 96\n{vision_extra}\n\
+         [connector]\n{connector}\n\
+         [llm]\nvocab_size = 300\nwidth = 64\nlayers = 4\nheads = 4\nkv_heads = 2\nffn_dim = 160\nmax_seq_len = 64\n{llm_extra}\n"
+    );
+    Mm1Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn real_counts(m: &Mm1Config) -> ParamCounts {
+    let device = mm1_trainer::run::train_device(DeviceKind::Flex).expect("flex device");
+    let model = m.init(&device).expect("model");
+    let experts: usize = model
+        .llm
+        .layers
+        .iter()
+        .map(|l| match &l.mlp {
+            Ffn::Moe(moe) => moe.experts.iter().map(|e| e.num_params()).sum(),
+            Ffn::Dense(_) => 0,
+        })
+        .sum();
+    ParamCounts {
+        vision: model.vision.num_params() as u64,
+        connector: model.connector.num_params() as u64,
+        llm_dense: (model.llm.num_params() - experts) as u64,
+        experts: experts as u64,
+        experts_active: 0,
+    }
+}
+
+fn check(name: &str, m: &Mm1Config) {
+    let planned = ParamCounts::of(m);
+    let real = real_counts(m);
+    let strip = |p: ParamCounts| ParamCounts { experts_active: 0, ..p };
+    assert_eq!(strip(planned), real, "{name}: planner (left) vs allocated model (right)");
+}
+
+#[test]
+fn counts_equal_the_allocated_model() {
+    let cabs = "kind = \"c_abstractor\"\nnum_tokens = 4\nhidden = 40\ndepth = 1\nmlp_depth = 2";
+    check("c_abstractor dense", &tiny(cabs, "", ""));
+    check("avg_pool", &tiny("kind = \"avg_pool\"\nnum_tokens = 4", "", ""));
+    check("attn_pool", &tiny("kind = \"attn_pool\"\nnum_tokens = 5\nheads = 3", "", ""));
+    check(
+        "c_abstractor deep, no pos_emb, 3-layer readout",
+        &tiny(
+            "kind = \"c_abstractor\"\nnum_tokens = 4\nhidden = 48\ndepth = 2\nmlp_depth = 3\npos_emb = false",
+            "",
+            "",
+        ),
+    );
+    check("tied head", &tiny(cabs, "tie_embeddings = true", ""));
+    check(
+        "feature layer -2, pretrained 48 px",
+        &tiny(cabs, "", "feature_layer = -2\npretrained_image_size = 48"),
+    );
+    let moe = "[llm.moe]\nnum_experts = 4\ntop_k = 2\nevery = 2";
+    check("moe every 2", &tiny(cabs, moe, ""));
+    check("moe every layer, top-1", &tiny(cabs, "[llm.moe]\nnum_experts = 3\ntop_k = 1\nevery = 1", ""));
+}
+
+#[test]
+fn active_parameters_count_top_k_experts() {
+    let m =
+        tiny("kind = \"avg_pool\"\nnum_tokens = 4", "[llm.moe]\nnum_experts = 4\ntop_k = 2\nevery = 2", "");
+    let p = ParamCounts::of(&m);
+    assert_eq!(p.experts_active * 2, p.experts, "top-2 of 4 experts: half the expert parameters");
+    assert_eq!(p.active(), p.total() - p.experts / 2);
+}
+
+#[test]
+fn state_bytes_follow_precision_and_zero() {
+    let mut cfg = RunConfig::default();
+    cfg.model = tiny("kind = \"avg_pool\"\nnum_tokens = 4", "", "");
+    cfg.data.seq_len = 32;
+    cfg.data.batch_size = 2;
+    cfg.data.max_images_per_seq = 1;
+    cfg.parallel.dp = 4;
+    let n = ParamCounts::of(&cfg.model).total() as f64;
+    let f32_plan = plan::plan(&cfg, &PlanOptions::default()).unwrap();
+    let m = f32_plan.memory;
+    assert_eq!([m.weights, m.gradients, m.optimizer, m.master], [4.0 * n, 4.0 * n, 8.0 * n, 0.0]);
+    let opts = PlanOptions { precision: Precision::Bf16, zero: Zero::One, ..Default::default() };
+    let m = plan::plan(&cfg, &opts).unwrap().memory;
+    assert_eq!([m.weights, m.gradients, m.optimizer, m.master], [2.0 * n, 2.0 * n, 2.0 * n, n]);
+    let opts = PlanOptions { precision: Precision::Bf16, zero: Zero::Two, ..Default::default() };
+    let m = plan::plan(&cfg, &opts).unwrap().memory;
+    assert_eq!(m.gradients, 0.5 * n, "ZeRO-2: bf16 gradients sharded over 4 ranks");
+    let ckpt = PlanOptions { checkpointing: plan::Checkpointing::Blocks, ..Default::default() };
+    let with = plan::plan(&cfg, &ckpt).unwrap().memory.activations;
+    assert!(
+        with < f32_plan.memory.activations,
+        "block checkpointing keeps less: {with} vs {}",
+        f32_plan.memory.activations
+    );
+}
