@@ -49,6 +49,9 @@ pub struct TrainConfig {
     /// Sequences per optimizer step over all ranks and micro-batches; when non-zero it must
     /// equal `data.batch_size × parallel.dp × optim.grad_accum` (MM1: 512).
     pub global_batch_size: usize,
+    /// Peak dense TFLOP/s of one device (e.g. 989 for an H100 SXM in bf16); when > 0 the logs
+    /// carry `perf/mfu`. `0`: not logged.
+    pub device_peak_tflops: f64,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +62,7 @@ impl Default for TrainConfig {
             max_nonfinite_in_a_row: 5,
             device: DeviceKind::Flex,
             global_batch_size: 0,
+            device_peak_tflops: 0.0,
         }
     }
 }

@@ -149,6 +149,10 @@ impl RunConfig {
     fn validate_loop(&self) -> Check {
         at_least("train.steps", self.train.steps, 1)?;
         at_least("train.max_nonfinite_in_a_row", self.train.max_nonfinite_in_a_row as u64, 1)?;
+        let peak = self.train.device_peak_tflops;
+        if !(peak.is_finite() && peak >= 0.0) {
+            return fail("train.device_peak_tflops", format!("must be a finite number >= 0 (got {peak})"));
+        }
         if self.eval.every > 0 {
             at_least("eval.batches", self.eval.batches as u64, 1)?;
         }

@@ -89,7 +89,8 @@ pub fn eta(elapsed: Duration, steps_done: u64, steps_left: u64) -> Option<Durati
     (steps_done > 0).then(|| elapsed.mul_f64(steps_left as f64 / steps_done as f64))
 }
 
-/// `loss 5.3120 lr 1.00e-4 tok/s 1234` from the metrics the line shows (others are in the files).
+/// `loss 5.3120 lr 1.00e-4 tok/s 1234 tflops 0.512 mfu 41.0%` from the metrics the line shows
+/// (others are in the files).
 pub fn format_metrics(values: &[(&str, f64)]) -> String {
     let get = |k: &str| values.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
     let mut parts = Vec::new();
@@ -104,6 +105,12 @@ pub fn format_metrics(values: &[(&str, f64)]) -> String {
     }
     if let Some(v) = get("tokens_per_s") {
         parts.push(format!("tok/s {v:.0}"));
+    }
+    if let Some(v) = get("perf/tflops") {
+        parts.push(format!("tflops {v:.3}"));
+    }
+    if let Some(v) = get("perf/mfu") {
+        parts.push(format!("mfu {v:.1}%"));
     }
     parts.join(" ")
 }

@@ -10,12 +10,14 @@ mod flops;
 pub mod measure;
 mod memory;
 mod params;
+mod perf;
 mod table;
 
 pub use activations::{ActivationCount, MicroBatch};
 pub use flops::FlopsModel;
 pub use memory::{MemoryBytes, RankParams};
 pub use params::ParamCounts;
+pub use perf::PerfMeter;
 pub use table::render;
 
 use crate::config::RunConfig;

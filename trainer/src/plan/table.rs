@@ -96,7 +96,8 @@ pub fn render(p: &Plan, opts: &PlanOptions) -> String {
         ("activations", m.activations, act_note),
         ("peak", m.total(), String::new()),
     ] {
-        let _ = writeln!(o, "  {name:<18}{:>12}  {note}", bytes(v));
+        let line = format!("  {name:<18}{:>12}  {note}", bytes(v));
+        let _ = writeln!(o, "{}", line.trim_end());
     }
     if let Some(dev) = opts.device_memory {
         let verdict = if p.fits(dev) { "fits" } else { "does NOT fit" };

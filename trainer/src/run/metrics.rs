@@ -68,6 +68,8 @@ pub struct StepTiming {
     pub data_wait: f64,
     pub step_time: f64,
     pub comm: Option<CommStats>,
+    /// `perf/*` of the step (`crate::plan::PerfMeter::values`).
+    pub perf: Vec<(String, f64)>,
 }
 
 /// Scalars of a logged step (names in docs/training.md).
@@ -85,6 +87,7 @@ pub fn step_metrics(r: &StepReport, t: &StepTiming, s: &Session) -> Vec<(String,
         ("nonfinite_steps".into(), s.state.counters.skipped_steps as f64),
         ("tokens_seen".into(), s.state.counters.tokens_seen as f64),
     ];
+    v.extend(t.perf.iter().cloned());
     if let Some(c) = t.comm {
         v.push(("comm/seconds".into(), c.seconds));
         v.push(("comm/share".into(), c.seconds / t.step_time));

@@ -201,6 +201,8 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         skipped_steps: guard.total,
         preempted: None,
     };
+    // model FLOPs of a step from the planner, for perf/tflops and perf/mfu
+    let meter = crate::plan::PerfMeter::new(cfg);
     let signals = signals::StopSignals::install().map_err(RunError::Stop)?;
     let mut writer = BackgroundWriter::new();
     while s.state.step < total {
@@ -213,7 +215,9 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             train_step_synced(s.model, &mut s.optim, &batches, lr, &device, ranks.step_sync())?;
         s.model = model;
         let step_time = t0.elapsed().as_secs_f64();
-        let timing = StepTiming { lr, data_wait, step_time, comm: ranks.take_comm_stats() };
+        let comm = ranks.take_comm_stats();
+        let perf = meter.values(report.images, step_time);
+        let timing = StepTiming { lr, data_wait, step_time, comm, perf };
         s.state.step += 1;
         let step = s.state.step;
         if report.applied {
