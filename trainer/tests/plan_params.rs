@@ -84,8 +84,8 @@ fn active_parameters_count_top_k_experts() {
 
 #[test]
 fn state_bytes_follow_precision_and_zero() {
-    let mut cfg = RunConfig::default();
-    cfg.model = tiny("kind = \"avg_pool\"\nnum_tokens = 4", "", "");
+    let mut cfg =
+        RunConfig { model: tiny("kind = \"avg_pool\"\nnum_tokens = 4", "", ""), ..Default::default() };
     cfg.data.seq_len = 32;
     cfg.data.batch_size = 2;
     cfg.data.max_images_per_seq = 1;
