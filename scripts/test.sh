@@ -31,7 +31,7 @@ echo "== clippy, every feature (cuda type-checked: no GPU build possible offline
 DOCS_RS=1 cargo clippy --workspace --all-targets --features "$FEATURES_LINT" -- -D warnings
 echo "== test (mpi; wgpu_step: two training steps on lavapipe's software Vulkan vs flex)"
 cargo test --workspace --features "$FEATURES_TEST" --no-fail-fast
-echo "== slurm: train.sbatch (= launch-local.sh), requeue, a failing rank, mm1-sweep --submit on a one-node Slurm"
+echo "== slurm: train.sbatch (= launch-local.sh), requeue (scontrol, USR1, time limit), a failing rank, mm1-sweep --submit on a one-node Slurm"
 # scripts/slurm/local-cluster.sh installs Slurm 22.05 and munge when missing and runs them in a
 # temporary folder; the trap stops every daemon and job of it however this script ends.
 slurm_dir=$(mktemp -d "${TMPDIR:-/tmp}/mm1-slurm.XXXXXX")

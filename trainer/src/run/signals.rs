@@ -1,5 +1,5 @@
 //! Preemption: SIGTERM (Slurm's preemption and time limit, `scancel`), SIGUSR1 (the early warning
-//! `sbatch --signal=B:USR1@120` asks for) and SIGINT (Ctrl-C) make the run finish the current
+//! `sbatch --signal=USR1@120` asks for) and SIGINT (Ctrl-C) make the run finish the current
 //! step, write a checkpoint and exit with [`EXIT_PREEMPTED`], so that the requeued job continues
 //! from exactly that step (Megatron's exit-signal handler, torchtitan's checkpoint-on-signal).
 //!
