@@ -136,7 +136,7 @@ fn two_ranks_equal_one_rank_and_resume_exactly(parallel: &str, extra: &str, stac
     // the checkpoint holds both ranks' data streams; rank 1 wrote no logs of its own
     let state = std::fs::read_to_string(full.join("checkpoints/step-00000004/state.json")).unwrap();
     let state: serde_json::Value = serde_json::from_str(&state).unwrap();
-    assert_eq!(state["loader"]["ranks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(state["loader"]["streams"].as_array().map(Vec::len), Some(2));
     let lines = mm1_trainer::logging::read_metrics_jsonl(&full.join("metrics.jsonl")).unwrap();
     assert!(lines[0]["comm/seconds"].as_f64().unwrap() > 0.0, "{:?}", lines[0]);
 

@@ -315,6 +315,11 @@ impl Checkpoint {
         self.load_optim_shard(optim, 0)
     }
 
+    /// The `parallel.ep` this checkpoint was written with: its number of optimizer files.
+    pub fn ep_shards(&self) -> usize {
+        1 + (1..).take_while(|r| self.path.join(optim_file(*r)).is_file()).count()
+    }
+
     /// Restore EP rank `ep_rank`'s optimizer state (see the module docs).
     pub fn load_optim_shard(
         &self,

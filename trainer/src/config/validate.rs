@@ -50,6 +50,11 @@ impl RunConfig {
         self.validate_parallel()
     }
 
+    /// `data.streams`, with 0 resolved to `parallel.dp` (one stream per rank).
+    pub fn data_streams(&self) -> usize {
+        if self.data.streams == 0 { self.parallel.dp } else { self.data.streams }
+    }
+
     /// What the data pipeline must produce for this model.
     pub fn pipeline_shape(&self) -> PipelineShape {
         let [h, _] = self.model.image_size();
@@ -215,6 +220,12 @@ impl RunConfig {
                     ),
                 );
             }
+        }
+        // data streams (data.streams, 0 = dp): every rank reads the same whole number of them
+        let streams = self.data_streams();
+        if let Err(e) = mm1_data::streams::stream_rows(self.data.batch_size, p.dp, streams) {
+            let key = if streams.is_multiple_of(p.dp) { "data.batch_size" } else { "data.streams" };
+            return fail(key, e.to_string().trim_start_matches("data config: ").to_string());
         }
         let global = self.data.batch_size * p.dp * self.optim.grad_accum;
         let want = self.train.global_batch_size;

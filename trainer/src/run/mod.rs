@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use mm1_data::{Batch, Loader};
+use mm1_data::{Batch, StreamSet};
 use mm1_models::Mm1Model;
 
 use crate::checkpoint::{BackgroundWriter, CheckpointDir, CheckpointError, Written};
@@ -324,6 +324,6 @@ pub fn non_embedding_params(model: &Mm1Model) -> u64 {
         .sum()
 }
 
-fn next_batches(loader: &mut Loader, n: usize) -> Result<Vec<Batch>, RunError> {
+fn next_batches(loader: &mut StreamSet, n: usize) -> Result<Vec<Batch>, RunError> {
     (0..n).map(|_| loader.next_batch().map_err(RunError::from)).collect()
 }

@@ -1,14 +1,15 @@
 //! What the loop carries between steps (model, optimizer, data loader, counters), built fresh or
 //! from a checkpoint, and written to one.
 //!
-//! The checkpoint holds every rank's loader state (`state.json`: `loader` is the state itself in
-//! a one-process run, `{"ranks": [...]}` with several), so a resumed run continues each rank's
-//! data stream exactly. Model and optimizer are the same on every rank and written by rank 0,
+//! The checkpoint holds the state of every data stream (`state.json`: `loader` is the state itself
+//! with one stream, `{"streams": [...]}` with several; `{"ranks": [...]}` in checkpoints written
+//! before streams, one per rank), so a resumed run continues each stream exactly, on any number
+//! of ranks that divides the streams (`data.streams`, see `mm1_data::streams`). Model and optimizer are the same on every rank and written by rank 0,
 //! except with expert parallelism: the experts are gathered from their owners first, and the
 //! optimizer state of each EP rank (its own experts' moments) is saved as its own file.
 
 use burn::tensor::Device;
-use mm1_data::{Loader, LoaderState};
+use mm1_data::{LoaderState, StreamSet};
 use mm1_models::Mm1Model;
 use rand_chacha::rand_core::SeedableRng;
 
@@ -26,7 +27,8 @@ pub struct Session {
     /// This rank's model (with expert parallelism: only its own experts).
     pub model: Mm1Model,
     pub optim: GroupedAdamW,
-    pub loader: Loader,
+    /// This rank's data streams.
+    pub loader: StreamSet,
     pub state: TrainState,
     /// Sizes of the whole model (counted before the experts are sharded).
     pub sizes: ModelSizes,
@@ -68,7 +70,8 @@ impl Session {
         let sizes = ModelSizes::of(&model);
         let model = ranks.replicate(model)?;
         let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &sizes))?;
-        let loader = Loader::new(&cfg.data, cfg.pipeline_shape(), ranks.rank(), ranks.world())?;
+        let place = (ranks.rank(), ranks.world(), cfg.data_streams());
+        let loader = StreamSet::new(&cfg.data, cfg.pipeline_shape(), place, None)?;
         let rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.train.seed);
         let state = TrainState {
             step: 0,
@@ -119,6 +122,7 @@ impl Session {
         ckpt: &Checkpoint,
         ranks: &Ranks,
     ) -> Result<Self, RunError> {
+        check_ep(ckpt, cfg)?;
         device.seed(cfg.train.seed);
         // Every rank loads the same file (weights and parameter ids), so nothing is broadcast.
         let model = ckpt.load_model(cfg.model.init(device)?)?.freeze(&cfg.model.freeze);
@@ -126,10 +130,10 @@ impl Session {
         let model = ranks.adopt(model)?;
         let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &sizes))?;
         let optim = ckpt.load_optim_shard(optim, ranks.ep_rank())?;
-        let loader_state = rank_loader_state(&ckpt.state.loader, ranks.rank(), ranks.world())
+        let place = (ranks.rank(), ranks.world(), cfg.data_streams());
+        let states = stream_states(&ckpt.state.loader, place)
             .map_err(|e| RunError::Stop(format!("{}: {e}", ckpt.path.display())))?;
-        let loader =
-            Loader::restore(&cfg.data, cfg.pipeline_shape(), ranks.rank(), ranks.world(), loader_state)?;
+        let loader = StreamSet::new(&cfg.data, cfg.pipeline_shape(), place, Some(states))?;
         let mut state = ckpt.state.clone();
         state.config_sha256 = hash.to_string();
         Ok(Self { model, optim, loader, state, sizes })
@@ -153,13 +157,19 @@ impl Session {
             }
             ranks.barrier()?; // the shards are on disk before rank 0 publishes
         }
-        let mine = serde_json::to_value(self.loader.state())
+        let mine = serde_json::to_value(self.loader.states())
             .map_err(|e| RunError::Stop(format!("serialising the loader state: {e}")))?;
         let all = ranks.gather_json(&mine)?;
         if !ranks.is_main() {
             return Ok(None);
         }
-        self.state.loader = if all.len() == 1 { mine } else { serde_json::json!({ "ranks": all }) };
+        // every rank's streams, in rank order: all the streams in stream order
+        let mut streams: Vec<serde_json::Value> =
+            all.into_iter().flat_map(|v| v.as_array().cloned().unwrap_or_default()).collect();
+        self.state.loader = match streams.len() {
+            1 => streams.pop().expect("one stream"),
+            _ => serde_json::json!({ "streams": streams }),
+        };
         let optim_bytes = (self.optim.to_bytes())
             .map_err(|e| RunError::Stop(format!("serialising the optimizer state: {e}")))?;
         let job = (self.state.clone(), config_text.to_string(), ep);
@@ -168,22 +178,49 @@ impl Session {
     }
 }
 
-/// This rank's loader state from a checkpoint's `loader` value (see the module docs).
-fn rank_loader_state(value: &serde_json::Value, rank: usize, world: usize) -> Result<LoaderState, String> {
-    let parse = |v: &serde_json::Value| {
-        serde_json::from_value::<LoaderState>(v.clone()).map_err(|e| format!("loader state: {e}"))
-    };
-    match value.get("ranks").and_then(|r| r.as_array()) {
-        Some(all) if all.len() == world => parse(&all[rank]),
-        Some(all) => Err(format!(
-            "the checkpoint holds the data streams of {} ranks, this run has {world} (parallel.dp); \
-             resume with the same number of ranks",
-            all.len()
-        )),
-        None if world == 1 => parse(value),
-        None => Err(format!(
-            "the checkpoint holds the data stream of 1 rank, this run has {world} (parallel.dp); \
-             resume with the same number of ranks"
-        )),
+/// The experts' AdamW moments are saved per EP rank (one file each) and not re-sharded, so a
+/// checkpoint continues exactly only under the `parallel.ep` it was written with (any `dp` that
+/// it divides); the weights themselves are saved whole.
+fn check_ep(ckpt: &Checkpoint, cfg: &RunConfig) -> Result<(), RunError> {
+    let (saved, ep) = (ckpt.ep_shards(), cfg.parallel.ep);
+    if saved == ep {
+        return Ok(());
     }
+    Err(RunError::Stop(format!(
+        "{}: written with parallel.ep = {saved} (the experts' optimizer state is saved in {saved} \
+         part(s), one per EP rank, and is not re-sharded), this run has parallel.ep = {ep}; resume \
+         with parallel.ep = {saved} and a parallel.dp that is a multiple of {saved} (and divides \
+         data.streams = {})",
+        ckpt.path.display(),
+        cfg.data_streams()
+    )))
+}
+
+/// This rank's stream states from a checkpoint's `loader` value (see the module docs), for rank
+/// `rank` of `world` over `streams` streams.
+fn stream_states(
+    value: &serde_json::Value,
+    (rank, world, streams): (usize, usize, usize),
+) -> Result<Vec<LoaderState>, String> {
+    let saved: Vec<&serde_json::Value> =
+        match value.get("streams").or_else(|| value.get("ranks")).and_then(|r| r.as_array()) {
+            Some(all) => all.iter().collect(),
+            None => vec![value],
+        };
+    if saved.len() != streams {
+        let n = saved.len();
+        let ranks: Vec<String> = (1..=n).filter(|d| n.is_multiple_of(*d)).map(|d| d.to_string()).collect();
+        return Err(format!(
+            "the checkpoint holds {n} data stream(s), this run has {streams} (data.streams, 0 = parallel.dp = \
+             {world}); resume with data.streams = {n} and parallel.dp one of {}",
+            ranks.join(", ")
+        ));
+    }
+    let mine = mm1_data::streams::owned_streams(rank, world, streams).map_err(|e| e.to_string())?;
+    saved[mine]
+        .iter()
+        .map(|v| {
+            serde_json::from_value::<LoaderState>((*v).clone()).map_err(|e| format!("loader state: {e}"))
+        })
+        .collect()
 }
