@@ -46,13 +46,14 @@ impl FlopsModel {
     }
 
     /// Training FLOPs of `seqs` sequences holding `images` images:
-    /// `[vision, connector, llm + head]`.
-    pub fn train_parts(&self, seqs: f64, images: f64) -> [f64; 3] {
+    /// `[vision, connector, llm layers, LM head]`.
+    pub fn train_parts(&self, seqs: f64, images: f64) -> [f64; 4] {
         let [fv, fc, fl] = self.train_factor;
         [
             fv * images * self.vit_per_image,
             fc * images * self.connector_per_image,
-            fl * seqs * (self.llm_per_seq + self.head_per_seq),
+            fl * seqs * self.llm_per_seq,
+            fl * seqs * self.head_per_seq,
         ]
     }
 

@@ -103,8 +103,8 @@ pub struct Plan {
     pub activations: ActivationCount,
     /// Bytes per kept activation value.
     pub activation_bytes: f64,
-    /// Training FLOPs of one optimizer step on one rank: `[vision, connector, llm + head]`.
-    pub step_flops: [f64; 3],
+    /// Training FLOPs of one optimizer step on one rank: `[vision, connector, llm layers, LM head]`.
+    pub step_flops: [f64; 4],
     pub flops: FlopsModel,
     /// Seconds per step at `peak_tflops · mfu` (0 when no peak is given).
     pub step_time_s: f64,

@@ -104,22 +104,23 @@ pub fn render(p: &Plan, opts: &PlanOptions) -> String {
         let _ = writeln!(o, "  {verdict} in {} ({:.0} % used)", bytes(dev), 100.0 * m.total() / dev);
     }
 
-    let [v, c, l] = p.step_flops;
+    let [v, c, l, h] = p.step_flops;
     let _ = writeln!(
         o,
         "\nFLOPs per step on this rank ({} positions, {} images; training = 3 x forward)",
         count(p.tokens_per_step),
         count(p.images_per_step)
     );
-    for (name, f) in [("vision", v), ("connector", c), ("llm + head", l), ("total", v + c + l)] {
+    for (name, f) in
+        [("vision", v), ("connector", c), ("llm layers", l), ("LM head", h), ("total", v + c + l + h)]
+    {
         let _ = writeln!(o, "  {name:<18}{:>14}", flops(f));
     }
     let per_seq = p.flops.llm_per_seq + p.flops.head_per_seq;
     let _ = writeln!(
         o,
-        "  of llm + head: attention products {:.1} %, LM head {:.1} %",
-        100.0 * p.flops.attention_per_seq / per_seq,
-        100.0 * p.flops.head_per_seq / per_seq
+        "  of llm layers + head: attention products {:.1} % (full t x t, not the causal half)",
+        100.0 * p.flops.attention_per_seq / per_seq
     );
     if p.step_time_s > 0.0 {
         let tps = p.tokens_per_step / p.step_time_s;
