@@ -156,7 +156,7 @@ fn a_dp_that_does_not_divide_the_streams_is_a_config_error() {
         for s in sets {
             src = src.set(*s);
         }
-        src.load().err().expect("a config error").to_string()
+        src.load().expect_err("a config error").to_string()
     };
     let err = load_err(&["parallel.dp=2", "data.streams=3"]);
     assert!(err.contains("data.streams (3)") && err.contains("ranks (2)") && err.contains("1, 3"), "{err}");
