@@ -38,7 +38,7 @@ pub use error::{DataError, Result};
 pub use loader::Loader;
 pub use shards::{RawSample, ShardItem, ShardOpener, WdsOpener};
 pub use skip::{SkipCounts, SkipReason};
-pub use streams::StreamSet;
 pub use state::{LoaderState, LoaderStats, PartialDoc, SampleLoc, SourceState, SourceTotals};
+pub use streams::StreamSet;
 pub use synth::SynthConfig;
 pub use tokenizer::TextTokenizer;
