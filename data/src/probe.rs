@@ -4,8 +4,8 @@
 //! freshly drawn scenes and scored on others: the held-out accuracy at the native size is the task's
 //! ceiling for a linear read-out of the pixels, at a low resolution its floor.
 //!
-//! For `grid` the question is fixed to one cell (row 3, column 6), since a read-out of the pixels
-//! alone cannot see which cell a question names.
+//! For `grid` the question is fixed to one corner (top right), since a read-out of the pixels
+//! alone cannot see which corner a question names.
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -61,7 +61,7 @@ fn item(cfg: &ProbeConfig, i: usize) -> Result<(Vec<f32>, usize)> {
     let mut rng = Rng::from_words(&[cfg.seed, TAG_PROBE, task_word, i as u64]);
     let mut scene = GatedScene::sample(cfg.task, cfg.native, &mut rng);
     if let GatedScene::Grid { ask, .. } = &mut scene {
-        *ask = (2, 5);
+        *ask = 1;
     }
     let answer = scene.question().answers[0].clone();
     let label = cfg.task.classes().iter().position(|c| *c == answer).ok_or_else(|| {

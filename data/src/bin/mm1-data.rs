@@ -11,7 +11,7 @@
 //!                [--seq-len T] [--batch-size B] [--num-image-tokens M] [--batches N]
 //! mm1-data preview SHARD_SPEC --out DIR [--resolution R] [-n N] [--kind K]
 //! mm1-data fuzz [--cases N] [--seed S] [--resolution R]
-//! mm1-data probe --resolution R [--task stripes|stripes_wide|grid] [--native N] [--train N]
+//! mm1-data probe --resolution R [--task stripes|stripes_colour|grid] [--native N] [--train N]
 //!                [--test N] [--seed S] [--steps N]
 //! ```
 
@@ -192,13 +192,13 @@ fn cmd_fuzz(a: &Args) -> Res<()> {
 /// Raw-pixel logistic-regression probe of the gated tasks at one resolution; one JSON line per task.
 fn cmd_probe(a: &Args) -> Res<()> {
     let resolution: usize = a.get("resolution")?.ok_or("probe needs --resolution R")?;
-    let tasks = match a.opts.get("task") {
-        Some(name) => vec![
-            mm1_data::synth::GatedTask::by_name(name)
-                .ok_or_else(|| format!("--task {name:?}: not a gated task (stripes, stripes_wide, grid)"))?,
-        ],
-        None => mm1_data::synth::GATED_TASKS.to_vec(),
-    };
+    let tasks =
+        match a.opts.get("task") {
+            Some(name) => vec![mm1_data::synth::GatedTask::by_name(name).ok_or_else(|| {
+                format!("--task {name:?}: not a gated task (stripes, stripes_colour, grid)")
+            })?],
+            None => mm1_data::synth::GATED_TASKS.to_vec(),
+        };
     for task in tasks {
         let d = mm1_data::probe::ProbeConfig::new(task, 64, resolution);
         let cfg = mm1_data::probe::ProbeConfig {

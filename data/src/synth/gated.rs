@@ -3,15 +3,24 @@
 //!
 //! Rendered at the benchmark's native size `n` (`[data.synth] image_size`, which should be the
 //! largest resolution arm) and stored as PNG, so the only loss is the loader's own resize:
-//! - `stripes` (`resolution`): a patch of 1-px stripes, horizontal or vertical. Catmull-Rom at a 2x
-//!   downscale puts each output pixel between two source rows with symmetric weights, so every
-//!   weight pair covers one dark and one light stripe and the interior comes out as a flat grey (at
-//!   `n/2` the answer is gone). The stripe contrast ramps in over 8 px with a raised cosine, so
-//!   the patch border keeps no orientation either: Catmull-Rom reproduces linear ramps, and what
-//!   is left of a smooth ramp is below one grey level (measured by `mm1-data probe`, docs/data.md).
-//! - `stripes_wide` (`none`): the same question with 4-px stripes (4x the scale), readable at `n/4`.
-//! - `grid` (`tokens`): an 8x8 grid of coloured cells (`n/8` px each), "what colour is the cell in
-//!   row r, column c?": the pixels keep it at every arm, the connector must keep 64 positions.
+//! - `stripes` (`resolution`): a square patch of 1-px stripes, horizontal or vertical, on a grey
+//!   background. Catmull-Rom at a 2x downscale puts each output pixel between two source rows with
+//!   symmetric weights, so every weight pair covers one dark and one light stripe and the interior
+//!   comes out flat (at `n/2` the answer is gone). The stripe contrast ramps in over 8 px with a
+//!   raised cosine, so the patch border keeps no orientation either: Catmull-Rom reproduces linear
+//!   ramps, and what is left of a smooth ramp is below one grey level (measured by `mm1-data
+//!   probe`, docs/data.md).
+//! - `stripes_colour` (`none`): the same scenes, "what colour is the striped patch?". The patch is
+//!   tinted (its stripes alternate around the tint), and a downscale keeps the mean, so the answer
+//!   survives every arm: the control that must stay flat while `stripes` moves. (A first control,
+//!   the same question with 4-px stripes, was readable by the probe at `n/4` but not learnt by the
+//!   CPU-scale model at 32 px in 3000 steps: the stripes' phase moves against the patch grid
+//!   after a non-integer resize, which a linear read-out of each patch cannot follow.)
+//! - `grid` (`tokens`): an 8x8 grid of coloured cells (`n/8` px each), "what colour is the top left
+//!   cell?" (one of the four corners): the pixels keep it at every arm, but a connector that pools
+//!   the grid into 2x2 tokens averages each corner cell with 15 others. (Questions naming any
+//!   row and column were not learnt by the CPU-scale model at 64 tokens either: 0.29 against
+//!   0.26 for a blank image after 3000 steps; a corner is a fixed place to look.)
 
 use crate::rng::Rng;
 
@@ -21,7 +30,18 @@ use super::scene::Qa;
 /// Colours of the grid cells.
 pub const GRID_COLOURS: [(&str, [u8; 3]); 4] =
     [("red", [220, 40, 40]), ("green", [40, 170, 60]), ("blue", [40, 80, 220]), ("yellow", [240, 200, 30])];
+/// Tints of the striped patch: offsets from mid-grey small enough that tint ± the largest stripe
+/// contrast (90) stays inside 0..=255 (no clipping, so a downscale leaves exactly the tint).
+pub const TINTS: [(&str, [u8; 3]); 4] =
+    [("red", [160, 95, 95]), ("green", [95, 160, 95]), ("blue", [95, 95, 160]), ("yellow", [160, 160, 95])];
 const GRID: usize = 8;
+/// The cells a grid question can name: (row, column, words).
+const CORNERS: [(usize, usize, &str); 4] = [
+    (0, 0, "top left"),
+    (0, GRID - 1, "top right"),
+    (GRID - 1, 0, "bottom left"),
+    (GRID - 1, GRID - 1, "bottom right"),
+];
 const ORIENTATIONS: [&str; 2] = ["horizontal", "vertical"];
 
 /// A gated task: its name (the eval items' `task`) and what it needs (`gate`).
@@ -32,9 +52,9 @@ pub struct GatedTask {
 }
 
 pub const STRIPES: GatedTask = GatedTask { name: "stripes", gate: "resolution" };
-pub const STRIPES_WIDE: GatedTask = GatedTask { name: "stripes_wide", gate: "none" };
+pub const STRIPES_COLOUR: GatedTask = GatedTask { name: "stripes_colour", gate: "none" };
 pub const GRID_CELL: GatedTask = GatedTask { name: "grid", gate: "tokens" };
-pub const GATED_TASKS: [GatedTask; 3] = [STRIPES, STRIPES_WIDE, GRID_CELL];
+pub const GATED_TASKS: [GatedTask; 3] = [STRIPES, STRIPES_COLOUR, GRID_CELL];
 
 impl GatedTask {
     pub fn by_name(name: &str) -> Option<GatedTask> {
@@ -45,6 +65,7 @@ impl GatedTask {
     pub fn classes(&self) -> Vec<&'static str> {
         match self.name {
             "grid" => GRID_COLOURS.iter().map(|c| c.0).collect(),
+            "stripes_colour" => TINTS.iter().map(|c| c.0).collect(),
             _ => ORIENTATIONS.to_vec(),
         }
     }
@@ -52,11 +73,21 @@ impl GatedTask {
 
 #[derive(Debug, Clone)]
 pub enum GatedScene {
-    /// Stripes of `width` native pixels (1 or 4) in a square patch at `(x0, y0)` of side `side`.
-    /// The background is `bg`; stripes are `bg -+ contrast` in every channel.
-    Stripes { horizontal: bool, width: usize, x0: usize, y0: usize, side: usize, bg: [u8; 3], contrast: u8 },
-    /// Cell colours row by row, and the cell the question asks about (row, column; 0-based).
-    Grid { cells: Vec<usize>, ask: (usize, usize) },
+    /// 1-px stripes in a square patch at `(x0, y0)` of side `side`, on a grey background of level
+    /// `bg`; stripes are `TINTS[tint] -+ contrast` in every channel. `ask` is the eval question's
+    /// task (`stripes` or `stripes_colour`).
+    Stripes {
+        horizontal: bool,
+        tint: usize,
+        x0: usize,
+        y0: usize,
+        side: usize,
+        bg: u8,
+        contrast: u8,
+        ask: GatedTask,
+    },
+    /// Cell colours row by row, and the corner the question asks about (index into `CORNERS`).
+    Grid { cells: Vec<usize>, ask: usize },
 }
 
 /// Raised-cosine ramp over the first and last `RAMP` pixels of a patch of side `side`.
@@ -72,25 +103,24 @@ impl GatedScene {
         match task.name {
             "grid" => GatedScene::Grid {
                 cells: (0..GRID * GRID).map(|_| rng.below(GRID_COLOURS.len())).collect(),
-                ask: (rng.below(GRID), rng.below(GRID)),
+                ask: 0,
             },
-            name => {
-                let width = if name == "stripes" { 1 } else { 4 };
-                // A quarter to half the image, a multiple of 8 px (whole periods of either width);
-                // even corners keep the 1-px stripes' phase fixed on the pixel grid (dark on even
-                // rows/columns).
+            _ => {
+                // A quarter to half the image, a multiple of 8 px; even corners keep the stripes'
+                // phase fixed on the pixel grid (dark on even rows/columns).
                 let sides: Vec<usize> = (1..=n / 16).map(|k| 8 * k).filter(|s| 4 * s >= n).collect();
                 let side = if sides.is_empty() { 8 } else { sides[rng.below(sides.len())] };
                 let pos = |rng: &mut Rng| 2 * rng.below((n - side) / 2 + 1);
                 let (x0, y0) = (pos(rng), pos(rng));
                 GatedScene::Stripes {
                     horizontal: rng.below(2) == 0,
-                    width,
+                    tint: rng.below(TINTS.len()),
                     x0,
                     y0,
                     side,
-                    bg: std::array::from_fn(|_| 100 + rng.below(57) as u8),
+                    bg: 100 + rng.below(57) as u8,
                     contrast: 60 + rng.below(31) as u8,
+                    ask: task,
                 }
             }
         }
@@ -98,23 +128,22 @@ impl GatedScene {
 
     pub fn task(&self) -> GatedTask {
         match self {
-            GatedScene::Stripes { width: 1, .. } => STRIPES,
-            GatedScene::Stripes { .. } => STRIPES_WIDE,
+            GatedScene::Stripes { ask, .. } => *ask,
             GatedScene::Grid { .. } => GRID_CELL,
         }
     }
 
     pub fn render(&self, n: usize) -> Canvas {
         match self {
-            &GatedScene::Stripes { horizontal, width, x0, y0, side, bg, contrast } => {
-                let mut c = Canvas::new(n, n, bg);
+            &GatedScene::Stripes { horizontal, tint, x0, y0, side, bg, contrast, .. } => {
+                let mut c = Canvas::new(n, n, [bg; 3]);
                 for dy in 0..side.min(n - y0) {
                     for dx in 0..side.min(n - x0) {
                         let (x, y) = (x0 + dx, y0 + dy);
                         let along = if horizontal { y } else { x };
-                        let sign = if (along / width).is_multiple_of(2) { -1.0 } else { 1.0 };
+                        let sign = if along.is_multiple_of(2) { -1.0 } else { 1.0 };
                         let a = contrast as f64 * envelope(dx, side) * envelope(dy, side);
-                        let v = bg.map(|g| (g as f64 + sign * a).round().clamp(0.0, 255.0) as u8);
+                        let v = TINTS[tint].1.map(|g| (g as f64 + sign * a).round().clamp(0.0, 255.0) as u8);
                         c.fill_rect(x as i64, y as i64, 1, 1, v);
                     }
                 }
@@ -138,32 +167,49 @@ impl GatedScene {
     pub fn question(&self) -> Qa {
         let t = self.task();
         match self {
-            GatedScene::Stripes { horizontal, width, .. } => {
-                let thin = if *width == 1 { "thin" } else { "wide" };
+            GatedScene::Stripes { horizontal, tint, .. } => {
+                let (question, answer) = if t == STRIPES_COLOUR {
+                    ("what colour is the striped patch?", TINTS[*tint].0)
+                } else {
+                    ("are the thin stripes horizontal or vertical?", ORIENTATIONS[usize::from(!horizontal)])
+                };
                 Qa {
                     task: t.name,
                     gate: Some(t.gate),
-                    question: format!("are the {thin} stripes horizontal or vertical?"),
-                    answers: vec![ORIENTATIONS[usize::from(!horizontal)].to_string()],
+                    question: question.into(),
+                    answers: vec![answer.into()],
                 }
             }
-            GatedScene::Grid { cells, ask: (r, c) } => Qa {
-                task: t.name,
-                gate: Some(t.gate),
-                question: format!("what colour is the cell in row {}, column {}?", r + 1, c + 1),
-                answers: vec![GRID_COLOURS[cells[r * GRID + c]].0.to_string()],
-            },
+            GatedScene::Grid { cells, ask } => {
+                let (r, c, words) = CORNERS[*ask];
+                Qa {
+                    task: t.name,
+                    gate: Some(t.gate),
+                    question: format!("what colour is the {words} cell?"),
+                    answers: vec![GRID_COLOURS[cells[r * GRID + c]].0.to_string()],
+                }
+            }
         }
     }
 
-    /// Training questions: the task's question, and for a grid two more cells drawn from `rng`.
+    /// Training questions: the task's question, for stripes also the other stripes question, and
+    /// for a grid two more corners drawn from `rng`.
     pub fn questions(&self, rng: &mut Rng) -> Vec<Qa> {
         let mut qas = vec![self.question()];
-        if let GatedScene::Grid { cells, .. } = self {
-            for _ in 0..2 {
-                let other =
-                    GatedScene::Grid { cells: cells.clone(), ask: (rng.below(GRID), rng.below(GRID)) };
-                qas.push(other.question());
+        match self {
+            GatedScene::Stripes { ask, .. } => {
+                let other = if *ask == STRIPES { STRIPES_COLOUR } else { STRIPES };
+                let mut twin = self.clone();
+                if let GatedScene::Stripes { ask, .. } = &mut twin {
+                    *ask = other;
+                }
+                qas.push(twin.question());
+            }
+            GatedScene::Grid { cells, .. } => {
+                for _ in 0..2 {
+                    let other = GatedScene::Grid { cells: cells.clone(), ask: rng.below(CORNERS.len()) };
+                    qas.push(other.question());
+                }
             }
         }
         qas
@@ -172,13 +218,12 @@ impl GatedScene {
     /// Three reference captions (the first is the training caption).
     pub fn captions(&self) -> Vec<String> {
         match self {
-            GatedScene::Stripes { horizontal, width, .. } => {
-                let (thin, o) =
-                    (if *width == 1 { "thin" } else { "wide" }, ORIENTATIONS[usize::from(!horizontal)]);
+            GatedScene::Stripes { horizontal, tint, .. } => {
+                let (o, c) = (ORIENTATIONS[usize::from(!horizontal)], TINTS[*tint].0);
                 vec![
-                    format!("{thin} {o} stripes."),
-                    format!("a grey picture with a patch of {thin} {o} stripes."),
-                    format!("the stripes are {thin} and {o}."),
+                    format!("thin {o} stripes on a {c} patch."),
+                    format!("a grey picture with a {c} patch of thin {o} stripes."),
+                    format!("the stripes are thin and {o}, the patch is {c}."),
                 ]
             }
             GatedScene::Grid { cells, .. } => {

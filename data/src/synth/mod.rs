@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::config::{SampleKind, SourceConfig};
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
-pub use gated::{GATED_TASKS, GRID_COLOURS, GatedScene, GatedTask};
+pub use gated::{GATED_TASKS, GRID_COLOURS, GatedScene, GatedTask, TINTS};
 pub use render::Canvas;
 pub use scene::{Qa, Scene, text_document};
 pub use tar_out::write_tar;
@@ -126,10 +126,11 @@ impl SynthOutput {
 }
 
 /// Version of the generator's output, written to `manifest.json`: bumped whenever the same config
-/// gives different bytes, so that caches of an older generator are regenerated. 3: gated scenes
+/// gives different bytes, so that caches of an older generator are regenerated. 4: the control
+/// `stripes_colour` (the tint of the striped patch) replaces `stripes_wide`. 3: gated scenes
 /// (stripes, stripes_wide, grid; PNG) in half the images and in the VQA rotation. 2: per-sample
 /// streams from the fixed `Rng::from_words` (1, unversioned: samples repeated across shards).
-pub const GENERATOR_VERSION: u64 = 3;
+pub const GENERATOR_VERSION: u64 = 4;
 
 /// True when `cfg.out` holds a finished generation of exactly this config by this generator
 /// version (`manifest.json` is written last).
@@ -279,7 +280,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The VQA set's tasks, one item each in turn: the scene tasks, then the gated tasks.
 pub const VQA_ROTATION: [&str; 7] =
-    ["counting", "colour", "position", "reading", "stripes", "stripes_wide", "grid"];
+    ["counting", "colour", "position", "reading", "stripes", "stripes_colour", "grid"];
 
 /// Held-out sets: `vqa.jsonl` (one question per image, tasks in rotation) and `captions.jsonl`.
 fn write_eval(cfg: &SynthConfig) -> Result<Vec<String>> {
