@@ -34,6 +34,11 @@ pub struct DataConfig {
     pub streams: usize,
     /// Most images one packed sequence may hold (MM1 uses 16 for interleaved data).
     pub max_images_per_seq: usize,
+    /// Most text tokens one packed sequence may hold (0 = only `seq_len` limits them). With
+    /// `seq_len = text_tokens_per_seq + max_images_per_seq × image tokens`, rows hold the same
+    /// documents whatever the image-token count: what an image-token ablation needs to keep the
+    /// text equal (docs/ablations.md).
+    pub text_tokens_per_seq: usize,
     /// Seed of shard order, shuffle buffers and mixture draws.
     pub seed: u64,
     /// Path of a HF `tokenizer.json` (`mm1-data tokenizer train` writes one).
@@ -79,6 +84,7 @@ impl Default for DataConfig {
             batch_size: 8,
             streams: 0,
             max_images_per_seq: 16,
+            text_tokens_per_seq: 0,
             seed: 0,
             tokenizer: PathBuf::from("tokenizer.json"),
             image_token: "<image>".into(),
@@ -215,6 +221,12 @@ impl DataConfig {
                 "one image needs num_image_tokens + 1 ({}) tokens but data.seq_len is {}",
                 shape.num_image_tokens + 1,
                 self.seq_len
+            ));
+        }
+        if self.text_tokens_per_seq > self.seq_len {
+            return err(format!(
+                "data.text_tokens_per_seq ({}) exceeds data.seq_len ({}); 0 leaves only seq_len",
+                self.text_tokens_per_seq, self.seq_len
             ));
         }
         if images_used && self.max_images_per_seq == 0 {

@@ -13,6 +13,8 @@ pub struct PackShape {
     pub seq_len: usize,
     pub num_image_tokens: usize,
     pub max_images_per_seq: usize,
+    /// Most text tokens per row (0 = only `seq_len` limits them).
+    pub text_per_seq: usize,
     pub image_id: u32,
     pub pad_id: u32,
     /// Interleaved/text documents continue in the next row when true; truncated when false.
@@ -105,6 +107,16 @@ impl Packer {
         self.shape.seq_len - self.cur.ids.len()
     }
 
+    /// Room for text: `room()`, and under `text_per_seq` what the row's text has left of it.
+    fn text_room(&self) -> usize {
+        let room = self.room();
+        if self.shape.text_per_seq == 0 {
+            return room;
+        }
+        let text = self.cur.ids.len() - self.cur.images.len() * self.shape.num_image_tokens;
+        room.min(self.shape.text_per_seq.saturating_sub(text))
+    }
+
     fn image_fits(&self) -> bool {
         self.room() >= self.shape.num_image_tokens && self.cur.images.len() < self.shape.max_images_per_seq
     }
@@ -172,7 +184,10 @@ impl Packer {
             return true;
         }
         let (tokens, images) = self.cost(&d.doc);
-        let fits = tokens <= self.room() && self.cur.images.len() + images <= self.shape.max_images_per_seq;
+        let text = tokens - images * self.shape.num_image_tokens;
+        let fits = tokens <= self.room()
+            && text <= self.text_room()
+            && self.cur.images.len() + images <= self.shape.max_images_per_seq;
         if !fits && !self.cur.ids.is_empty() {
             self.close_row();
             if self.rows.len() >= want {
@@ -183,7 +198,7 @@ impl Packer {
         for unit in units {
             match unit {
                 Unit::Text(ids) => {
-                    let take = ids.len().min(self.room());
+                    let take = ids.len().min(self.text_room());
                     self.dropped_tokens += (ids.len() - take) as u64;
                     self.put(d, &ids[..take], false);
                 }
@@ -215,7 +230,7 @@ impl Packer {
                     continue;
                 }
                 Unit::Text(ids) => {
-                    let take = (ids.len() - d.offset).min(self.room());
+                    let take = (ids.len() - d.offset).min(self.text_room());
                     if take > 0 {
                         let piece = ids[d.offset..d.offset + take].to_vec();
                         d.offset += take;

@@ -76,6 +76,9 @@ struct Fingerprint<'a> {
     seq_len: usize,
     batch_size: usize,
     max_images_per_seq: usize,
+    /// Absent when 0, so that streams saved before the key existed keep their fingerprint.
+    #[serde(skip_serializing_if = "is_zero")]
+    text_tokens_per_seq: usize,
     seed: u64,
     shuffle_buffer: usize,
     split_documents: bool,
@@ -87,11 +90,16 @@ struct Fingerprint<'a> {
     world: usize,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 pub fn fingerprint(cfg: &DataConfig, shape: &PipelineShape, world: usize) -> String {
     let f = Fingerprint {
         seq_len: cfg.seq_len,
         batch_size: cfg.batch_size,
         max_images_per_seq: cfg.max_images_per_seq,
+        text_tokens_per_seq: cfg.text_tokens_per_seq,
         seed: cfg.seed,
         shuffle_buffer: cfg.shuffle_buffer,
         split_documents: cfg.split_documents,
@@ -139,6 +147,7 @@ impl Pipeline {
             seq_len: cfg.seq_len,
             num_image_tokens: shape.num_image_tokens,
             max_images_per_seq: cfg.max_images_per_seq,
+            text_per_seq: cfg.text_tokens_per_seq,
             image_id: tok.image_id,
             pad_id: tok.pad_id,
             split: cfg.split_documents,

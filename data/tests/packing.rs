@@ -172,6 +172,7 @@ const SHAPE_P: PackShape = PackShape {
     seq_len: 10,
     num_image_tokens: 3,
     max_images_per_seq: 2,
+    text_per_seq: 0,
     image_id: 0,
     pad_id: 2,
     split: true,
@@ -249,4 +250,69 @@ fn empty_text_units_do_not_emit_padding_rows() {
     let d = doc(SampleKind::Interleaved, vec![Unit::Text(vec![]), text(3), Unit::Text(vec![]), img()]);
     let p = pack_all(SHAPE_P, vec![d], 1);
     assert_eq!(p.rows[0].seg.iter().filter(|&&s| s != 0).count(), 6);
+}
+
+/// `text_per_seq` with `seq_len = text_per_seq + max_images × m`: every image-token count gives
+/// the same rows of the same text (what the image-token ablation needs), where a plain `seq_len`
+/// lets rows with fewer images take more text when `m` grows.
+#[test]
+fn a_text_budget_packs_the_same_text_whatever_the_image_tokens() {
+    let docs = || {
+        vec![
+            doc(SampleKind::Caption, vec![img(), text(3)]),
+            doc(SampleKind::Interleaved, vec![text(2), img(), text(4), img(), text(5)]),
+            doc(SampleKind::Text, vec![text(9)]),
+            doc(SampleKind::Caption, vec![img(), text(2)]),
+            doc(SampleKind::Interleaved, vec![img(), text(6), img(), img(), text(1)]),
+        ]
+    };
+    // Text of each row, with each image as a marker, and the images per row.
+    let layout = |p: &Packer| -> Vec<(Vec<u32>, usize)> {
+        p.rows
+            .iter()
+            .map(|r| {
+                let mut text = vec![];
+                for (i, &id) in r.ids.iter().enumerate() {
+                    let first_of_image = r.img[i] && (i == 0 || !r.img[i - 1]);
+                    if first_of_image {
+                        text.push(u32::MAX);
+                    } else if !r.img[i] && r.seg[i] != 0 {
+                        text.push(id);
+                    }
+                }
+                (text, r.images.len())
+            })
+            .collect()
+    };
+    let with_budget = |m: usize| {
+        let shape = PackShape { seq_len: 8 + 2 * m, num_image_tokens: m, text_per_seq: 8, ..SHAPE_P };
+        let mut p = Packer::new(shape, 1);
+        for d in docs() {
+            let mut ip = InProgress::new(d, 0);
+            while !p.feed(&mut ip, usize::MAX) {}
+        }
+        p.flush();
+        assert_eq!((p.dropped_images, p.dropped_tokens), (0, 0), "m = {m}");
+        for r in &p.rows {
+            let text = r.seg.iter().zip(&r.img).filter(|(s, i)| **s != 0 && !**i).count();
+            assert!(text <= 8 && r.images.len() <= 2 && r.ids.len() == 8 + 2 * m, "m = {m}");
+        }
+        layout(&p)
+    };
+    let reference = with_budget(1);
+    for m in [2, 4, 16] {
+        assert_eq!(with_budget(m), reference, "rows differ at m = {m}");
+    }
+    // Without the budget the rows change with m (the control of this test's premise).
+    let plain = |m: usize| {
+        let shape = PackShape { seq_len: 8 + 2 * m, num_image_tokens: m, ..SHAPE_P };
+        let mut p = Packer::new(shape, 1);
+        for d in docs() {
+            let mut ip = InProgress::new(d, 0);
+            while !p.feed(&mut ip, usize::MAX) {}
+        }
+        p.flush();
+        layout(&p)
+    };
+    assert_ne!(plain(1), plain(16));
 }
