@@ -99,6 +99,17 @@ fn opt_num(x: Option<f64>) -> String {
     x.map_or("–".into(), fmt_num)
 }
 
+/// `12.3`, `∞` (every seed gave the same non-zero difference) or `–` (fewer than 2 seeds).
+fn show_se(x: f64) -> String {
+    if x.is_nan() {
+        "–".into()
+    } else if x.is_infinite() {
+        "∞".into()
+    } else {
+        format!("{x:.1}")
+    }
+}
+
 fn opt_interval(x: Option<&super::stats::Interval>) -> String {
     x.map_or("–".into(), |i| format!("[{}, {}]", fmt_num(i.lo), fmt_num(i.hi)))
 }
@@ -169,6 +180,7 @@ fn study_tables(d: &SweepData, st: &Study) -> Vec<(String, String, Table)> {
                 arm_name(p.arm),
                 p.by_seed.map_or("–".into(), |i| fmt_num(i.mean)),
                 opt_interval(p.by_seed.as_ref()),
+                p.by_seed.map_or("–".into(), |i| show_se(super::stats::standard_errors_from_zero(&i))),
                 opt_interval(p.by_item.as_ref()),
                 p.seeds_used.len().to_string(),
                 p.verdict.to_string(),
@@ -177,7 +189,8 @@ fn study_tables(d: &SweepData, st: &Study) -> Vec<(String, String, Table)> {
         .collect();
     let note = format!(
         "Arm minus `{}` on the same seed (a seed fixes initialisation and data order), mean and 95% t \
-         interval over seeds; beside it the bootstrap interval over items. A difference reads \
+         interval over seeds, and how many paired standard errors (s/√n over seeds) the mean lies from \
+         0; beside it the bootstrap interval over items. A difference reads \
          \"effect\" only when its interval over seeds excludes 0, else \"not separated\" (also with \
          fewer than 2 paired seeds).",
         arm_name(c)
@@ -191,6 +204,7 @@ fn study_tables(d: &SweepData, st: &Study) -> Vec<(String, String, Table)> {
                 "arm",
                 "difference",
                 "95% over seeds (t)",
+                "SEs from 0",
                 "95% over items (bootstrap)",
                 "seeds",
                 "reading",
