@@ -2,8 +2,9 @@
 //! own backward pass.
 //!
 //! Why: burn 0.22.1's `gelu` on flex runs libm's scalar `erf` on one thread, forward and
-//! again in the backward (about 2.5 % of the `bench-cpu` step's CPU time, all serial). The
-//! fused node keeps `x` and computes `dx = g (Φ(x) + x φ(x))` in one parallel pass.
+//! again in the backward, while the other threads wait (its measured share of the step:
+//! docs/performance.md, "Parallel kernels on flex storage"). The fused node keeps `x` and
+//! computes `dx = g (Φ(x) + x φ(x))` in one parallel pass.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

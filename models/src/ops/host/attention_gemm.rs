@@ -4,8 +4,9 @@
 //!
 //! Why the layout: moving the heads in front of the tokens (`[b, h, t, dh]`) costs a
 //! contiguous copy of q, k, v and the output forward and of their gradients backward, eight
-//! per layer, mostly on one thread (`copy_2d_tiled`, 3.5 % of the `bench-cpu` step's
-//! samples). The products read and write the heads where they are, as FlashAttention's
+//! per layer, mostly on one thread (burn-flex's `copy_2d_tiled`; its share of the step before
+//! and after: docs/performance.md, "Heads where the projections put them"). The products
+//! read and write the heads where they are, as FlashAttention's
 //! `[b, t, h, dh]` interface does. The scores stay stacked per KV group
 //! (`[b, kvh, rep · t, tk]`: the `rep` query heads that share a KV head, one after another).
 //!

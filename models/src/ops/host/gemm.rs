@@ -99,9 +99,9 @@ pub type Product<'a> = (MatRef<'a>, MatRef<'a>, Option<&'a [f32]>);
 /// all the blocks of all the products run as single-threaded GEMMs in one parallel loop,
 /// interleaved (block 0 of each product, then block 1, ...) so that each thread gets a share
 /// of every product. Why: two threads splitting each product in turn wait for each other at
-/// every product's end; one loop over the blocks of all products waits once: about 10 %
-/// faster on the training step's backward shapes; and `dW = xᵀ g` of the LM head cut by rows
-/// made both threads pack all of the `[b·t, vocab]` gradient (docs/performance.md).
+/// every product's end; one loop over the blocks of all products waits once; and `dW = xᵀ g`
+/// of the LM head cut by rows made both threads pack all of the `[b·t, vocab]` gradient
+/// (measurements: docs/performance.md, "Products at once, cut along the larger operand").
 pub fn gemm_many(products: &[Product]) -> Vec<Vec<f32>> {
     let threads = rayon::current_num_threads();
     let mut outs: Vec<Vec<f32>> = products.iter().map(|&(a, b, init)| initial(a, b, init)).collect();

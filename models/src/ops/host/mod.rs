@@ -3,8 +3,9 @@
 //! output is written over an input's buffer when nothing else holds it, else one allocation.
 //!
 //! Why: burn-flex 0.22.1 runs its element-wise ops on the calling thread with libm's scalar
-//! `expf`, while only the GEMMs use the rayon pool: on the `bench-cpu` step that serial work
-//! was about a third of all CPU samples (docs/performance.md). Each kernel here does in one
+//! `expf`, while only the GEMMs use the rayon pool, so the other threads wait through that
+//! serial work (its share of the step: docs/performance.md, "Parallel kernels on flex
+//! storage"). Each kernel here does in one
 //! parallel, vectorised pass what the burn ops did in several serial ones. Every caller keeps
 //! its burn-ops version for other backends and dtypes, and the tests compare the two.
 

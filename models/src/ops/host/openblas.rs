@@ -1,9 +1,10 @@
 //! The products of [`super::gemm`] through OpenBLAS's `cblas_sgemm` (cargo feature
 //! `openblas`, linking the system's `libopenblas`).
 //!
-//! Why: on this project's 2-core machine the `gemm` crate, OpenBLAS and MKL are equally fast
-//! on one thread, but two `gemm` threads reach 113–121 GFLOP/s on the training step's shapes
-//! against OpenBLAS's 129–142 (docs/performance.md). OpenBLAS runs single-threaded here (its
+//! Why: on this project's 2-core machine the `gemm` crate, OpenBLAS and MKL were equally fast
+//! on one thread, but two `gemm` threads lost more to each other than two OpenBLAS threads
+//! on the training step's shapes (GFLOP/s per library: docs/performance.md, "Our own GEMM
+//! calls, causal blocks and one thread pool"). OpenBLAS runs single-threaded here (its
 //! own threads would spin beside rayon's workers after every call); [`super::gemm::gemm_many`]
 //! splits large products into blocks of rows over the rayon pool instead.
 #![allow(unsafe_code)]
