@@ -63,11 +63,8 @@ fn assert_losses(run_dir: &Path, want: &[f64], what: &str) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_ranks_then_one_and_one_then_two_equal_one_rank_on_two_streams() {
-    if !cfg!(feature = "mpi") {
-        println!("skipped: mm1-trainer built without the `mpi` feature");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let file = two_stream_file(tmp.path(), "");
     let want = one_rank(&file, &tmp.path().join("full"), None, &ONE);
@@ -118,11 +115,8 @@ fn a_per_rank_loader_state_of_an_older_checkpoint_resumes() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn an_ep_change_is_an_error_naming_both_numbers() {
-    if !cfg!(feature = "mpi") {
-        println!("skipped: mm1-trainer built without the `mpi` feature");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let file = two_stream_file(tmp.path(), MOE);
     let run = tmp.path().join("run");

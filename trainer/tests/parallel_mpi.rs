@@ -10,31 +10,37 @@ mod parallel_support;
 use parallel_support::*;
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_rank_collectives_match_their_definitions() {
     run_workers("workers::worker_collectives", 2, &[]).expect_success();
 }
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_rank_data_parallel_gradient_equals_one_rank_on_the_concatenated_batch() {
     run_workers("workers::worker_data_parallel", 2, &[]).expect_success();
 }
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_rank_differentiable_all_to_all_has_the_reverse_exchange_as_gradient() {
     run_workers("workers::worker_all_to_all_grad", 2, &[]).expect_success();
 }
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_rank_training_equals_one_rank_with_gradient_accumulation() {
     run_workers("workers::worker_dp_training", 2, &[]).expect_success();
 }
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_rank_mm1_tiny_moe_dp_and_ep_equal_one_process() {
     run_workers("workers::worker_mm1_tiny", 2, &[]).expect_success();
 }
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_rank_expert_parallel_moe_equals_local_experts() {
     run_workers("workers::worker_expert_parallel", 2, &[]).expect_success();
 }

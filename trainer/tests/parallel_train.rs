@@ -104,10 +104,6 @@ static ONE_JOB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// 2-rank `mm1-train` vs one process, then stop + resume on 2 ranks vs uninterrupted.
 fn two_ranks_equal_one_rank_and_resume_exactly(parallel: &str, extra: &str, stack: bool) {
-    if !cfg!(feature = "mpi") {
-        println!("skipped: mm1-trainer built without the `mpi` feature");
-        return;
-    }
     let _one = ONE_JOB.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let file = two_rank_file(tmp.path(), parallel, extra);
@@ -148,11 +144,13 @@ fn two_ranks_equal_one_rank_and_resume_exactly(parallel: &str, extra: &str, stac
 }
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_rank_data_parallel_mm1_train_equals_one_rank_with_accumulation() {
     two_ranks_equal_one_rank_and_resume_exactly("dp = 2", "", false);
 }
 
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_rank_expert_parallel_mm1_train_equals_one_rank_with_accumulation() {
     two_ranks_equal_one_rank_and_resume_exactly("dp = 2\nep = 2", MOE, true);
 }
@@ -160,12 +158,9 @@ fn two_rank_expert_parallel_mm1_train_equals_one_rank_with_accumulation() {
 /// Evaluation shared by 2 data-parallel ranks (3 held-out batches, 3 few-shot queries: uneven
 /// shares) logs the scores one process gets on the final checkpoint.
 #[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn two_rank_evaluation_is_shared_and_equals_one_process() {
     use mm1_trainer::eval::{fewshot_eval, synth_tasks};
-    if !cfg!(feature = "mpi") {
-        println!("skipped: mm1-trainer built without the `mpi` feature");
-        return;
-    }
     let _one = ONE_JOB.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let file = two_rank_file(tmp.path(), "dp = 2", "");

@@ -1,5 +1,9 @@
 //! Launch `mpirun -n N` on the current test binary, running one `#[ignore]`d worker test on
 //! every rank. Shared by the `parallel_*` test files.
+//!
+//! The tests that call [`run_workers`] carry
+//! `#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature ...")]`: without the
+//! feature they show as ignored with that reason instead of passing without running anything.
 
 #![allow(dead_code)]
 
@@ -15,21 +19,16 @@ pub struct Outcome {
     /// mpirun's own stdout: every rank's lines, interleaved as they arrived.
     pub stdout: String,
     pub stderr: String,
-    /// Each rank's stdout on its own (mpirun `--output-filename`), index = rank; empty when skipped.
+    /// Each rank's stdout on its own (mpirun `--output-filename`), index = rank.
     pub rank_stdout: Vec<String>,
     pub elapsed: Duration,
-    /// `true` when the launch was skipped (no `mpi` feature).
-    pub skipped: bool,
     /// Number of ranks launched.
     pub ranks: usize,
 }
 
 impl Outcome {
-    /// Panic with both output streams unless the job succeeded (or was skipped).
+    /// Panic with both output streams unless the job succeeded.
     pub fn expect_success(&self) {
-        if self.skipped {
-            return;
-        }
         assert!(
             self.success,
             "mpirun failed (exit {:?}) after {:.1} s\n--- stdout\n{}\n--- stderr\n{}",
@@ -60,22 +59,11 @@ impl Outcome {
 
 /// Run worker test `worker` (full path, e.g. `workers::worker_x`) on `ranks` MPI ranks (with extra environment variables).
 pub fn run_workers(worker: &str, ranks: usize, env: &[(&str, &str)]) -> Outcome {
-    if !cfg!(feature = "mpi") {
-        println!(
-            "skipped {worker}: mm1-trainer built without the `mpi` feature \
-             (run `cargo test -p mm1-trainer --features mpi`)"
-        );
-        return Outcome {
-            success: true,
-            code: Some(0),
-            stdout: String::new(),
-            stderr: String::new(),
-            rank_stdout: Vec::new(),
-            elapsed: Duration::ZERO,
-            skipped: true,
-            ranks,
-        };
-    }
+    // Only reached through `--ignored`: the worker tests do not exist without the feature.
+    assert!(
+        cfg!(feature = "mpi"),
+        "{worker} needs mm1-trainer's `mpi` feature: cargo test -p mm1-trainer --features mpi"
+    );
     let exe = std::env::current_exe().expect("test binary path");
     let mut cmd = Command::new("mpirun");
     // Root in containers and more ranks than cores on small CI machines.
@@ -103,7 +91,6 @@ pub fn run_workers(worker: &str, ranks: usize, env: &[(&str, &str)]) -> Outcome 
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         rank_stdout,
         elapsed,
-        skipped: false,
         ranks,
     }
 }
