@@ -60,10 +60,9 @@ impl Outcome {
 /// Run worker test `worker` (full path, e.g. `workers::worker_x`) on `ranks` MPI ranks (with extra environment variables).
 pub fn run_workers(worker: &str, ranks: usize, env: &[(&str, &str)]) -> Outcome {
     // Only reached through `--ignored`: the worker tests do not exist without the feature.
-    assert!(
-        cfg!(feature = "mpi"),
-        "{worker} needs mm1-trainer's `mpi` feature: cargo test -p mm1-trainer --features mpi"
-    );
+    if !cfg!(feature = "mpi") {
+        panic!("{worker} needs mm1-trainer's `mpi` feature: cargo test -p mm1-trainer --features mpi");
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let mut cmd = Command::new("mpirun");
     // Root in containers and more ranks than cores on small CI machines.
