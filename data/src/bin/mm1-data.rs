@@ -14,203 +14,328 @@
 //! mm1-data probe --resolution R [--task stripes|stripes_colour|grid] [--native N] [--train N]
 //!                [--test N] [--seed S] [--steps N]
 //! ```
+//!
+//! Arguments are parsed by clap, as in the trainer's binaries (`--help` on every command): a
+//! usage error exits with status 2, a failing command with 1.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use clap::{Args, Parser, Subcommand};
 use mm1_data::fuzz;
 use mm1_data::inspect::inspect;
 use mm1_data::preview::preview;
 use mm1_data::sample::ProcessCtx;
-use mm1_data::synth::{SynthConfig, generate};
+use mm1_data::synth::{GatedTask, SynthConfig, generate};
 use mm1_data::{
     DataConfig, DataError, Loader, PipelineShape, ResizeMode, SampleKind, SourceConfig, WdsOpener,
 };
 
 type Res<T> = Result<T, String>;
 
-/// `--flag value` pairs, boolean `--flag`s and positionals.
-struct Args {
-    pos: Vec<String>,
-    opts: HashMap<String, String>,
-    flags: Vec<String>,
+#[derive(Parser)]
+#[command(name = "mm1-data", version, about = "MM1 data tools (see docs/data.md)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
-const BOOL_FLAGS: [&str; 2] = ["--json", "--small"];
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write the synthetic dataset (shards, tokenizer, evaluation sets) into a folder.
+    Synth(SynthArgs),
+    /// Decode every sample of the shards; report counts, skips and a hash of the keys.
+    Inspect(InspectArgs),
+    /// Write decoded, resized samples as PNG and text files with an `index.json`.
+    Preview(PreviewArgs),
+    /// Tokenizer tools.
+    Tokenizer {
+        #[command(subcommand)]
+        cmd: TokenizerCmd,
+    },
+    /// Time the loader (decode, resize, normalise, tokenise, pack); one JSON line.
+    Bench(BenchArgs),
+    /// Random and mutated samples through the sample path: errors, never an abort.
+    Fuzz(FuzzArgs),
+    /// Raw-pixel logistic-regression probe of the gated tasks at one resolution.
+    Probe(ProbeArgs),
+}
 
-fn parse(args: &[String]) -> Res<Args> {
-    let mut a = Args { pos: Vec::new(), opts: HashMap::new(), flags: Vec::new() };
-    let mut it = args.iter();
-    while let Some(x) = it.next() {
-        if BOOL_FLAGS.contains(&x.as_str()) {
-            a.flags.push(x.clone());
-        } else if x == "-n" {
-            let v = it.next().ok_or("-n needs a value")?;
-            a.opts.insert("n".to_string(), v.clone());
-        } else if let Some(name) = x.strip_prefix("--") {
-            let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-            a.opts.insert(name.to_string(), v.clone());
-        } else {
-            a.pos.push(x.clone());
+#[derive(Subcommand)]
+enum TokenizerCmd {
+    /// Train the byte-level BPE tokenizer on the shards' texts.
+    Train(TokenizerTrainArgs),
+}
+
+/// The positional shard spec. Optional for clap so that a missing one is the error
+/// "missing SHARD_SPEC".
+#[derive(Args)]
+struct Spec {
+    /// Shards: a file, or brace ranges such as `dir/caption-{000000..000009}.tar`.
+    #[arg(value_name = "SHARD_SPEC")]
+    spec: Option<String>,
+}
+
+impl Spec {
+    fn get(&self) -> Res<&str> {
+        self.spec.as_deref().ok_or_else(|| "missing SHARD_SPEC".to_string())
+    }
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+    /// Start from the small sizes (tests, quickstart) instead of the default ones.
+    #[arg(long)]
+    small: bool,
+    #[arg(long, value_name = "N")]
+    image_size: Option<usize>,
+    #[arg(long, value_name = "N")]
+    shards_per_kind: Option<usize>,
+    #[arg(long, value_name = "N")]
+    samples_per_shard: Option<usize>,
+    #[arg(long, value_name = "N")]
+    eval_vqa: Option<usize>,
+    #[arg(long, value_name = "N")]
+    eval_captions: Option<usize>,
+    #[arg(long, value_name = "N")]
+    vocab_size: Option<usize>,
+}
+
+/// What `inspect` and `preview` decode with.
+#[derive(Args)]
+struct Decode {
+    /// Sample kind to read the shards as (caption, interleaved, text); by default each sample's own.
+    #[arg(long, value_name = "K", value_parser = parse_kind)]
+    kind: Option<SampleKind>,
+    #[arg(long, value_name = "R", default_value_t = 224)]
+    resolution: usize,
+    #[arg(long, value_name = "N", default_value_t = DataConfig::default().max_image_pixels)]
+    max_image_pixels: u64,
+}
+
+impl Decode {
+    fn ctx(&self, tokenizer: Option<Arc<mm1_data::TextTokenizer>>) -> ProcessCtx {
+        ProcessCtx {
+            tokenizer,
+            image_size: self.resolution,
+            resize: ResizeMode::ShortestSideCrop,
+            max_pixels: self.max_image_pixels,
         }
     }
-    Ok(a)
 }
 
-impl Args {
-    fn get<T: std::str::FromStr>(&self, name: &str) -> Res<Option<T>> {
-        self.opts
-            .get(name)
-            .map(|v| v.parse::<T>().map_err(|_| format!("--{name}: cannot parse {v:?}")))
-            .transpose()
-    }
-    fn or<T: std::str::FromStr>(&self, name: &str, default: T) -> Res<T> {
-        Ok(self.get(name)?.unwrap_or(default))
-    }
-    fn flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| f == name)
-    }
-    fn spec(&self) -> Res<&str> {
-        self.pos.first().map(String::as_str).ok_or_else(|| "missing SHARD_SPEC".to_string())
-    }
+#[derive(Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    spec: Spec,
+    #[command(flatten)]
+    decode: Decode,
+    /// One line of JSON instead of pretty-printed.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, value_name = "PATH")]
+    tokenizer: Option<PathBuf>,
+    /// Decoding threads (default: all cores).
+    #[arg(long, value_name = "W")]
+    workers: Option<usize>,
+}
+
+#[derive(Args)]
+struct PreviewArgs {
+    #[command(flatten)]
+    spec: Spec,
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Samples to write.
+    #[arg(short = 'n', value_name = "N", default_value_t = 16)]
+    n: usize,
+    #[command(flatten)]
+    decode: Decode,
+}
+
+#[derive(Args)]
+struct TokenizerTrainArgs {
+    #[command(flatten)]
+    spec: Spec,
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    vocab_size: usize,
+    /// Texts to train on at most (default: all).
+    #[arg(long, value_name = "N")]
+    max_samples: Option<usize>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    spec: Spec,
+    #[arg(long, value_name = "R", default_value_t = 224)]
+    resolution: usize,
+    #[arg(long, value_name = "W", default_value_t = 1)]
+    workers: usize,
+    #[arg(long, value_name = "K", value_parser = parse_kind, default_value = "caption")]
+    kind: SampleKind,
+    #[arg(long, value_name = "PATH")]
+    tokenizer: PathBuf,
+    #[arg(long, value_name = "T", default_value_t = 2048)]
+    seq_len: usize,
+    #[arg(long, value_name = "B", default_value_t = 8)]
+    batch_size: usize,
+    #[arg(long, value_name = "M", default_value_t = 64)]
+    num_image_tokens: usize,
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    batches: usize,
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    cases: u64,
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+    #[arg(long, value_name = "R", default_value_t = 32)]
+    resolution: usize,
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    #[arg(long, value_name = "R")]
+    resolution: usize,
+    /// One task (stripes|stripes_colour|grid); all of them when left out.
+    #[arg(long, value_name = "TASK", value_parser = parse_task)]
+    task: Option<GatedTask>,
+    #[arg(long, value_name = "N")]
+    native: Option<usize>,
+    #[arg(long, value_name = "N")]
+    train: Option<usize>,
+    #[arg(long, value_name = "N")]
+    test: Option<usize>,
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
+}
+
+fn parse_kind(s: &str) -> Res<SampleKind> {
+    s.parse::<SampleKind>().map_err(err)
+}
+
+fn parse_task(name: &str) -> Res<GatedTask> {
+    GatedTask::by_name(name)
+        .ok_or_else(|| format!("--task {name:?}: not a gated task (stripes, stripes_colour, grid)"))
 }
 
 fn err(e: DataError) -> String {
     e.to_string()
 }
 
-fn kind_arg(a: &Args) -> Res<Option<SampleKind>> {
-    a.opts.get("kind").map(|k| k.parse::<SampleKind>().map_err(err)).transpose()
+fn json<T: serde::Serialize>(value: &T, pretty: bool) -> Res<String> {
+    let s = if pretty { serde_json::to_string_pretty(value) } else { serde_json::to_string(value) };
+    s.map_err(|e| e.to_string())
 }
 
 fn pool(workers: usize) -> Res<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new().num_threads(workers).build().map_err(|e| e.to_string())
 }
 
-fn cmd_synth(a: &Args) -> Res<()> {
-    let out: PathBuf = a.get("out")?.ok_or("synth needs --out DIR")?;
-    let seed = a.or("seed", 0u64)?;
-    let base = if a.flag("--small") {
-        SynthConfig::small(out, seed)
+/// The tokenizer at `path` with the default config's special tokens.
+fn load_tokenizer(path: &Path) -> Res<mm1_data::TextTokenizer> {
+    let d = DataConfig::default();
+    let specials = [d.image_token.as_str(), d.end_of_chunk_token.as_str(), d.pad_token.as_str()];
+    mm1_data::TextTokenizer::from_file(path, specials).map_err(err)
+}
+
+fn cmd_synth(a: SynthArgs) -> Res<()> {
+    let base = if a.small {
+        SynthConfig::small(a.out, a.seed)
     } else {
-        SynthConfig { out, seed, ..Default::default() }
+        SynthConfig { out: a.out, seed: a.seed, ..Default::default() }
     };
     let cfg = SynthConfig {
-        image_size: a.or("image-size", base.image_size)?,
-        shards_per_kind: a.or("shards-per-kind", base.shards_per_kind)?,
-        samples_per_shard: a.or("samples-per-shard", base.samples_per_shard)?,
-        eval_vqa: a.or("eval-vqa", base.eval_vqa)?,
-        eval_captions: a.or("eval-captions", base.eval_captions)?,
-        vocab_size: a.or("vocab-size", base.vocab_size)?,
+        image_size: a.image_size.unwrap_or(base.image_size),
+        shards_per_kind: a.shards_per_kind.unwrap_or(base.shards_per_kind),
+        samples_per_shard: a.samples_per_shard.unwrap_or(base.samples_per_shard),
+        eval_vqa: a.eval_vqa.unwrap_or(base.eval_vqa),
+        eval_captions: a.eval_captions.unwrap_or(base.eval_captions),
+        vocab_size: a.vocab_size.unwrap_or(base.vocab_size),
         ..base
     };
     let t = Instant::now();
     let out = generate(&cfg).map_err(err)?;
-    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    println!("{}", json(&out, true)?);
     eprintln!("synth: wrote {} in {:.1}s", cfg.out.display(), t.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// What `inspect` and `preview` decode with: `--resolution` (224), `--max-image-pixels`.
-fn decode_ctx(a: &Args, tokenizer: Option<Arc<mm1_data::TextTokenizer>>) -> Res<ProcessCtx> {
-    Ok(ProcessCtx {
-        tokenizer,
-        image_size: a.or("resolution", 224usize)?,
-        resize: ResizeMode::ShortestSideCrop,
-        max_pixels: a.or("max-image-pixels", DataConfig::default().max_image_pixels)?,
-    })
-}
-
-fn cmd_inspect(a: &Args) -> Res<()> {
-    let tokenizer = match a.get::<PathBuf>("tokenizer")? {
-        Some(p) => {
-            let d = DataConfig::default();
-            let specials = [d.image_token.as_str(), d.end_of_chunk_token.as_str(), d.pad_token.as_str()];
-            Some(Arc::new(mm1_data::TextTokenizer::from_file(&p, specials).map_err(err)?))
-        }
-        None => None,
-    };
-    let ctx = decode_ctx(a, tokenizer)?;
-    let workers = a.or("workers", std::thread::available_parallelism().map_or(1, |n| n.get()))?;
-    let report = inspect(a.spec()?, kind_arg(a)?, &ctx, &WdsOpener, &pool(workers)?).map_err(err)?;
-    if a.flag("--json") {
-        println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
-    } else {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
-    }
+fn cmd_inspect(a: InspectArgs) -> Res<()> {
+    let tokenizer = a.tokenizer.as_deref().map(load_tokenizer).transpose()?.map(Arc::new);
+    let ctx = a.decode.ctx(tokenizer);
+    let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let report = inspect(a.spec.get()?, a.decode.kind, &ctx, &WdsOpener, &pool(workers)?).map_err(err)?;
+    println!("{}", json(&report, !a.json)?);
     Ok(())
 }
 
-fn cmd_tokenizer(a: &Args) -> Res<()> {
-    if a.pos.first().map(String::as_str) != Some("train") {
-        return Err("usage: mm1-data tokenizer train SHARD_SPEC --out PATH [--vocab-size N]".into());
-    }
-    let spec = a.pos.get(1).ok_or("missing SHARD_SPEC")?;
-    let out: PathBuf = a.get("out")?.ok_or("tokenizer train needs --out PATH")?;
+fn cmd_tokenizer_train(a: TokenizerTrainArgs) -> Res<()> {
     let texts =
-        mm1_data::tokenizer::shard_texts(spec, &WdsOpener, a.or("max-samples", usize::MAX)?).map_err(err)?;
+        mm1_data::tokenizer::shard_texts(a.spec.get()?, &WdsOpener, a.max_samples.unwrap_or(usize::MAX))
+            .map_err(err)?;
     let d = DataConfig::default();
     let specials = [d.image_token.as_str(), d.end_of_chunk_token.as_str(), d.pad_token.as_str()];
-    let tok = mm1_data::tokenizer::train_bpe(texts.iter(), a.or("vocab-size", 8192usize)?, &specials, &out)
-        .map_err(err)?;
+    let tok = mm1_data::tokenizer::train_bpe(texts.iter(), a.vocab_size, &specials, &a.out).map_err(err)?;
     eprintln!(
         "tokenizer: {} texts, vocabulary {} -> {}",
         texts.len(),
         tok.get_vocab_size(true),
-        out.display()
+        a.out.display()
     );
     Ok(())
 }
 
-fn cmd_preview(a: &Args) -> Res<()> {
-    let out: PathBuf = a.get("out")?.ok_or("preview needs --out DIR")?;
-    let ctx = decode_ctx(a, None)?;
-    let entries =
-        preview(a.spec()?, kind_arg(a)?, a.or("n", 16usize)?, &ctx, &WdsOpener, &out).map_err(err)?;
+fn cmd_preview(a: PreviewArgs) -> Res<()> {
+    let ctx = a.decode.ctx(None);
+    let entries = preview(a.spec.get()?, a.decode.kind, a.n, &ctx, &WdsOpener, &a.out).map_err(err)?;
     let images: usize = entries.iter().map(|e| e.images.len()).sum();
     let skipped = entries.iter().filter(|e| e.skipped.is_some()).count();
     eprintln!(
         "preview: {} samples ({images} images, {skipped} skipped) -> {} (index.json lists them)",
         entries.len(),
-        out.display()
+        a.out.display()
     );
     Ok(())
 }
 
-fn cmd_fuzz(a: &Args) -> Res<()> {
-    let ctx = ProcessCtx { image_size: a.or("resolution", 32usize)?, ..fuzz::default_ctx() };
+fn cmd_fuzz(a: FuzzArgs) -> Res<()> {
+    let ctx = ProcessCtx { image_size: a.resolution, ..fuzz::default_ctx() };
     let t = Instant::now();
-    let report = fuzz::run_fuzz(a.or("cases", 100_000u64)?, a.or("seed", 0u64)?, &ctx);
-    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    let report = fuzz::run_fuzz(a.cases, a.seed, &ctx);
+    println!("{}", json(&report, true)?);
     eprintln!("fuzz: {} cases in {:.1}s, no abort", report.cases, t.elapsed().as_secs_f64());
     Ok(())
 }
 
 /// Raw-pixel logistic-regression probe of the gated tasks at one resolution; one JSON line per task.
-fn cmd_probe(a: &Args) -> Res<()> {
-    let resolution: usize = a.get("resolution")?.ok_or("probe needs --resolution R")?;
-    let tasks =
-        match a.opts.get("task") {
-            Some(name) => vec![mm1_data::synth::GatedTask::by_name(name).ok_or_else(|| {
-                format!("--task {name:?}: not a gated task (stripes, stripes_colour, grid)")
-            })?],
-            None => mm1_data::synth::GATED_TASKS.to_vec(),
-        };
+fn cmd_probe(a: ProbeArgs) -> Res<()> {
+    let tasks = a.task.map_or_else(|| mm1_data::synth::GATED_TASKS.to_vec(), |t| vec![t]);
     for task in tasks {
-        let d = mm1_data::probe::ProbeConfig::new(task, 64, resolution);
+        let d = mm1_data::probe::ProbeConfig::new(task, 64, a.resolution);
         let cfg = mm1_data::probe::ProbeConfig {
-            native: a.or("native", d.native)?,
-            train: a.or("train", d.train)?,
-            test: a.or("test", d.test)?,
-            seed: a.or("seed", d.seed)?,
-            steps: a.or("steps", d.steps)?,
+            native: a.native.unwrap_or(d.native),
+            train: a.train.unwrap_or(d.train),
+            test: a.test.unwrap_or(d.test),
+            seed: a.seed.unwrap_or(d.seed),
+            steps: a.steps.unwrap_or(d.steps),
             ..d
         };
         let r = mm1_data::probe::probe(&cfg).map_err(err)?;
-        println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+        println!("{}", json(&r, false)?);
     }
     Ok(())
 }
@@ -224,21 +349,23 @@ fn cpu_seconds() -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
-fn cmd_bench(a: &Args) -> Res<()> {
-    let kind = kind_arg(a)?.unwrap_or(SampleKind::Caption);
+fn cmd_bench(a: BenchArgs) -> Res<()> {
+    let kind = a.kind;
     let cfg = DataConfig {
-        seq_len: a.or("seq-len", 2048usize)?,
-        batch_size: a.or("batch-size", 8usize)?,
-        workers: a.or("workers", 1usize)?,
-        tokenizer: a.get("tokenizer")?.ok_or("bench needs --tokenizer PATH")?,
-        sources: vec![SourceConfig { name: kind.name().into(), kind, shards: a.spec()?.into(), weight: 1.0 }],
+        seq_len: a.seq_len,
+        batch_size: a.batch_size,
+        workers: a.workers,
+        tokenizer: a.tokenizer,
+        sources: vec![SourceConfig {
+            name: kind.name().into(),
+            kind,
+            shards: a.spec.get()?.into(),
+            weight: 1.0,
+        }],
         ..Default::default()
     };
-    let shape = PipelineShape {
-        image_size: a.or("resolution", 224usize)?,
-        num_image_tokens: a.or("num-image-tokens", 64usize)?,
-    };
-    let batches = a.or("batches", 20usize)?;
+    let shape = PipelineShape { image_size: a.resolution, num_image_tokens: a.num_image_tokens };
+    let batches = a.batches;
     let mut loader = Loader::new(&cfg, shape, 0, 1).map_err(err)?;
     loader.next_batch().map_err(err)?; // warm-up: thread start, first shard open
     let (t0, c0) = (Instant::now(), cpu_seconds());
@@ -261,25 +388,15 @@ fn cmd_bench(a: &Args) -> Res<()> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else {
-        eprintln!(
-            "usage: mm1-data synth|inspect|preview|tokenizer train|bench|fuzz|probe ... (see docs/data.md)"
-        );
-        return ExitCode::from(2);
+    let r = match Cli::parse().cmd {
+        Cmd::Synth(a) => cmd_synth(a),
+        Cmd::Inspect(a) => cmd_inspect(a),
+        Cmd::Preview(a) => cmd_preview(a),
+        Cmd::Tokenizer { cmd: TokenizerCmd::Train(a) } => cmd_tokenizer_train(a),
+        Cmd::Bench(a) => cmd_bench(a),
+        Cmd::Fuzz(a) => cmd_fuzz(a),
+        Cmd::Probe(a) => cmd_probe(a),
     };
-    let r = parse(&args[1..]).and_then(|a| match cmd.as_str() {
-        "synth" => cmd_synth(&a),
-        "inspect" => cmd_inspect(&a),
-        "tokenizer" => cmd_tokenizer(&a),
-        "bench" => cmd_bench(&a),
-        "preview" => cmd_preview(&a),
-        "fuzz" => cmd_fuzz(&a),
-        "probe" => cmd_probe(&a),
-        other => {
-            Err(format!("unknown command {other:?} (synth, inspect, preview, tokenizer, bench, fuzz, probe)"))
-        }
-    });
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
