@@ -25,7 +25,7 @@ fn max_levels(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn thin_stripes_vanish_at_half_resolution_and_the_tint_does_not() {
     let n = 64;
-    let cases = [(0, 0, 128, 90, 0), (16, 8, 100, 60, 1), (32, 32, 156, 75, 2), (6, 30, 120, 88, 3)];
+    let cases = [(0, 0, 128, 45, 0), (16, 8, 100, 30, 1), (32, 32, 156, 38, 2), (6, 30, 120, 44, 3)];
     for (x0, y0, bg, contrast, tint) in cases {
         let scene = |horizontal, tint| GatedScene::Stripes {
             horizontal,
@@ -43,11 +43,11 @@ fn thin_stripes_vanish_at_half_resolution_and_the_tint_does_not() {
         // Half: nothing is left of the orientation (at most one level of rounding).
         let d = max_levels(&pixels(&h, n, n / 2), &pixels(&v, n, n / 2));
         assert!(d <= 1.01, "thin stripes at {x0},{y0}: orientations differ by {d} levels at {}", n / 2);
-        // The tint survives: another tint moves the patch by at least the tints' smallest gap (65
+        // The tint survives: another tint moves the patch by at least the tints' smallest gap (96
         // levels) less what the ramp and the resize take at its border.
         let other = scene(true, (tint + 1) % synth::TINTS.len());
         let d = max_levels(&pixels(&h, n, n / 2), &pixels(&other, n, n / 2));
-        assert!(d > 60.0, "tint {tint} at {x0},{y0}: only {d} levels from the next tint at {}", n / 2);
+        assert!(d > 90.0, "tint {tint} at {x0},{y0}: only {d} levels from the next tint at {}", n / 2);
     }
 }
 
@@ -60,7 +60,8 @@ fn probe_certifies_the_resolution_gate_and_its_control() {
     let [stripes, colour, _] = GATED_TASKS;
     let high = run(stripes, 64);
     let low = run(stripes, 32);
-    assert!(high.test_accuracy >= 0.95, "stripes at 64: {high:?}");
+    // 300 scenes of 12k pixels: the read-out overfits a little (train 1.0, held-out about 0.95).
+    assert!(high.test_accuracy >= 0.9, "stripes at 64: {high:?}");
     // Chance is 0.5; 200 test items give a binomial standard error of 0.035.
     assert!((low.test_accuracy - 0.5).abs() < 0.1, "stripes at 32: {low:?}");
     for r in [64, 32] {

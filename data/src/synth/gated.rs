@@ -30,10 +30,12 @@ use super::scene::Qa;
 /// Colours of the grid cells.
 pub const GRID_COLOURS: [(&str, [u8; 3]); 4] =
     [("red", [220, 40, 40]), ("green", [40, 170, 60]), ("blue", [40, 80, 220]), ("yellow", [240, 200, 30])];
-/// Tints of the striped patch: offsets from mid-grey small enough that tint ± the largest stripe
-/// contrast (90) stays inside 0..=255 (no clipping, so a downscale leaves exactly the tint).
+/// Tints of the striped patch, 96 levels apart per channel: larger than any stripe contrast
+/// (30-45), so the colour is the patch's most visible feature at every resolution, and small
+/// enough that tint ± contrast stays inside 0..=255 (no clipping, so a downscale leaves exactly
+/// the tint).
 pub const TINTS: [(&str, [u8; 3]); 4] =
-    [("red", [160, 95, 95]), ("green", [95, 160, 95]), ("blue", [95, 95, 160]), ("yellow", [160, 160, 95])];
+    [("red", [176, 80, 80]), ("green", [80, 176, 80]), ("blue", [80, 80, 176]), ("yellow", [176, 176, 80])];
 const GRID: usize = 8;
 /// The cells a grid question can name: (row, column, words).
 const CORNERS: [(usize, usize, &str); 4] = [
@@ -119,7 +121,7 @@ impl GatedScene {
                     y0,
                     side,
                     bg: 100 + rng.below(57) as u8,
-                    contrast: 60 + rng.below(31) as u8,
+                    contrast: 30 + rng.below(16) as u8,
                     ask: task,
                 }
             }

@@ -126,11 +126,12 @@ impl SynthOutput {
 }
 
 /// Version of the generator's output, written to `manifest.json`: bumped whenever the same config
-/// gives different bytes, so that caches of an older generator are regenerated. 4: the control
+/// gives different bytes, so that caches of an older generator are regenerated. 5: stripes of
+/// contrast 30-45 on tints 96 levels apart (the tint is what a patch shows most). 4: the control
 /// `stripes_colour` (the tint of the striped patch) replaces `stripes_wide`. 3: gated scenes
 /// (stripes, stripes_wide, grid; PNG) in half the images and in the VQA rotation. 2: per-sample
 /// streams from the fixed `Rng::from_words` (1, unversioned: samples repeated across shards).
-pub const GENERATOR_VERSION: u64 = 4;
+pub const GENERATOR_VERSION: u64 = 5;
 
 /// True when `cfg.out` holds a finished generation of exactly this config by this generator
 /// version (`manifest.json` is written last).
