@@ -51,6 +51,22 @@ fn one_at_a_time_and_grid_counts() {
     assert_eq!(ids.len(), 18, "run ids are unique");
 }
 
+/// A key the sweep's `[set]` changes is the control's value of that axis: the base file's value
+/// becomes an arm of its own (here 224 px, with the control at 448).
+#[test]
+fn the_control_value_of_an_axis_comes_from_set() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "base.toml", BASE);
+    let text = format!(
+        "{}[set]\n\"model.vision.image_size\" = 448\n",
+        sweep("one_at_a_time", "\"model.vision.image_size\" = [224, 336]\n")
+    );
+    let plan = plan_file(&write(dir.path(), "set.toml", &text)).unwrap();
+    assert_eq!(plan.base_values["model.vision.image_size"], Some(Value::Integer(448)));
+    let sizes: Vec<&Value> = plan.arms[1..].iter().map(|a| &a.delta[0].1).collect();
+    assert_eq!(sizes, [&Value::Integer(224), &Value::Integer(336)]);
+}
+
 #[test]
 fn run_ids_are_stable_and_depend_only_on_delta_and_seed() {
     let dir = tempfile::tempdir().unwrap();

@@ -68,14 +68,18 @@ impl Plan {
 }
 
 /// Plans a sweep. `base_value` answers the base config's value at a dotted key (after its overlays),
-/// so that one-at-a-time arms equal to the control are not run twice.
+/// so that one-at-a-time arms equal to the control are not run twice; a key the sweep's `[set]`
+/// names has that value in the control instead.
 pub fn plan_sweep(sweep: &LoadedSweep, base_value: &dyn Fn(&str) -> Option<Value>) -> Plan {
+    let control_value = |axis: &str| {
+        sweep.common.iter().find(|(k, _)| k == axis).map(|(_, v)| v.clone()).or_else(|| base_value(axis))
+    };
     let base_values: BTreeMap<String, Option<Value>> = sweep
         .axes
         .iter()
         .map(|(axis, values)| {
             let bundled = values.iter().any(|v| bundle(v).is_some());
-            (axis.clone(), if bundled { None } else { base_value(axis) })
+            (axis.clone(), if bundled { None } else { control_value(axis) })
         })
         .collect();
     let choices: Vec<Vec<(String, Value)>> = match sweep.file.mode {
