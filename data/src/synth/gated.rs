@@ -10,12 +10,11 @@
 //!   raised cosine, so the patch border keeps no orientation either: Catmull-Rom reproduces linear
 //!   ramps, and what is left of a smooth ramp is below one grey level (measured by `mm1-data
 //!   probe`, docs/data.md).
-//! - `stripes_colour` (`none`): the same scenes, "what colour is the striped patch?". The patch is
-//!   tinted (its stripes alternate around the tint), and a downscale keeps the mean, so the answer
-//!   survives every arm: the control that must stay flat while `stripes` moves. (A first control,
-//!   the same question with 4-px stripes, was readable by the probe at `n/4` but not learnt by the
-//!   CPU-scale model at 32 px in 3000 steps: the stripes' phase moves against the patch grid
-//!   after a non-integer resize, which a linear read-out of each patch cannot follow.)
+//! - `patch_colour` (`none`): a flat square of the same sizes and places, in one of four tints,
+//!   "what colour is the patch?": a downscale keeps the mean, so the answer survives every arm; the
+//!   control that must stay flat while `stripes` moves. Its own scenes, not the striped ones: on
+//!   one scene, the CPU-scale model learnt whichever of tint and stripes had the larger pixel
+//!   contrast and not the other (docs/data.md, "Gated tasks").
 //! - `grid` (`tokens`): an 8x8 grid of coloured cells (`n/8` px each), "what colour is the top left
 //!   cell?" (one of the four corners): the pixels keep it at every arm, but a connector that pools
 //!   the grid into 2x2 tokens averages each corner cell with 15 others. (Questions naming any
@@ -30,10 +29,7 @@ use super::scene::Qa;
 /// Colours of the grid cells.
 pub const GRID_COLOURS: [(&str, [u8; 3]); 4] =
     [("red", [220, 40, 40]), ("green", [40, 170, 60]), ("blue", [40, 80, 220]), ("yellow", [240, 200, 30])];
-/// Tints of the striped patch, 96 levels apart per channel: larger than any stripe contrast
-/// (30-45), so the colour is the patch's most visible feature at every resolution, and small
-/// enough that tint ± contrast stays inside 0..=255 (no clipping, so a downscale leaves exactly
-/// the tint).
+/// Tints of the `patch_colour` square, 96 levels apart per channel.
 pub const TINTS: [(&str, [u8; 3]); 4] =
     [("red", [176, 80, 80]), ("green", [80, 176, 80]), ("blue", [80, 80, 176]), ("yellow", [176, 176, 80])];
 const GRID: usize = 8;
@@ -54,9 +50,9 @@ pub struct GatedTask {
 }
 
 pub const STRIPES: GatedTask = GatedTask { name: "stripes", gate: "resolution" };
-pub const STRIPES_COLOUR: GatedTask = GatedTask { name: "stripes_colour", gate: "none" };
+pub const PATCH_COLOUR: GatedTask = GatedTask { name: "patch_colour", gate: "none" };
 pub const GRID_CELL: GatedTask = GatedTask { name: "grid", gate: "tokens" };
-pub const GATED_TASKS: [GatedTask; 3] = [STRIPES, STRIPES_COLOUR, GRID_CELL];
+pub const GATED_TASKS: [GatedTask; 3] = [STRIPES, PATCH_COLOUR, GRID_CELL];
 
 impl GatedTask {
     pub fn by_name(name: &str) -> Option<GatedTask> {
@@ -67,7 +63,7 @@ impl GatedTask {
     pub fn classes(&self) -> Vec<&'static str> {
         match self.name {
             "grid" => GRID_COLOURS.iter().map(|c| c.0).collect(),
-            "stripes_colour" => TINTS.iter().map(|c| c.0).collect(),
+            "patch_colour" => TINTS.iter().map(|c| c.0).collect(),
             _ => ORIENTATIONS.to_vec(),
         }
     }
@@ -75,19 +71,11 @@ impl GatedTask {
 
 #[derive(Debug, Clone)]
 pub enum GatedScene {
-    /// 1-px stripes in a square patch at `(x0, y0)` of side `side`, on a grey background of level
-    /// `bg`; stripes are `TINTS[tint] -+ contrast` in every channel. `ask` is the eval question's
-    /// task (`stripes` or `stripes_colour`).
-    Stripes {
-        horizontal: bool,
-        tint: usize,
-        x0: usize,
-        y0: usize,
-        side: usize,
-        bg: u8,
-        contrast: u8,
-        ask: GatedTask,
-    },
+    /// 1-px stripes in a square at `(x0, y0)` of side `side` on a background of colour `bg`;
+    /// stripes are `bg -+ contrast` in every channel.
+    Stripes { horizontal: bool, x0: usize, y0: usize, side: usize, bg: [u8; 3], contrast: u8 },
+    /// A flat square of colour `TINTS[tint]` on a grey background of level `bg`.
+    Patch { tint: usize, x0: usize, y0: usize, side: usize, bg: u8 },
     /// Cell colours row by row, and the corner the question asks about (index into `CORNERS`).
     Grid { cells: Vec<usize>, ask: usize },
 }
@@ -114,15 +102,17 @@ impl GatedScene {
                 let side = if sides.is_empty() { 8 } else { sides[rng.below(sides.len())] };
                 let pos = |rng: &mut Rng| 2 * rng.below((n - side) / 2 + 1);
                 let (x0, y0) = (pos(rng), pos(rng));
-                GatedScene::Stripes {
-                    horizontal: rng.below(2) == 0,
-                    tint: rng.below(TINTS.len()),
-                    x0,
-                    y0,
-                    side,
-                    bg: 100 + rng.below(57) as u8,
-                    contrast: 30 + rng.below(16) as u8,
-                    ask: task,
+                if task == PATCH_COLOUR {
+                    GatedScene::Patch { tint: rng.below(TINTS.len()), x0, y0, side, bg: 100 + rng.below(57) as u8 }
+                } else {
+                    GatedScene::Stripes {
+                        horizontal: rng.below(2) == 0,
+                        x0,
+                        y0,
+                        side,
+                        bg: std::array::from_fn(|_| 100 + rng.below(57) as u8),
+                        contrast: 60 + rng.below(31) as u8,
+                    }
                 }
             }
         }
@@ -130,25 +120,31 @@ impl GatedScene {
 
     pub fn task(&self) -> GatedTask {
         match self {
-            GatedScene::Stripes { ask, .. } => *ask,
+            GatedScene::Stripes { .. } => STRIPES,
+            GatedScene::Patch { .. } => PATCH_COLOUR,
             GatedScene::Grid { .. } => GRID_CELL,
         }
     }
 
     pub fn render(&self, n: usize) -> Canvas {
         match self {
-            &GatedScene::Stripes { horizontal, tint, x0, y0, side, bg, contrast, .. } => {
-                let mut c = Canvas::new(n, n, [bg; 3]);
+            &GatedScene::Stripes { horizontal, x0, y0, side, bg, contrast } => {
+                let mut c = Canvas::new(n, n, bg);
                 for dy in 0..side.min(n - y0) {
                     for dx in 0..side.min(n - x0) {
                         let (x, y) = (x0 + dx, y0 + dy);
                         let along = if horizontal { y } else { x };
                         let sign = if along.is_multiple_of(2) { -1.0 } else { 1.0 };
                         let a = contrast as f64 * envelope(dx, side) * envelope(dy, side);
-                        let v = TINTS[tint].1.map(|g| (g as f64 + sign * a).round().clamp(0.0, 255.0) as u8);
+                        let v = bg.map(|g| (g as f64 + sign * a).round().clamp(0.0, 255.0) as u8);
                         c.fill_rect(x as i64, y as i64, 1, 1, v);
                     }
                 }
+                c
+            }
+            &GatedScene::Patch { tint, x0, y0, side, bg } => {
+                let mut c = Canvas::new(n, n, [bg; 3]);
+                c.fill_rect(x0 as i64, y0 as i64, side as i64, side as i64, TINTS[tint].1);
                 c
             }
             GatedScene::Grid { cells, .. } => {
@@ -169,19 +165,18 @@ impl GatedScene {
     pub fn question(&self) -> Qa {
         let t = self.task();
         match self {
-            GatedScene::Stripes { horizontal, tint, .. } => {
-                let (question, answer) = if t == STRIPES_COLOUR {
-                    ("what colour is the striped patch?", TINTS[*tint].0)
-                } else {
-                    ("are the thin stripes horizontal or vertical?", ORIENTATIONS[usize::from(!horizontal)])
-                };
-                Qa {
-                    task: t.name,
-                    gate: Some(t.gate),
-                    question: question.into(),
-                    answers: vec![answer.into()],
-                }
-            }
+            GatedScene::Stripes { horizontal, .. } => Qa {
+                task: t.name,
+                gate: Some(t.gate),
+                question: "are the thin stripes horizontal or vertical?".into(),
+                answers: vec![ORIENTATIONS[usize::from(!horizontal)].into()],
+            },
+            GatedScene::Patch { tint, .. } => Qa {
+                task: t.name,
+                gate: Some(t.gate),
+                question: "what colour is the patch?".into(),
+                answers: vec![TINTS[*tint].0.into()],
+            },
             GatedScene::Grid { cells, ask } => {
                 let (r, c, words) = CORNERS[*ask];
                 Qa {
@@ -194,24 +189,13 @@ impl GatedScene {
         }
     }
 
-    /// Training questions: the task's question, for stripes also the other stripes question, and
-    /// for a grid two more corners drawn from `rng`.
+    /// Training questions: the task's question, and for a grid two more corners drawn from `rng`.
     pub fn questions(&self, rng: &mut Rng) -> Vec<Qa> {
         let mut qas = vec![self.question()];
-        match self {
-            GatedScene::Stripes { ask, .. } => {
-                let other = if *ask == STRIPES { STRIPES_COLOUR } else { STRIPES };
-                let mut twin = self.clone();
-                if let GatedScene::Stripes { ask, .. } = &mut twin {
-                    *ask = other;
-                }
-                qas.push(twin.question());
-            }
-            GatedScene::Grid { cells, .. } => {
-                for _ in 0..2 {
-                    let other = GatedScene::Grid { cells: cells.clone(), ask: rng.below(CORNERS.len()) };
-                    qas.push(other.question());
-                }
+        if let GatedScene::Grid { cells, .. } = self {
+            for _ in 0..2 {
+                let other = GatedScene::Grid { cells: cells.clone(), ask: rng.below(CORNERS.len()) };
+                qas.push(other.question());
             }
         }
         qas
@@ -220,12 +204,20 @@ impl GatedScene {
     /// Three reference captions (the first is the training caption).
     pub fn captions(&self) -> Vec<String> {
         match self {
-            GatedScene::Stripes { horizontal, tint, .. } => {
-                let (o, c) = (ORIENTATIONS[usize::from(!horizontal)], TINTS[*tint].0);
+            GatedScene::Stripes { horizontal, .. } => {
+                let o = ORIENTATIONS[usize::from(!horizontal)];
                 vec![
-                    format!("thin {o} stripes on a {c} patch."),
-                    format!("a grey picture with a {c} patch of thin {o} stripes."),
-                    format!("the stripes are thin and {o}, the patch is {c}."),
+                    format!("thin {o} stripes."),
+                    format!("a grey picture with a patch of thin {o} stripes."),
+                    format!("the stripes are thin and {o}."),
+                ]
+            }
+            GatedScene::Patch { tint, .. } => {
+                let c = TINTS[*tint].0;
+                vec![
+                    format!("a {c} patch."),
+                    format!("a grey picture with a {c} square."),
+                    format!("the patch is {c}."),
                 ]
             }
             GatedScene::Grid { cells, .. } => {

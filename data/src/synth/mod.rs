@@ -126,12 +126,13 @@ impl SynthOutput {
 }
 
 /// Version of the generator's output, written to `manifest.json`: bumped whenever the same config
-/// gives different bytes, so that caches of an older generator are regenerated. 5: stripes of
+/// gives different bytes, so that caches of an older generator are regenerated. 6: the control
+/// is `patch_colour`, a flat tinted square of its own; stripes as in 3. 5: stripes of
 /// contrast 30-45 on tints 96 levels apart (the tint is what a patch shows most). 4: the control
 /// `stripes_colour` (the tint of the striped patch) replaces `stripes_wide`. 3: gated scenes
 /// (stripes, stripes_wide, grid; PNG) in half the images and in the VQA rotation. 2: per-sample
 /// streams from the fixed `Rng::from_words` (1, unversioned: samples repeated across shards).
-pub const GENERATOR_VERSION: u64 = 5;
+pub const GENERATOR_VERSION: u64 = 6;
 
 /// True when `cfg.out` holds a finished generation of exactly this config by this generator
 /// version (`manifest.json` is written last).
@@ -281,7 +282,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The VQA set's tasks, one item each in turn: the scene tasks, then the gated tasks.
 pub const VQA_ROTATION: [&str; 7] =
-    ["counting", "colour", "position", "reading", "stripes", "stripes_colour", "grid"];
+    ["counting", "colour", "position", "reading", "stripes", "patch_colour", "grid"];
 
 /// Held-out sets: `vqa.jsonl` (one question per image, tasks in rotation) and `captions.jsonl`.
 fn write_eval(cfg: &SynthConfig) -> Result<Vec<String>> {
