@@ -65,6 +65,16 @@ fn the_control_value_of_an_axis_comes_from_set() {
     assert_eq!(plan.base_values["model.vision.image_size"], Some(Value::Integer(448)));
     let sizes: Vec<&Value> = plan.arms[1..].iter().map(|a| &a.delta[0].1).collect();
     assert_eq!(sizes, [&Value::Integer(224), &Value::Integer(336)]);
+
+    // A table axis shows the control's section with the `[set]` keys below it.
+    let text = format!(
+        "{}[set]\n\"model.connector.num_tokens\" = 16\n",
+        sweep("one_at_a_time", "\"model.connector\" = [{ kind = \"avg_pool\", num_tokens = 16 }]\n")
+    );
+    let plan = plan_file(&write(dir.path(), "table.toml", &text)).unwrap();
+    let control = plan.base_values["model.connector"].as_ref().unwrap();
+    assert_eq!(control.get("num_tokens"), Some(&Value::Integer(16)), "{control}");
+    assert_eq!(control.get("kind").and_then(Value::as_str), Some("c_abstractor"));
 }
 
 #[test]
