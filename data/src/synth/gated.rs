@@ -103,7 +103,13 @@ impl GatedScene {
                 let pos = |rng: &mut Rng| 2 * rng.below((n - side) / 2 + 1);
                 let (x0, y0) = (pos(rng), pos(rng));
                 if task == PATCH_COLOUR {
-                    GatedScene::Patch { tint: rng.below(TINTS.len()), x0, y0, side, bg: 100 + rng.below(57) as u8 }
+                    GatedScene::Patch {
+                        tint: rng.below(TINTS.len()),
+                        x0,
+                        y0,
+                        side,
+                        bg: 100 + rng.below(57) as u8,
+                    }
                 } else {
                     GatedScene::Stripes {
                         horizontal: rng.below(2) == 0,

@@ -72,7 +72,8 @@ impl Plan {
 /// names has that value in the control instead.
 pub fn plan_sweep(sweep: &LoadedSweep, base_value: &dyn Fn(&str) -> Option<Value>) -> Plan {
     let control_value = |axis: &str| {
-        let mut v = sweep.common.iter().find(|(k, _)| k == axis).map(|(_, v)| v.clone()).or_else(|| base_value(axis));
+        let mut v =
+            sweep.common.iter().find(|(k, _)| k == axis).map(|(_, v)| v.clone()).or_else(|| base_value(axis));
         // A table axis (`model.connector`) also takes the `[set]` keys below it (`model.connector.num_tokens`).
         if let Some(Value::Table(t)) = &mut v {
             let prefix = format!("{axis}.");
