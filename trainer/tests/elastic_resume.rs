@@ -1,6 +1,7 @@
 //! Elastic resume: a checkpoint written on 2 MPI ranks continues on 1 and one written on 1
 //! continues on 2, with the per-step losses of the uninterrupted 1-rank run over the same two
-//! data streams (`data.streams = 2`); impossible splits are errors naming both numbers.
+//! data streams (`data.streams = 2`), and likewise across a change of `parallel.ep` (MoE with 2
+//! and 4 experts); impossible splits are errors naming both numbers.
 
 mod parallel_support;
 mod train_support;
@@ -19,8 +20,6 @@ const HALF: u64 = 6;
 const ONE: [&str; 2] = ["data.streams=2", "data.batch_size=4"];
 const TWO: [&str; 4] =
     ["data.streams=2", "data.batch_size=2", "parallel.dp=2", "parallel.collective_timeout_s=60"];
-
-const MOE: &str = "\n[model.llm.moe]\nnum_experts = 4\ntop_k = 2\nevery = 1\ncapacity_factor = 0.0\n";
 
 /// The tiny run with two training shards per source (one per stream).
 fn two_stream_file(dir: &Path, extra: &str) -> PathBuf {
@@ -114,16 +113,57 @@ fn a_per_rank_loader_state_of_an_older_checkpoint_resumes() {
     assert_losses(&run, &want, "resumed from per-rank states");
 }
 
+/// A MoE model with `experts` experts (top 2 of 4, or top 1 of 2) and `router`'s loss settings.
+fn moe(experts: usize, router: &str) -> String {
+    let top_k = experts / 2;
+    format!(
+        "\n[model.llm.moe]\nnum_experts = {experts}\ntop_k = {top_k}\nevery = 1\ncapacity_factor = 0.0\n{router}"
+    )
+}
+
+/// `parallel.ep` 2 → 1 and 1 → 2 after 6 of 12 steps (the experts' AdamW state re-cut for their new
+/// owners) log the losses of the uninterrupted 1-rank run. `ep = 2` runs on 2 ranks, `ep = 1` on
+/// `ep1_ranks` (1, or 2 with `dp = 2`). The router losses are computed per EP group: with `ep = 2`
+/// over both ranks they see the tokens of both streams, as 1 rank reading both does, while 2 ranks
+/// with `ep = 1` compute them per rank (hence `router` off there).
+fn ep_change_equals_one_rank(experts: usize, router: &str, ep1_ranks: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = two_stream_file(tmp.path(), &moe(experts, router));
+    let want = one_rank(&file, &tmp.path().join("full"), None, &ONE);
+    let ep2 = [&TWO[..], &["parallel.ep=2"]].concat();
+    let ep1 = |run: &Path, stop: Option<u64>| match ep1_ranks {
+        1 => drop(one_rank(&file, run, stop, &ONE)),
+        _ => two_ranks(&file, run, stop, &TWO),
+    };
+
+    // ep = 2 for 6 steps (two optimizer files), then ep = 1
+    let down = tmp.path().join("down");
+    two_ranks(&file, &down, Some(HALF), &ep2);
+    assert!(down.join("checkpoints/step-00000006/optim-ep1.bpk").is_file());
+    ep1(&down, None);
+    assert_losses(&down, &want, &format!("{experts} experts, ep 2 -> 1"));
+    let last = down.join("checkpoints/step-00000012");
+    assert!(last.join("optim.bpk").is_file() && !last.join("optim-ep1.bpk").exists());
+
+    // ep = 1 for 6 steps (one file), then ep = 2
+    let up = tmp.path().join("up");
+    ep1(&up, Some(HALF));
+    two_ranks(&file, &up, None, &ep2);
+    assert_losses(&up, &want, &format!("{experts} experts, ep 1 -> 2"));
+    assert!(up.join("checkpoints/step-00000012/optim-ep1.bpk").is_file());
+}
+
 #[test]
 #[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
-fn an_ep_change_is_an_error_naming_both_numbers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = two_stream_file(tmp.path(), MOE);
-    let run = tmp.path().join("run");
-    two_ranks(&file, &run, Some(2), &[&TWO[..], &["parallel.ep=2"]].concat());
-    let opts = RunOptions { run_dir: Some(run), ..Default::default() };
-    let err = train(&load(&file, &ONE), &opts).unwrap_err().to_string();
-    assert!(err.contains("parallel.ep = 2") && err.contains("this run has parallel.ep = 1"), "{err}");
+fn an_ep_change_of_4_experts_continues_exactly_on_one_rank() {
+    ep_change_equals_one_rank(4, "", 1);
+}
+
+#[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
+fn an_ep_change_of_2_experts_continues_exactly_on_two_ranks() {
+    let no_router_losses = "load_balance_coef = 0.0\nz_loss_coef = 0.0\n";
+    ep_change_equals_one_rank(2, no_router_losses, 2);
 }
 
 #[test]

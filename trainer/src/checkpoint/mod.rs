@@ -8,23 +8,27 @@
 //! With expert parallelism the optimizer state differs between the ranks of an EP group (each
 //! holds the moments of its own experts): EP rank `r > 0` first writes `optim-ep<r>.bpk` into
 //! `checkpoints/.tmp-shards-step-N/`, and rank 0 moves those files into the checkpoint before
-//! publishing it ([`CheckpointDir::save_sharded`]).
+//! publishing it ([`CheckpointDir::save_sharded`]). A run under another `parallel.ep` re-cuts
+//! those files per parameter id ([`Checkpoint::load_optim_resharded`], `reshard.rs`).
 //!
 //! Every published folder carries `manifest.json` (length and CRC-32C of each file, see
 //! `manifest.rs`). [`CheckpointDir::latest`] returns the newest checkpoint whose files match it;
 //! a damaged one is reported, naming the file, and the previous one is used instead.
 
 mod manifest;
+mod reshard;
 mod state;
 mod writer;
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ParamId};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 
 pub use manifest::{FileSum, MANIFEST, Manifest};
+pub use reshard::EpChange;
 pub use state::{Counters, RngState, TrainState};
 pub use writer::{BackgroundWriter, Written};
 
@@ -329,6 +333,21 @@ impl Checkpoint {
         let path = self.path.join(optim_file(ep_rank));
         let bytes = fs::read(&path).map_err(io(&path))?;
         optim.load_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| format_err(&path, e))
+    }
+
+    /// The optimizer state of rank `change.rank` of `change.ep` EP ranks when this checkpoint was
+    /// written by `change.saved` (another `parallel.ep`): the dense parameters' from `optim.bpk`,
+    /// each of this rank's experts' from the file of the rank that owned it (see `reshard.rs`).
+    /// `experts` gives each expert parameter's expert ([`crate::parallel::expert_index`]).
+    pub fn load_optim_resharded(
+        &self,
+        optim: GroupedAdamW,
+        experts: &HashMap<ParamId, usize>,
+        change: EpChange,
+    ) -> Result<GroupedAdamW, CheckpointError> {
+        let file = |q: usize| self.path.join(optim_file(q));
+        let bytes = reshard::reshard(&file, experts, change).map_err(|e| format_err(&self.path, e))?;
+        optim.load_bytes(bytes).map_err(|e| format_err(&self.path, e))
     }
 
     /// The resolved config this checkpoint was trained with.

@@ -7,8 +7,12 @@
 //! - [`gather_experts`]: before a checkpoint, every expert is copied from its owner to the EP
 //!   group's rank 0 (which then holds all of them and writes the model file); the other ranks
 //!   stay sharded. Call [`shard_experts`] on rank 0 after saving.
+//! - [`expert_index`]: which expert each expert parameter belongs to (by parameter id), what a
+//!   resume under another `parallel.ep` needs to re-cut the optimizer state.
 
-use burn::module::{Module, ModuleMapper, Param};
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
 
 use super::collective::{Collective, CollectiveError};
@@ -67,6 +71,31 @@ impl ModuleMapper for Shard {
             _ => param,
         }
     }
+}
+
+/// Expert index (`...experts.<i>...`) of every expert parameter of `module`, by parameter id;
+/// placeholders count (they keep their owner's ids).
+pub fn expert_index<M: Module>(module: &M) -> HashMap<ParamId, usize> {
+    struct Index {
+        path: Vec<String>,
+        out: HashMap<ParamId, usize>,
+    }
+    impl ModuleVisitor for Index {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(e) = expert_of(&self.path) {
+                self.out.insert(param.id, e);
+            }
+        }
+    }
+    let mut v = Index { path: Vec::new(), out: HashMap::new() };
+    module.visit(&mut v);
+    v.out
 }
 
 /// Number of float parameter values `module` holds (placeholders count 0).

@@ -9,7 +9,7 @@
 //! - [`expert_parallel`]: all-to-all token dispatch for MoE layers (the models crate's
 //!   `ExpertDispatch`), dense/expert gradient reduction groups; [`shard_experts`] keeps only a
 //!   rank's own experts, [`gather_experts`] copies each expert from its owner to rank 0 before
-//!   a checkpoint.
+//!   a checkpoint, [`expert_index`] names each expert parameter's expert.
 //! - [`all_to_all_grad`]: a differentiable all-to-all (backward = the reverse exchange), the
 //!   building block of expert-parallel token dispatch.
 //! - [`RankSync`]: the training step's exchanges (token counts, logged sums, gradients).
@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 pub use collective::{Collective, CollectiveError, ReduceOp, all_gather_bytes, exchange_counts};
 pub use env::{LaunchInfo, Launcher};
-pub use expert_shard::{gather_experts, held_params, shard_experts};
+pub use expert_shard::{expert_index, gather_experts, held_params, shard_experts};
 #[cfg(feature = "mpi")]
 pub use mpi::MpiCollective;
 pub use single::SingleProcess;

@@ -6,7 +6,8 @@
 //! before streams, one per rank), so a resumed run continues each stream exactly, on any number
 //! of ranks that divides the streams (`data.streams`, see `mm1_data::streams`). Model and optimizer are the same on every rank and written by rank 0,
 //! except with expert parallelism: the experts are gathered from their owners first, and the
-//! optimizer state of each EP rank (its own experts' moments) is saved as its own file.
+//! optimizer state of each EP rank (its own experts' moments) is saved as its own file; a resume
+//! under another `parallel.ep` re-cuts those files for the new owners of the experts.
 
 use burn::tensor::Device;
 use mm1_data::{LoaderState, StreamSet};
@@ -16,11 +17,11 @@ use rand_chacha::rand_core::SeedableRng;
 use super::ranks::Ranks;
 use super::{RunError, non_embedding_params};
 use crate::checkpoint::{
-    BackgroundWriter, Checkpoint, CheckpointDir, Counters, RngState, TrainState, Written,
+    BackgroundWriter, Checkpoint, CheckpointDir, Counters, EpChange, RngState, TrainState, Written,
 };
 use crate::config::RunConfig;
 use crate::optim::{AdamWSettings, GroupedAdamW};
-use crate::parallel::held_params;
+use crate::parallel::{expert_index, held_params};
 
 /// Everything the loop carries between steps.
 pub struct Session {
@@ -122,14 +123,13 @@ impl Session {
         ckpt: &Checkpoint,
         ranks: &Ranks,
     ) -> Result<Self, RunError> {
-        check_ep(ckpt, cfg)?;
         device.seed(cfg.train.seed);
         // Every rank loads the same file (weights and parameter ids), so nothing is broadcast.
         let model = ckpt.load_model(cfg.model.init(device)?)?.freeze(&cfg.model.freeze);
         let sizes = ModelSizes::of(&model);
         let model = ranks.adopt(model)?;
         let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &sizes))?;
-        let optim = ckpt.load_optim_shard(optim, ranks.ep_rank())?;
+        let optim = load_optim(ckpt, optim, (&model, cfg), ranks)?;
         let place = (ranks.rank(), ranks.world(), cfg.data_streams());
         let states = stream_states(&ckpt.state.loader, place)
             .map_err(|e| RunError::Stop(format!("{}: {e}", ckpt.path.display())))?;
@@ -178,22 +178,22 @@ impl Session {
     }
 }
 
-/// The experts' AdamW moments are saved per EP rank (one file each) and not re-sharded, so a
-/// checkpoint continues exactly only under the `parallel.ep` it was written with (any `dp` that
-/// it divides); the weights themselves are saved whole.
-fn check_ep(ckpt: &Checkpoint, cfg: &RunConfig) -> Result<(), RunError> {
-    let (saved, ep) = (ckpt.ep_shards(), cfg.parallel.ep);
+/// This rank's optimizer state from `ckpt`: its own EP rank's file when the checkpoint was written
+/// with this run's `parallel.ep`, else re-cut from the checkpoint's files so that this rank gets
+/// exactly the AdamW state of the experts it now owns (any `ep` dividing the number of experts).
+fn load_optim(
+    ckpt: &Checkpoint,
+    optim: GroupedAdamW,
+    (model, cfg): (&Mm1Model, &RunConfig),
+    ranks: &Ranks,
+) -> Result<GroupedAdamW, RunError> {
+    let (saved, ep) = (ckpt.ep_shards(), ranks.ep_size());
     if saved == ep {
-        return Ok(());
+        return Ok(ckpt.load_optim_shard(optim, ranks.ep_rank())?);
     }
-    Err(RunError::Stop(format!(
-        "{}: written with parallel.ep = {saved} (the experts' optimizer state is saved in {saved} \
-         part(s), one per EP rank, and is not re-sharded), this run has parallel.ep = {ep}; resume \
-         with parallel.ep = {saved} and a parallel.dp that is a multiple of {saved} (and divides \
-         data.streams = {})",
-        ckpt.path.display(),
-        cfg.data_streams()
-    )))
+    let num_experts = cfg.model.llm.moe.as_ref().map_or(0, |m| m.num_experts);
+    let change = EpChange { saved, ep, rank: ranks.ep_rank(), num_experts };
+    Ok(ckpt.load_optim_resharded(optim, &expert_index(model), change)?)
 }
 
 /// This rank's stream states from a checkpoint's `loader` value (see the module docs), for rank
