@@ -80,20 +80,48 @@ pub fn synthetic_batch(cfg: &RunConfig, seed: u64) -> Batch {
     }
 }
 
-/// Run `steps` timed training steps (after 2 warm-up steps) on one in-memory batch.
-pub fn bench(cfg: &RunConfig, steps: usize) -> Result<BenchResult, RunError> {
+/// What a bench run trains: the model and its optimizer on the configured device, the one
+/// in-memory batch, and the peak learning rate (the bench steps at a constant rate).
+struct BenchSetup {
+    device: burn::tensor::Device,
+    model: mm1_models::Mm1Model,
+    optim: GroupedAdamW,
+    batch: [Batch; 1],
+    lr: f64,
+}
+
+fn setup(cfg: &RunConfig) -> Result<BenchSetup, RunError> {
     let device = train_device(cfg.train.device)?;
     device.seed(cfg.train.seed);
-    let mut model = cfg.model.init(&device)?;
+    let model = cfg.model.init(&device)?;
     let resolved = cfg.optim.resolve(crate::run::non_embedding_params(&model));
     let settings = crate::optim::AdamWSettings::from_config(&cfg.optim, &resolved, &cfg.model.freeze);
-    let mut optim = GroupedAdamW::new(&model, &settings)?;
-    let params = optim.plan().total_numel;
+    let optim = GroupedAdamW::new(&model, &settings)?;
     let batch = [synthetic_batch(cfg, cfg.train.seed)];
+    Ok(BenchSetup { device, model, optim, batch, lr: resolved.lr })
+}
+
+/// The loss of each of the first `steps` training steps a bench run takes (its 2 warm-up steps
+/// first), untimed: what `trainer/tests/golden_losses.rs` compares with its golden file.
+pub fn bench_losses(cfg: &RunConfig, steps: usize) -> Result<Vec<f64>, RunError> {
+    let BenchSetup { device, mut model, mut optim, batch, lr } = setup(cfg)?;
+    let mut losses = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let (m, report) = train_step(model, &mut optim, &batch, lr, &device)?;
+        model = m;
+        losses.push(report.loss);
+    }
+    Ok(losses)
+}
+
+/// Run `steps` timed training steps (after 2 warm-up steps) on one in-memory batch.
+pub fn bench(cfg: &RunConfig, steps: usize) -> Result<BenchResult, RunError> {
+    let BenchSetup { device, mut model, mut optim, batch, lr } = setup(cfg)?;
+    let params = optim.plan().total_numel;
     let mut times = Vec::with_capacity(steps);
     for i in 0..steps + 2 {
         let t0 = Instant::now();
-        let (m, report) = train_step(model, &mut optim, &batch, resolved.lr, &device)?;
+        let (m, report) = train_step(model, &mut optim, &batch, lr, &device)?;
         model = m;
         // `train_step` reads the loss and grad norm back, so the step has finished here.
         let dt = t0.elapsed().as_secs_f64();
@@ -106,7 +134,7 @@ pub fn bench(cfg: &RunConfig, steps: usize) -> Result<BenchResult, RunError> {
     }
     let mut phases = [(); 4].map(|_| Vec::new());
     for _ in 0..steps.clamp(1, 5) {
-        let (m, split) = timed_phases(model, &mut optim, &batch[0], resolved.lr, &device)?;
+        let (m, split) = timed_phases(model, &mut optim, &batch[0], lr, &device)?;
         model = m;
         for (acc, dt) in phases.iter_mut().zip(split) {
             acc.push(dt);
