@@ -9,6 +9,7 @@ pub mod logging;
 pub mod malloc;
 pub mod optim;
 pub mod parallel;
+pub mod param_kind;
 pub mod plan;
 pub mod report;
 pub mod run;

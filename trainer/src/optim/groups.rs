@@ -1,9 +1,9 @@
 //! Which parameters get weight decay, which learning-rate multiplier, and which are frozen.
 //!
 //! Rules follow nanoGPT / HF Trainer: tensors of rank < 2 (norm gains, biases) do not decay
-//! unless asked; embeddings (token, position, class token) decay unless told not to; a
-//! frozen component (e.g. the
-//! ViT in a connector-only stage, MM1 §3) gets neither gradients nor optimizer state.
+//! unless asked; embeddings (token, position, class token) decay unless told not to
+//! ([`ParamClass::decays`](crate::param_kind::ParamClass::decays)); a frozen component (e.g.
+//! the ViT in a connector-only stage, MM1 §3) gets neither gradients nor optimizer state.
 
 use std::collections::BTreeMap;
 
@@ -23,9 +23,8 @@ pub struct GroupRules {
     pub frozen: Vec<String>,
     /// Whether rank-1 tensors (norm gains, biases) take weight decay (MM1/LLaVA: no).
     pub decay_norms_and_biases: bool,
-    /// Path substrings marking embedding tensors (`embed`, `cls_token`).
-    pub embedding_patterns: Vec<String>,
-    /// Whether embedding tensors take weight decay (nanoGPT/HF Trainer: yes).
+    /// Whether embedding tensors ([`ParamKind::Embedding`](crate::param_kind::ParamKind)) take
+    /// weight decay (nanoGPT/HF Trainer: yes).
     pub decay_embeddings: bool,
 }
 
@@ -36,7 +35,6 @@ impl Default for GroupRules {
             lr_mult: BTreeMap::new(),
             frozen: Vec::new(),
             decay_norms_and_biases: false,
-            embedding_patterns: vec!["embed".into(), "cls_token".into()],
             decay_embeddings: true,
         }
     }
@@ -113,10 +111,7 @@ impl GroupPlan {
             }
             plan.trainable_ids.push(p.id);
             plan.trainable_numel += p.numel();
-            let is_embedding = rules.embedding_patterns.iter().any(|pat| p.path.contains(pat.as_str()));
-            let decays = (p.shape.len() >= 2 || rules.decay_norms_and_biases)
-                && (rules.decay_embeddings || !is_embedding);
-            if decays {
+            if p.class().decays(rules.decay_norms_and_biases, rules.decay_embeddings) {
                 plan.decay.push(p.path.clone());
             } else {
                 plan.no_decay.push(p.path.clone());

@@ -89,7 +89,6 @@ impl AdamWSettings {
                 frozen,
                 decay_norms_and_biases: optim.decay_norms_and_biases,
                 decay_embeddings: optim.decay_embeddings,
-                ..GroupRules::default()
             },
         }
     }

@@ -4,6 +4,8 @@
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 
+use crate::param_kind::ParamClass;
+
 /// One float parameter of a module.
 #[derive(Debug, Clone)]
 pub struct ParamInfo {
@@ -18,7 +20,12 @@ pub struct ParamInfo {
 impl ParamInfo {
     /// First path segment: the MM1 component (`vision`, `connector`, `llm`).
     pub fn component(&self) -> &str {
-        self.path.split('.').next().unwrap_or("")
+        crate::param_kind::component_name(&self.path)
+    }
+
+    /// Its component and kind (the one classifier, [`crate::param_kind`]).
+    pub fn class(&self) -> ParamClass {
+        ParamClass::of(&self.path, self.shape.len())
     }
 
     pub fn numel(&self) -> usize {

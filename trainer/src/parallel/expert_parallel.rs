@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
@@ -159,30 +159,9 @@ pub fn install_dispatch(mut model: Mm1Model, dispatch: Arc<dyn ExpertDispatch>) 
     model
 }
 
-/// Ids of the parameters that live under a module field named `experts` (the MoE experts).
+/// Ids of the MoE experts' parameters ([`ParamKind::Expert`](crate::param_kind::ParamKind::Expert)).
 pub fn expert_param_ids<M: Module>(module: &M) -> HashSet<ParamId> {
-    struct Collect {
-        depth_in_experts: usize,
-        ids: HashSet<ParamId>,
-    }
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            if name == "experts" || self.depth_in_experts > 0 {
-                self.depth_in_experts += 1;
-            }
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.depth_in_experts = self.depth_in_experts.saturating_sub(1);
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if self.depth_in_experts > 0 {
-                self.ids.insert(param.id);
-            }
-        }
-    }
-    let mut c = Collect { depth_in_experts: 0, ids: HashSet::new() };
-    module.visit(&mut c);
-    c.ids
+    crate::optim::list_params(module).iter().filter(|p| p.class().expert().is_some()).map(|p| p.id).collect()
 }
 
 /// Data + expert parallel gradient reduction: dense parameters over every rank, expert

@@ -12,15 +12,16 @@
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
 
 use super::collective::{Collective, CollectiveError};
+use crate::param_kind::ParamClass;
 
-/// Which expert a parameter path (module names from the root) belongs to (`...experts.<i>...`).
-fn expert_of(path: &[String]) -> Option<usize> {
-    let at = path.iter().rposition(|n| n == "experts")?;
-    path.get(at + 1)?.parse().ok()
+/// Which expert a parameter (module names from the root, then the field) belongs to:
+/// [`ParamKind::Expert`](crate::param_kind::ParamKind::Expert), `...experts.<i>...`.
+fn expert_of(path: &[String], rank: usize) -> Option<usize> {
+    ParamClass::of_segments(path, rank).expert()
 }
 
 /// Experts per rank, or an error when `num_experts` does not split over `ep` ranks.
@@ -63,7 +64,7 @@ impl ModuleMapper for Shard {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        match expert_of(&self.path) {
+        match expert_of(&self.path, D) {
             Some(e) if !self.owned.contains(&e) => param.map(|t| {
                 let empty = Tensor::<D>::empty([0; D], &t.device());
                 if t.is_require_grad() { empty.require_grad() } else { empty }
@@ -76,26 +77,7 @@ impl ModuleMapper for Shard {
 /// Expert index (`...experts.<i>...`) of every expert parameter of `module`, by parameter id;
 /// placeholders count (they keep their owner's ids).
 pub fn expert_index<M: Module>(module: &M) -> HashMap<ParamId, usize> {
-    struct Index {
-        path: Vec<String>,
-        out: HashMap<ParamId, usize>,
-    }
-    impl ModuleVisitor for Index {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(e) = expert_of(&self.path) {
-                self.out.insert(param.id, e);
-            }
-        }
-    }
-    let mut v = Index { path: Vec::new(), out: HashMap::new() };
-    module.visit(&mut v);
-    v.out
+    crate::optim::list_params(module).iter().filter_map(|p| Some((p.id, p.class().expert()?))).collect()
 }
 
 /// Number of float parameter values `module` holds (placeholders count 0).
@@ -165,7 +147,7 @@ impl ModuleMapper for Gather<'_> {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(expert) = expert_of(&self.path) else { return param };
+        let Some(expert) = expert_of(&self.path, D) else { return param };
         let owner = expert / self.per_rank;
         if self.error.is_some() || owner == 0 {
             return param; // rank 0 owns it already

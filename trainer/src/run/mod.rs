@@ -315,13 +315,10 @@ fn written_message(w: &Written) -> String {
     format!("checkpoint {} written ({:.1} ms)", w.path.display(), w.write_time.as_secs_f64() * 1e3)
 }
 
-/// N of the MM1 learning-rate rule: LLM parameters without the token embedding and head.
+/// N of the MM1 learning-rate rule: LLM parameters without the token embedding and head
+/// ([`ParamClass::counts_in_lr_rule`](crate::param_kind::ParamClass::counts_in_lr_rule)).
 pub fn non_embedding_params(model: &Mm1Model) -> u64 {
-    list_params(model)
-        .iter()
-        .filter(|p| p.component() == "llm" && !p.path.contains("embed") && !p.path.contains("head"))
-        .map(|p| p.numel() as u64)
-        .sum()
+    list_params(model).iter().filter(|p| p.class().counts_in_lr_rule()).map(|p| p.numel() as u64).sum()
 }
 
 fn next_batches(loader: &mut StreamSet, n: usize) -> Result<Vec<Batch>, RunError> {
