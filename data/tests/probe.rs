@@ -25,9 +25,18 @@ fn max_levels(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn thin_stripes_vanish_at_half_resolution_and_a_tint_does_not() {
     let n = 64;
-    let cases = [(0, 0, [128, 128, 128], 90), (16, 8, [100, 130, 156], 60), (32, 32, [156, 140, 101], 75)];
-    for (x0, y0, bg, contrast) in cases.into_iter().chain([(6, 30, [120, 100, 110], 88)]) {
-        let scene = |horizontal| GatedScene::Stripes { horizontal, x0, y0, side: 32, bg, contrast };
+    // (x0, y0, side, background, contrast): the benchmark's whole frame (generator 7), and squares
+    // at even places.
+    let cases = [
+        (0, 0, n, [128, 128, 128], 90),
+        (0, 0, n, [100, 156, 120], 60),
+        (0, 0, 32, [128, 128, 128], 90),
+        (16, 8, 32, [100, 130, 156], 60),
+        (32, 32, 32, [156, 140, 101], 75),
+    ];
+    for (x0, y0, side, bg, contrast) in cases {
+        let scene =
+            |horizontal| GatedScene::Stripes { horizontal, x0, y0, w: side, h: side, bg, contrast, grain: 7 };
         let (h, v) = (scene(true), scene(false));
         // Native size: the orientations differ by twice the contrast (less the ramp) somewhere.
         assert!(max_levels(&pixels(&h, n, n), &pixels(&v, n, n)) > contrast as f32);
@@ -35,7 +44,7 @@ fn thin_stripes_vanish_at_half_resolution_and_a_tint_does_not() {
         let d = max_levels(&pixels(&h, n, n / 2), &pixels(&v, n, n / 2));
         assert!(d <= 1.01, "thin stripes at {x0},{y0}: orientations differ by {d} levels at {}", n / 2);
         // Two tints of the control's patch stay the tints' gap (96 levels) apart at half size.
-        let patch = |tint| GatedScene::Patch { tint, x0, y0, side: 32, bg: bg[0] };
+        let patch = |tint| GatedScene::Patch { tint, x0, y0, side, bg: bg[0], grain: 7 };
         let d = max_levels(&pixels(&patch(0), n, n / 2), &pixels(&patch(2), n, n / 2));
         assert!(d > 90.0, "patch at {x0},{y0}: tints only {d} levels apart at {}", n / 2);
     }

@@ -126,13 +126,15 @@ impl SynthOutput {
 }
 
 /// Version of the generator's output, written to `manifest.json`: bumped whenever the same config
-/// gives different bytes, so that caches of an older generator are regenerated. 6: the control
+/// gives different bytes, so that caches of an older generator are regenerated. 7: `stripes` and
+/// `patch_colour` fill the frame (they were squares of a quarter to half the side), with film
+/// grain so that no two images are equal. 6: the control
 /// is `patch_colour`, a flat tinted square of its own; stripes as in 3. 5: stripes of
 /// contrast 30-45 on tints 96 levels apart (the tint is what a patch shows most). 4: the control
 /// `stripes_colour` (the tint of the striped patch) replaces `stripes_wide`. 3: gated scenes
 /// (stripes, stripes_wide, grid; PNG) in half the images and in the VQA rotation. 2: per-sample
 /// streams from the fixed `Rng::from_words` (1, unversioned: samples repeated across shards).
-pub const GENERATOR_VERSION: u64 = 6;
+pub const GENERATOR_VERSION: u64 = 7;
 
 /// True when `cfg.out` holds a finished generation of exactly this config by this generator
 /// version (`manifest.json` is written last).
