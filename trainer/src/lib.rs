@@ -2,6 +2,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
+pub mod export_hf;
 pub mod generate;
 pub mod heldout;
 pub mod init;

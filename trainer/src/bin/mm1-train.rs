@@ -21,7 +21,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use mm1_trainer::config::{ConfigSources, LoadedConfig};
 use mm1_trainer::run::{EXIT_PREEMPTED, RunOptions, train};
 
@@ -64,6 +64,15 @@ struct TrainArgs {
     stop_after: Option<u64>,
 }
 
+/// What `mm1-train export` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// One safetensors file, HF names for both towers, `connector.*` for the connector.
+    Mm1,
+    /// `vision/` and `llm/` folders with `config.json`, for transformers' `from_pretrained`.
+    Hf,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Time the full training step on an in-memory batch.
@@ -100,12 +109,16 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Export the weights of a checkpoint as HF-style safetensors.
+    /// Export the weights of a checkpoint: one safetensors file with HF-style names (`mm1`,
+    /// what `[model.init] checkpoint` loads), or folders transformers' `from_pretrained` loads
+    /// (`hf`: OUT/vision = CLIPVisionModel, OUT/llm = LlamaForCausalLM, OUT/connector.safetensors).
     Export {
         #[arg(long, value_name = "DIR")]
         checkpoint: PathBuf,
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE|DIR")]
         out: PathBuf,
+        #[arg(long, value_enum, default_value = "mm1")]
+        format: ExportFormat,
     },
     /// Print `[model.vision]`, `[model.llm]` and `[model.init]` for HF checkpoints, from their
     /// config.json (paste into a run file, or pass as `--with FILE`).
@@ -216,9 +229,25 @@ fn run_command(command: Command) -> Result<(), String> {
                 .map(|text| println!("{text}"))
                 .map_err(|e| e.to_string())
         }
-        Command::Export { checkpoint, out } => mm1_trainer::generate::export_checkpoint(&checkpoint, &out)
-            .map(|n| eprintln!("[mm1-train] wrote {n} tensors to {}", out.display()))
-            .map_err(|e| e.to_string()),
+        Command::Export { checkpoint, out, format: ExportFormat::Mm1 } => {
+            mm1_trainer::generate::export_checkpoint(&checkpoint, &out)
+                .map(|n| eprintln!("[mm1-train] wrote {n} tensors to {}", out.display()))
+                .map_err(|e| e.to_string())
+        }
+        Command::Export { checkpoint, out, format: ExportFormat::Hf } => {
+            let e = mm1_trainer::export_hf::export_hf(&checkpoint, &out).map_err(|e| e.to_string())?;
+            let o = out.display();
+            eprintln!("[mm1-train] wrote {o}/vision (CLIPVisionModel, {} tensors)", e.vision_tensors);
+            eprintln!("[mm1-train] wrote {o}/llm (LlamaForCausalLM, {} tensors)", e.llm_tensors);
+            eprintln!("[mm1-train] wrote {o}/connector.safetensors ({} tensors)", e.connector_tensors);
+            match e.tokenizer {
+                Some(t) => eprintln!("[mm1-train] copied {} to {o}/llm/tokenizer.json", t.display()),
+                None => {
+                    eprintln!("[mm1-train] the run's data.tokenizer was not found from here: llm/ has none")
+                }
+            }
+            Ok(())
+        }
         Command::InitConfig { vision, llm, image_size, tokenizer_out } => {
             if vision.is_none() && llm.is_none() {
                 return Err("init-config: give --vision DIR and/or --llm DIR".into());
