@@ -204,3 +204,49 @@ pub fn init_config_toml(
 fn section<T: serde::Serialize>(v: &T) -> Result<toml::Value, String> {
     toml::Value::try_from(v).map_err(|e| e.to_string())
 }
+
+/// The LLM's own tokenizer as the run's, as LLaVA loads it from the LLM's folder: when
+/// `[model.init] llm` is a folder with a `tokenizer.json`, no `[model.init] checkpoint` is set
+/// and no file or `--set` gave `data.tokenizer` (an explicit one wins), that tokenizer plus the
+/// missing image / end-of-chunk / pad tokens is written to `run_dir/tokenizer.json` and becomes
+/// `data.tokenizer`, and `model.llm.vocab_size` grows to cover it (the import then grows the
+/// embedding and head by the mean row). Every rank writes the same bytes (through a file of its
+/// own, renamed into place). `None` when the rule does not apply.
+pub fn adopt_llm_tokenizer(
+    loaded: &crate::config::LoadedConfig,
+    run_dir: &Path,
+    rank: usize,
+    say: &dyn Fn(&str),
+) -> Result<Option<crate::config::LoadedConfig>, RunError> {
+    let cfg = &loaded.config;
+    let Some(llm) = cfg.model.init.llm.as_deref().filter(|p| p.join("tokenizer.json").is_file()) else {
+        return Ok(None);
+    };
+    if cfg.model.init.checkpoint.is_some() || loaded.origin_of("data.tokenizer").is_some() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(run_dir).map_err(|e| fail("llm", llm, format!("{}: {e}", run_dir.display())))?;
+    let out = run_dir.join("tokenizer.json");
+    let mine = run_dir.join(format!(".tokenizer.json.rank{rank}"));
+    let d = &cfg.data;
+    let specials = [d.image_token.as_str(), d.end_of_chunk_token.as_str(), d.pad_token.as_str()];
+    let (size, added) = extend_tokenizer(llm, &mine, specials).map_err(|e| fail("llm", llm, e))?;
+    std::fs::rename(&mine, &out).map_err(|e| fail("llm", llm, format!("{}: {e}", out.display())))?;
+    let added: Vec<String> = added.iter().map(|(t, id)| format!("{t} = {id}")).collect();
+    say(&format!(
+        "[model.init] llm = {}: its tokenizer.json is the run's ({}; added: {}; data.tokenizer was not set)",
+        llm.display(),
+        out.display(),
+        if added.is_empty() { "none".to_string() } else { added.join(", ") }
+    ));
+    let mut adopted = loaded.clone();
+    adopted.config.data.tokenizer = out;
+    let vocab = &mut adopted.config.model.llm.vocab_size;
+    if size > *vocab {
+        say(&format!(
+            "model.llm.vocab_size {vocab} -> {size} to cover it (embedding and head grow at import)"
+        ));
+        *vocab = size;
+    }
+    Ok(Some(adopted))
+}

@@ -110,6 +110,7 @@ fn run_starts_from_the_pretrained_weights_and_decodes_as_transformers() {
         log.contains("[model.init] llm = ") && log.contains("loaded 21 tensors, 0 missing, 0 unused"),
         "{log}"
     );
+    assert!(!log.contains("is the run's"), "an explicit data.tokenizer wins: {log}");
     let exported = export(&dir, "runs/a");
     let (nv, dv) = compare(&read_safetensors(&fixture("clip")).unwrap(), &exported);
     let (nl, dl) = compare(&read_safetensors(&fixture("llama")).unwrap(), &exported);
@@ -306,4 +307,43 @@ fn larger_vocab_grows_embedding_and_head_with_the_mean_row() {
             assert_eq!(&g.data[r * d..(r + 1) * d], &mean[..], "{key} row {r}");
         }
     }
+}
+
+#[test]
+fn without_data_tokenizer_the_run_takes_the_llm_tokenizer_by_itself() {
+    let dir = tmp("auto-tokenizer");
+    let (run, init) = setup(&dir, 1, NO_UPDATE);
+    // The run file without its `data.tokenizer` line: nothing names a tokenizer.
+    let text = std::fs::read_to_string(&run).unwrap();
+    let text: String =
+        text.lines().filter(|l| !l.starts_with("tokenizer =")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&run, text).unwrap();
+    let sets = ["--set", "schedule.warmup_steps=1"];
+    let args =
+        ["--config", run.to_str().unwrap(), "--with", init.to_str().unwrap(), "--run-dir", "runs/auto"];
+    let (_, log) = mm1(&dir, &[&args[..], &sets].concat());
+    for want in [
+        "its tokenizer.json is the run's (runs/auto/tokenizer.json; added: <image> = 320, <|endofchunk|> = 321, <pad> = 322",
+        "model.llm.vocab_size 320 -> 323",
+        "vocabulary grown from 320 to 323 rows (new rows = mean of the old ones)",
+    ] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+    let exported = export(&dir, "runs/auto");
+    for (k, o) in &read_safetensors(&fixture("llama")).unwrap() {
+        let grown = k.contains("embed_tokens") || k.starts_with("lm_head");
+        assert_eq!(exported[k].data, if grown { with_mean_rows(o, 323) } else { o.data.clone() }, "{k}");
+    }
+    let (_, cfg) = load_checkpoint(&dir.join("runs/auto"), &Device::flex()).unwrap();
+    assert_eq!(
+        (cfg.data.tokenizer.as_path(), cfg.model.llm.vocab_size),
+        (Path::new("runs/auto/tokenizer.json"), 323)
+    );
+    let tok = mm1_data::TextTokenizer::load(&mm1_data::DataConfig {
+        tokenizer: dir.join(&cfg.data.tokenizer),
+        ..cfg.data.clone()
+    })
+    .unwrap();
+    assert_eq!((tok.image_id, tok.end_of_chunk_id, tok.pad_id, tok.vocab_size()), (320, 321, 322, 323));
+    let _ = std::fs::remove_dir_all(&dir);
 }

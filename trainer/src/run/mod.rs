@@ -136,6 +136,9 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         }
     };
     // 1. run folder, synthetic shards and resolved config, before step 0 (rank 0; the others wait)
+    let adopted = crate::init::adopt_llm_tokenizer(loaded, &run_dir, ranks.rank(), &say)?;
+    let loaded = adopted.as_ref().unwrap_or(loaded);
+    let cfg = &loaded.config;
     let config_text = cfg.to_resolved_toml()?;
     let hash = config_hash(&config_text);
     if main {
