@@ -7,7 +7,7 @@ use crate::connector::Connector;
 use crate::llm::{DecoderOutput, ExpertDispatch, Ffn, LayerKv, LlmDecoder, MoeStats};
 use crate::vit::VisionTransformer;
 use burn::prelude::*;
-use burn::tensor::IndexingUpdateOp;
+use burn::tensor::{FloatDType, IndexingUpdateOp};
 use std::sync::Arc;
 
 #[derive(Module, Debug)]
@@ -109,6 +109,21 @@ impl Mm1Model {
         self
     }
 
+    /// Mixed precision (`bf16`): the token and patch embeddings hand their blocks activations in
+    /// `dtype`, and every later op follows its input's dtype; the parameters stay `f32` and are
+    /// cast at use (their gradients return in `f32`). Norms, softmax, attention scores, the MoE
+    /// router and the loss compute in `f32` (`docs/training.md`, "Mixed precision").
+    pub fn with_compute_dtype(mut self, dtype: FloatDType) -> Self {
+        self.vision.embeddings.compute_dtype = dtype;
+        self.llm.compute_dtype = dtype;
+        self
+    }
+
+    /// The dtype of the activations ([`Mm1Model::with_compute_dtype`]).
+    pub fn compute_dtype(&self) -> FloatDType {
+        self.llm.compute_dtype
+    }
+
     /// Install an expert dispatcher (e.g. expert-parallel) in every MoE layer.
     pub fn with_expert_dispatch(mut self, dispatch: Arc<dyn ExpertDispatch>) -> Self {
         for layer in self.llm.layers.iter_mut() {
@@ -204,7 +219,7 @@ impl Mm1Model {
         let img = self.encode_images(images); // [n, m, d]
         let [n, m, _] = img.dims();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(positions, [n * m]), &device);
-        let scattered = Tensor::<2>::zeros([b * t, d], &device).select_assign(
+        let scattered = Tensor::<2>::zeros([b * t, d], &device).cast(x.dtype()).select_assign(
             0,
             idx,
             img.reshape([n * m, d]),

@@ -10,6 +10,7 @@ use crate::config::LlmConfig;
 use crate::ops::{AttentionMask, linear, rms_norm};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 
 #[derive(Module, Debug)]
 pub struct LlmDecoder {
@@ -19,6 +20,11 @@ pub struct LlmDecoder {
     /// `None` when tied to `embed_tokens`.
     pub lm_head: Option<Linear>,
     pub rope: Rope,
+    /// Dtype of the activations (`bf16` under mixed precision): [`LlmDecoder::embed`] returns it
+    /// and every layer follows its input's; the parameters stay `f32`
+    /// ([`crate::Mm1Model::with_compute_dtype`]).
+    #[module(skip)]
+    pub compute_dtype: FloatDType,
 }
 
 /// Decoder output before the LM head (HF `LlamaModel`'s last hidden state, after the final norm).
@@ -54,13 +60,16 @@ impl LlmDecoder {
             lm_head: (!cfg.tie_embeddings)
                 .then(|| LinearConfig::new(cfg.width, cfg.vocab_size).with_bias(false).init(device)),
             rope: Rope { head_dim: cfg.head_dim(), theta: cfg.rope_theta },
+            compute_dtype: FloatDType::F32,
         }
     }
 
+    /// The token embeddings in the compute dtype.
+    ///
     /// # Shapes
     /// - `tokens`: `[b, t]` → `[b, t, d]`
     pub fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        self.embed_tokens.forward(tokens)
+        self.embed_tokens.forward(tokens).cast(self.compute_dtype)
     }
 
     /// Run the layers and the LM head over `x`, optionally continuing from cached keys/values.
@@ -123,7 +132,7 @@ impl LlmDecoder {
             None => {
                 // tied: x · Eᵀ
                 let [b, t, d] = x.dims();
-                let w = self.embed_tokens.weight.val(); // [vocab, d]
+                let w = self.embed_tokens.weight.val().cast(x.dtype()); // [vocab, d], at x's dtype
                 let [v, _] = w.dims();
                 x.reshape([b * t, d]).matmul(w.transpose()).reshape([b, t, v])
             }

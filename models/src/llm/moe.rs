@@ -8,6 +8,7 @@ use super::routing::{self, RoutingPlan};
 use crate::config::MoeConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use burn::tensor::activation::softmax;
 use std::sync::Arc;
 
@@ -90,7 +91,9 @@ impl MoeFfn {
         let e = self.experts.len();
         let k = self.top_k;
         let x = x.reshape([b * t, d]); // [n, d]
-        let logits = self.router.forward(x.clone()); // [n, e]
+        // router logits, probabilities and losses in f32 also under bf16 (as Megatron's and
+        // torchtitan's routers): a top-k on bf16 probabilities ties and flips experts
+        let logits = self.router.forward(x.clone().cast(FloatDType::F32)); // [n, e]
         let probs = softmax(logits.clone(), 1); // [n, e]
         let (_, idx) = probs.clone().detach().topk_with_indices(k, 1); // [n, k]
         let mut gates = probs.clone().gather(1, idx.clone()); // [n, k]
@@ -100,7 +103,8 @@ impl MoeFfn {
         let choices: Vec<usize> = idx.into_data().iter::<i64>().map(|i| i as usize).collect();
         let cap = routing::capacity(self.capacity_factor, b * t, k, e);
         let plan = routing::plan(&choices, e, k, cap);
-        let y = self.dispatch.dispatch(x, gates.reshape([b * t * k]), &plan, &self.experts); // [n, d]
+        let gates = gates.reshape([b * t * k]).cast(x.dtype()); // [n·k], the experts' dtype
+        let y = self.dispatch.dispatch(x, gates, &plan, &self.experts); // [n, d]
         let (lb, z) = aux_losses(probs, logits, &plan, &|c| self.dispatch.sum_routing_counts(c));
         let aux_loss = lb.clone() * self.load_balance_coef + z.clone() * self.z_loss_coef;
         MoeOutput { y: y.reshape([b, t, d]), aux_loss, stats: stats(layer, &plan, lb, z) }

@@ -236,7 +236,7 @@ impl Saved {
         if host::on_flex_f32(g) && host::on_flex_f32(o) {
             return host::attention::row_dots(g, o, kvh);
         }
-        let d = (g.clone() * o.clone()).sum_dim(3).reshape([b, t, h]); // [b, t, h]
+        let d = (super::upcast(g.clone()) * super::upcast(o.clone())).sum_dim(3).reshape([b, t, h]); // [b, t, h], f32
         d.swap_dims(1, 2).reshape([b, kvh, h / kvh * t, 1])
     }
 
@@ -264,7 +264,7 @@ impl Saved {
         if host::on_flex_f32(&self.q) {
             return host::attention::softmax(self.scores(1.0), self.bias(), t, self.scale() as f32);
         }
-        let s = self.masked(self.scores(self.scale()));
+        let s = self.masked(self.scaled_scores());
         let m = s.clone().max_dim(3).clamp_min(f32::MIN); // [b, kvh, rep*t, 1]
         let e = (s - m.clone()).exp();
         let l = e.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE); // [b, kvh, rep*t, 1]
@@ -279,28 +279,48 @@ impl Saved {
         let t = self.q.dims()[1];
         match host::on_flex_f32(&self.q) {
             true => host::attention::probs(self.scores(1.0), self.bias(), &lse, t, self.scale() as f32),
-            false => (self.masked(self.scores(self.scale())) - lse).exp(),
+            false => (self.masked(self.scaled_scores()) - lse).exp(),
         }
+    }
+
+    /// `S = q kᵀ / √dh` in `f32` (burn's ops): `bf16` queries and keys are multiplied in their
+    /// dtype, and the scores upcast before the scale, mask and softmax (as FlashAttention keeps
+    /// `S` and `P` in `f32`).
+    ///
+    /// # Shapes
+    /// - → `[b, kvh, rep * t, tk]`
+    fn scaled_scores(&self) -> Tensor<4> {
+        match super::is_f32(&self.q) {
+            true => self.scores(self.scale()),
+            false => super::upcast(self.scores(1.0)).mul_scalar(self.scale()),
+        }
+    }
+
+    /// `x` in the dtype of the inputs (`bf16` probabilities and score gradients enter the
+    /// products in the activations' dtype).
+    fn stored<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        x.cast(self.q.dtype())
     }
 }
 
 /// The forward on plain tensors: `(o [b, t, h, dh], lse [b, kvh, rep * t, 1])`.
 fn forward(saved: &Saved) -> (Tensor<4>, Tensor<4>) {
     let (p, lse) = saved.softmax(); // [b, kvh, rep*t, tk], [b, kvh, rep*t, 1]
-    (saved.p_b(p, saved.v.clone()), lse) // o: [b, t, h, dh]
+    (saved.p_b(saved.stored(p), saved.v.clone()), lse) // o: [b, t, h, dh]
 }
 
 /// `(dq, dk, dv)` from the output gradient `g` (`[b, t, h, dh]`).
 fn backward(saved: &Saved, o: Tensor<4>, lse: Tensor<4>, g: Tensor<4>) -> [Tensor<4>; 3] {
     let p = saved.probs(lse); // [b, kvh, rep*t, tk], recomputed
     let delta = saved.row_dots(&g, &o); // [b, kvh, rep*t, 1]
-    let dv = saved.pt_b(p.clone(), g.clone()); // [b, tk, kvh, dh]
-    let dp = saved.a_bt(g, saved.v.clone()); // [b, kvh, rep*t, tk]
+    let dv = saved.pt_b(saved.stored(p.clone()), g.clone()); // [b, tk, kvh, dh]
+    let dp = super::upcast(saved.a_bt(g, saved.v.clone())); // [b, kvh, rep*t, tk], f32
     let scale = saved.scale();
     let ds = match host::on_flex_f32(&dp) {
         true => host::attention::softmax_grad(dp, &p, &delta, scale as f32),
         false => (p.clone() * (dp - delta)).mul_scalar(scale),
     }; // [b, kvh, rep*t, tk]
+    let ds = saved.stored(ds);
     let dq = saved.p_b(ds.clone(), saved.k.clone()); // [b, t, h, dh]
     let dk = saved.pt_b(ds, saved.q.clone()); // [b, tk, kvh, dh]
     [dq, dk, dv]

@@ -43,7 +43,7 @@ pub fn masked_nll(logits: Tensor<3>, targets: Tensor<2, Int>, loss_mask: Tensor<
 /// - `logits`: `[b, t, v]`, `targets`: `[b, t]`, `loss_mask`: `[b, t]` → `[b, t]`
 pub fn decomposed(logits: Tensor<3>, targets: Tensor<2, Int>, loss_mask: Tensor<2>) -> Tensor<2> {
     let [b, t, _] = logits.dims();
-    let logp = log_softmax(logits, 2); // [b, t, v]
+    let logp = log_softmax(super::upcast(logits), 2); // [b, t, v], f32 also for bf16 logits
     let picked = logp.gather(2, targets.reshape([b, t, 1])); // [b, t, 1]
     picked.reshape([b, t]).neg() * loss_mask
 }
@@ -65,10 +65,18 @@ impl Saved {
         let n = b * t;
         Self { logits: logits.reshape([n, v]), targets: targets.reshape([n, 1]), mask: mask.reshape([n, 1]) }
     }
+
+    /// The same rows with `f32` logits (mixed precision keeps them in `bf16` between the passes).
+    fn upcast(&self) -> Self {
+        Self { logits: super::upcast(self.logits.clone()), ..self.clone() }
+    }
 }
 
 /// `(nll [n, 1], lse [n, 1])` (the parallel kernel on flex, burn's ops elsewhere).
 fn forward(s: &Saved) -> (Tensor<2>, Tensor<2>) {
+    if !super::is_f32(&s.logits) {
+        return forward(&s.upcast()); // bf16 logits: the loss is computed in f32
+    }
     match host::on_flex_f32(&s.logits) {
         true => host::cross_entropy::forward(&s.logits, &s.targets, &s.mask),
         false => forward_burn(s),
@@ -89,6 +97,10 @@ fn forward_burn(s: &Saved) -> (Tensor<2>, Tensor<2>) {
 /// `d loss / d logits` (`[n, v]`) for the upstream gradient `g` (`[n, 1]`) (the parallel
 /// kernel on flex, burn's ops elsewhere).
 fn backward(s: Saved, lse: Tensor<2>, g: Tensor<2>) -> Tensor<2> {
+    if !super::is_f32(&s.logits) {
+        let dtype = s.logits.dtype();
+        return backward(s.upcast(), lse, super::upcast(g)).cast(dtype); // d logits in their dtype
+    }
     match host::on_flex_f32(&s.logits) {
         true => host::cross_entropy::backward(s.logits, &s.targets, &s.mask, &lse, &g),
         false => backward_burn(&s, lse, g),

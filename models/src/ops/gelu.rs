@@ -29,7 +29,12 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 /// `x Φ(x)` (the parallel kernel on flex, burn's op elsewhere).
+/// A `bf16` `x` is computed in `f32` and the output returned in its dtype.
 fn forward<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !super::is_f32(&x) {
+        let dtype = x.dtype();
+        return forward(super::upcast(x)).cast(dtype);
+    }
     match host::on_flex_f32(&x) {
         true => host::gelu::forward(&x),
         false => burn::tensor::activation::gelu(x),
@@ -42,6 +47,19 @@ fn backward<const D: usize>(x: Tensor<D>, g: Tensor<D>) -> Tensor<D> {
     let pdf = (x.clone().powi_scalar(2) * -0.5).exp()
         * (0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2);
     g * (cdf + x * pdf)
+}
+
+/// `dx` (the flex kernel on `f32`, burn's ops elsewhere); a `bf16` `x` is computed in `f32`
+/// and `dx` returned in its dtype.
+fn gradient<const D: usize>(x: Tensor<D>, g: Tensor<D>) -> Tensor<D> {
+    if !super::is_f32(&x) {
+        let dtype = x.dtype();
+        return gradient(super::upcast(x), super::upcast(g)).cast(dtype);
+    }
+    match host::on_flex_f32(&x) {
+        true => host::gelu::backward(&x, g),
+        false => backward(x, g),
+    }
 }
 
 #[derive(Debug)]
@@ -59,10 +77,7 @@ where
         let g = Tensor::<D>::from_primitive::<B>(grads.consume::<B>(&ops.node));
         let [parent] = ops.parents;
         if let Some(node) = parent {
-            let dx = match host::on_flex_f32(&x) {
-                true => host::gelu::backward(&x, g),
-                false => backward(x, g),
-            };
+            let dx = gradient(x, g);
             grads.register::<B>(node.id, dx.try_into_primitive::<B>().expect("inner backend tensor"));
         }
     }

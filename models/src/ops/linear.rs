@@ -42,7 +42,7 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
 pub fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<D>) -> [Tensor<D>; N] {
     let dims = x.dims();
     if D < 2 {
-        return layers.map(|layer| layer.forward(x.clone()));
+        return layers.map(|layer| decomposed(layer, x.clone()));
     }
     let d_in = dims[D - 1];
     for layer in layers {
@@ -51,12 +51,24 @@ pub fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<D
     }
     let rows = dims[..D - 1].iter().product::<usize>();
     let x = x.reshape([rows, d_in]);
-    let ys = fused(layers, x.clone()).unwrap_or_else(|| layers.map(|layer| layer.forward(x.clone())));
+    let ys = fused(layers, x.clone()).unwrap_or_else(|| layers.map(|layer| decomposed(layer, x.clone())));
     ys.map(|y| {
         let mut dims = dims;
         dims[D - 1] = y.dims()[1];
         y.reshape(dims) // [..., d_out]
     })
+}
+
+/// `layer.forward(x)` (burn's `linear`) with the `f32` weight and bias cast to `x`'s dtype at
+/// use: `bf16` activations multiply a `bf16` copy of the weight, and the cast's backward
+/// returns the weight's gradient in `f32` (mixed precision keeps `f32` parameters).
+///
+/// # Shapes
+/// - `x`: `[..., d_in]` → `[..., d_out]`
+fn decomposed<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let dtype = x.dtype();
+    let bias = layer.bias.as_ref().map(|b| b.val().cast(dtype));
+    burn::tensor::module::linear(x, layer.weight.val().cast(dtype), bias)
 }
 
 /// A layer's weight `[d_in, d_out]` and bias `[d_out]`.

@@ -40,6 +40,7 @@ mod attention;
 mod cross_entropy;
 mod gelu;
 mod host;
+mod layer_norm;
 mod linear;
 mod rms_norm;
 mod rope;
@@ -50,10 +51,25 @@ pub use cross_entropy::{decomposed as decomposed_masked_nll, masked_nll};
 pub use gelu::gelu;
 pub use host::adamw::{AdamWStep, update as adamw_update};
 pub use host::{on_flex_f32, square_sum};
+pub use layer_norm::layer_norm;
 pub use linear::{linear, linears};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::swiglu;
+
+use burn::prelude::Tensor;
+
+/// `x` in `f32`: the ops that keep `bf16` activations (mixed precision) compute their
+/// reductions, exponentials and statistics in `f32`, as GPU `bf16` kernels do in registers,
+/// and store their outputs in the activations' dtype. A no-op on `f32` tensors.
+fn upcast<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.cast(burn::tensor::FloatDType::F32)
+}
+
+/// `true` when `x` holds `f32` values.
+fn is_f32<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == burn::tensor::DType::F32
+}
 
 /// Largest `|a − b|` over two tensors of one shape: the unit tests' burn-ops-vs-kernel check.
 #[cfg(test)]

@@ -36,7 +36,14 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
 }
 
 /// `(y [n, d], r [n, 1])` with `r = 1 / rms` (the parallel kernel on flex, burn's ops elsewhere).
+/// A `bf16` `x` is normalised in `f32` (the statistics and the product) and `y` returned in
+/// `x`'s dtype.
 fn forward(x: Tensor<2>, gamma: Tensor<1>, eps: f64) -> (Tensor<2>, Tensor<2>) {
+    if !super::is_f32(&x) {
+        let dtype = x.dtype();
+        let (y, r) = forward(super::upcast(x), gamma, eps);
+        return (y.cast(dtype), r);
+    }
     match host::on_flex_f32(&x) {
         true => host::rms_norm::forward(&x, &gamma, eps),
         false => forward_burn(x, gamma, eps),
@@ -53,7 +60,14 @@ fn forward_burn(x: Tensor<2>, gamma: Tensor<1>, eps: f64) -> (Tensor<2>, Tensor<
 
 /// `(dx [n, d], dγ [d])` from the output gradient `g` (`[n, d]`) (the parallel kernel on flex,
 /// burn's ops elsewhere).
+/// A `bf16` `x` (kept as the forward's input) is upcast with `g`; `dx` returns in `x`'s dtype,
+/// `dγ` in `γ`'s (`f32`).
 fn backward(x: Tensor<2>, r: Tensor<2>, gamma: Tensor<1>, g: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
+    if !super::is_f32(&x) {
+        let dtype = x.dtype();
+        let (dx, dgamma) = backward(super::upcast(x), r, gamma, super::upcast(g));
+        return (dx.cast(dtype), dgamma);
+    }
     match host::on_flex_f32(&x) {
         true => host::rms_norm::backward(&x, &r, &gamma, g),
         false => backward_burn(x, r, gamma, g),

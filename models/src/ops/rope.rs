@@ -36,6 +36,11 @@ pub fn rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
 /// `R`-rotation of `x` (`transpose = false`: `x∘c + R(x)∘s`; `true`: `x∘c + Rᵀ(x∘s)`), by the
 /// parallel kernel on flex and burn's ops elsewhere (and for autodiff tensors of other backends).
 fn rotate(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, transpose: bool) -> Tensor<4> {
+    if !super::is_f32(&x) {
+        // bf16 activations: rotated in f32 against the f32 tables, returned in x's dtype
+        let dtype = x.dtype();
+        return rotate(super::upcast(x), cos, sin, transpose).cast(dtype);
+    }
     if !x.is_autodiff() && host::on_flex_f32(&x) {
         return host::rope::apply(x, &cos, &sin, transpose);
     }

@@ -40,10 +40,7 @@ where
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (a, b) = ops.state;
         let g = Tensor::<D>::from_primitive::<B>(grads.consume::<B>(&ops.node));
-        let (da, db) = match host::on_flex_f32(&a) {
-            true => host::swiglu::backward(&a, b, g),
-            false => backward(a, b, g),
-        };
+        let (da, db) = gradients(a, b, g);
         for (parent, d) in ops.parents.into_iter().zip([da, db]) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, d.try_into_primitive::<B>().expect("inner backend tensor"));
@@ -53,7 +50,12 @@ where
 }
 
 /// `silu(a) ∘ b` (the parallel kernel on flex, burn's ops elsewhere).
+/// `bf16` inputs are computed in `f32` and the output returned in their dtype.
 fn forward<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    if !super::is_f32(&a) {
+        let dtype = a.dtype();
+        return forward(super::upcast(a), super::upcast(b)).cast(dtype);
+    }
     match host::on_flex_f32(&a) {
         true => host::swiglu::forward(&a, &b),
         false => silu(a) * b,
@@ -67,6 +69,20 @@ fn backward<const D: usize>(a: Tensor<D>, b: Tensor<D>, g: Tensor<D>) -> (Tensor
     let one_minus_s = s.clone().neg().add_scalar(1.0);
     let da = g * b * s * (a * one_minus_s).add_scalar(1.0); // g ∘ b ∘ σ (1 + a (1 − σ))
     (da, db)
+}
+
+/// `(da, db)` (the flex kernel on `f32`, burn's ops elsewhere); `bf16` inputs are computed in
+/// `f32` and the gradients returned in their dtype.
+fn gradients<const D: usize>(a: Tensor<D>, b: Tensor<D>, g: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+    if !super::is_f32(&a) {
+        let dtype = a.dtype();
+        let (da, db) = gradients(super::upcast(a), super::upcast(b), super::upcast(g));
+        return (da.cast(dtype), db.cast(dtype));
+    }
+    match host::on_flex_f32(&a) {
+        true => host::swiglu::backward(&a, b, g),
+        false => backward(a, b, g),
+    }
 }
 
 type Args<const D: usize> = (Tensor<D>, Tensor<D>);

@@ -3,7 +3,7 @@
 
 use super::attention::VitAttention;
 use crate::config::{Activation, VisionConfig};
-use crate::ops::{gelu, linear};
+use crate::ops::{gelu, layer_norm, linear};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
@@ -53,7 +53,7 @@ impl VitBlock {
     /// # Shapes
     /// - `x`: `[b, t, d]` → `[b, t, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x));
-        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
+        let x = x.clone() + self.self_attn.forward(layer_norm(&self.layer_norm1, x));
+        x.clone() + self.mlp.forward(layer_norm(&self.layer_norm2, x))
     }
 }

@@ -8,6 +8,7 @@ use crate::config::VisionConfig;
 use burn::module::{Initializer, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 
 #[derive(Module, Debug)]
 pub struct VitEmbeddings {
@@ -20,6 +21,10 @@ pub struct VitEmbeddings {
     /// Pretrained patch grid `[gh0, gw0]` the position table covers.
     pub pos_grid: [usize; 2],
     pub patch_size: usize,
+    /// Dtype of the tokens this module hands the blocks (`bf16` under mixed precision; the
+    /// parameters stay `f32`, see [`crate::Mm1Model::with_compute_dtype`]).
+    #[module(skip)]
+    pub compute_dtype: FloatDType,
 }
 
 impl VitEmbeddings {
@@ -36,6 +41,7 @@ impl VitEmbeddings {
             position_embedding: normal.init([1 + gh * gw, cfg.width], device),
             pos_grid: [gh, gw],
             patch_size: p,
+            compute_dtype: FloatDType::F32,
         }
     }
 
@@ -54,14 +60,17 @@ impl VitEmbeddings {
         Tensor::cat(vec![cls, resize_grid(patches, self.pos_grid, grid)], 0)
     }
 
+    /// Computed in `f32` (the patch convolution and the position table's resize) and returned in
+    /// the compute dtype, which every later module of the tower follows.
+    ///
     /// # Shapes
     /// - `pixels`: `[b, 3, h, w]` → `[b, 1 + (h/patch)*(w/patch), d]`
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<3> {
-        let x = self.patch_embedding.forward(pixels); // [b, d, gh, gw]
+        let x = self.patch_embedding.forward(pixels.cast(FloatDType::F32)); // [b, d, gh, gw]
         let [b, d, gh, gw] = x.dims();
         let x = x.reshape([b, d, gh * gw]).swap_dims(1, 2); // [b, p, d]
         let cls = self.class_embedding.val().reshape([1, 1, d]).repeat_dim(0, b); // [b, 1, d]
         let pos = self.positions([gh, gw]).unsqueeze_dim::<3>(0); // [1, 1+p, d]
-        Tensor::cat(vec![cls, x], 1) + pos
+        (Tensor::cat(vec![cls, x], 1) + pos).cast(self.compute_dtype)
     }
 }

@@ -15,6 +15,7 @@ pub use block::{VitBlock, VitMlp};
 pub use embeddings::VitEmbeddings;
 
 use crate::config::VisionConfig;
+use crate::ops::layer_norm;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
@@ -42,7 +43,7 @@ impl VisionTransformer {
     /// # Shapes
     /// - `pixels`: `[b, 3, h, w]` → `[b, 1 + p, d]`
     pub fn forward_hidden(&self, pixels: Tensor<4>) -> Tensor<3> {
-        let x = self.pre_layrnorm.forward(self.embeddings.forward(pixels)); // [b, 1+p, d]
+        let x = layer_norm(&self.pre_layrnorm, self.embeddings.forward(pixels)); // [b, 1+p, d]
         self.layers.iter().fold(x, |x, block| block.forward(x))
     }
 
