@@ -1,8 +1,9 @@
-//! Named presets: encoders, decoders and whole stacks people start from.
-//!
-//! Sizes follow the public checkpoints (OpenAI CLIP ViT-L/14-336, DFN5B-CLIP ViT-H/14-378,
-//! Llama) and the MM1 paper (§3: 1.2B ablation LLM; §3.4: 3B/7B/30B and the MoE variants).
-//! `bench_cpu` mirrors `shared/bench/torch_step_baseline.py` layer for layer.
+//! Named stacks the code itself needs: the config defaults (`mm1_ablation_base`: MM1 §3's
+//! ViT-L/14-336 → C-Abstractor 144 → 1.2B LLM, the twin of `configs/mm1-ablation-base.toml`),
+//! the test sizes (`tiny`, `tiny_moe`) and the benchmark stack (`bench_cpu`, the twin of
+//! `configs/bench-cpu.toml`, mirroring `shared/bench/torch_step_baseline.py` layer for layer).
+//! The sizes of the shipped models (3B, 7B, 30B, the MoE variants, ViT-H/14-378) live only in
+//! `configs/`; `trainer/tests/config_files.rs` checks both twins.
 
 use crate::config::{
     Activation, CAbstractorConfig, ConnectorConfig, FreezeConfig, LlmConfig, Mm1Config, MoeConfig, Size2,
@@ -53,39 +54,9 @@ pub fn clip_vit_l14_336() -> VisionConfig {
     vit(336, 14, 1024, 24, 16, 4096, Activation::QuickGelu)
 }
 
-/// ViT-H/14 at 378 px (MM1's final encoder, DFN-5B CLIP), GELU as in OpenCLIP.
-pub fn clip_vit_h14_378() -> VisionConfig {
-    vit(378, 14, 1280, 32, 16, 5120, Activation::Gelu)
-}
-
 /// MM1's 1.2B ablation decoder (§3): 24 layers of width 2048.
 pub fn llm_1_2b() -> LlmConfig {
     llm(32_000, 2048, 24, 16, 16, 5632)
-}
-
-/// ~3B decoder (MM1-3B scale).
-pub fn llm_3b() -> LlmConfig {
-    llm(32_000, 2560, 32, 20, 20, 6912)
-}
-
-/// ~7B decoder (Llama-2-7B shape).
-pub fn llm_7b() -> LlmConfig {
-    llm(32_000, 4096, 32, 32, 32, 11008)
-}
-
-/// ~30B decoder (LLaMA-33B shape; 52 query heads share 4 KV heads).
-pub fn llm_30b() -> LlmConfig {
-    llm(32_000, 6656, 60, 52, 4, 17920)
-}
-
-/// MM1 3B-MoE: 64 experts in every 2nd layer, top-2.
-pub fn llm_3b_moe() -> LlmConfig {
-    LlmConfig { moe: Some(MoeConfig { num_experts: 64, every: 2, ..MoeConfig::default() }), ..llm_3b() }
-}
-
-/// MM1 7B-MoE: 32 experts in every 4th layer, top-2.
-pub fn llm_7b_moe() -> LlmConfig {
-    LlmConfig { moe: Some(MoeConfig { num_experts: 32, every: 4, ..MoeConfig::default() }), ..llm_7b() }
 }
 
 /// The MM1 ablation base stack: ViT-L/14-336 → C-Abstractor (144 tokens) → 1.2B LLM.
@@ -144,33 +115,16 @@ pub fn bench_cpu() -> Mm1Config {
     }
 }
 
-/// Whole-stack presets by name (`mm1_ablation_base`, `tiny`, `tiny_moe`, `bench_cpu`, and
-/// `mm1_3b`, `mm1_7b`, `mm1_30b`, `mm1_3b_moe`, `mm1_7b_moe` with ViT-H/14-378).
+/// Presets by name (`mm1_ablation_base`, `tiny`, `tiny_moe`, `bench_cpu`).
 pub fn by_name(name: &str) -> Option<Mm1Config> {
-    let big = |llm: LlmConfig| Mm1Config { vision: clip_vit_h14_378(), llm, ..mm1_ablation_base() };
     Some(match name.replace('-', "_").as_str() {
         "mm1_ablation_base" => mm1_ablation_base(),
         "tiny" => tiny(),
         "tiny_moe" => tiny_moe(),
         "bench_cpu" => bench_cpu(),
-        "mm1_3b" => big(llm_3b()),
-        "mm1_7b" => big(llm_7b()),
-        "mm1_30b" => big(llm_30b()),
-        "mm1_3b_moe" => big(llm_3b_moe()),
-        "mm1_7b_moe" => big(llm_7b_moe()),
         _ => return None,
     })
 }
 
 /// Names accepted by [`by_name`].
-pub const NAMES: &[&str] = &[
-    "mm1_ablation_base",
-    "tiny",
-    "tiny_moe",
-    "bench_cpu",
-    "mm1_3b",
-    "mm1_7b",
-    "mm1_30b",
-    "mm1_3b_moe",
-    "mm1_7b_moe",
-];
+pub const NAMES: &[&str] = &["mm1_ablation_base", "tiny", "tiny_moe", "bench_cpu"];

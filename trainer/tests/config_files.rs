@@ -189,6 +189,10 @@ fn recipes_match_the_paper() {
     }
     let base = c("mm1-ablation-base");
     assert_eq!((base.model.vision.image_size, base.model.vision.patch_size), (Size2::square(336), 14));
+    // The TOML twin of the model defaults (it also names the checkpoint's resolution).
+    let mut twin = mm1_models::presets::mm1_ablation_base();
+    twin.vision.pretrained_image_size = Some(Size2::square(336));
+    assert_eq!(base.model, twin);
     assert_eq!(base.model.num_image_tokens(), 144);
     let bench = c("bench-cpu");
     assert_eq!(bench.model, mm1_models::presets::bench_cpu());
