@@ -48,6 +48,11 @@ pub trait StepSync {
     fn grad_norm(&self, model: &Mm1Model, grads: &GradientsParams) -> Result<f64, StepError> {
         Ok(global_grad_norm(model, grads))
     }
+    /// After the optimizer step: every rank's model brought up to date. With ZeRO each rank
+    /// updated only the parameters it owns and shares them here; otherwise nothing to do.
+    fn share_update(&self, model: Mm1Model) -> Result<Mm1Model, StepError> {
+        Ok(model)
+    }
 }
 
 /// One process: nothing to exchange.
@@ -346,6 +351,7 @@ pub fn train_step_synced(
         return Ok((model, report));
     }
     let (model, stats) = optim.step_with_norm(lr, model, grads, norm);
+    let model = sync.share_update(model)?;
     report.clipped = stats.clipped;
     report.applied = true;
     Ok((model, report))

@@ -11,6 +11,12 @@
 //! publishing it ([`CheckpointDir::save_sharded`]). A run under another `parallel.ep` re-cuts
 //! those files per parameter id ([`Checkpoint::load_optim_resharded`], `reshard.rs`).
 //!
+//! With ZeRO (`parallel.zero > 0`) every data-parallel rank holds a slice of the optimizer state:
+//! rank `r > 0` stages `optim-zero<r>.bpk` the same way, and rank 0 adds `zero-index.json` naming
+//! the parameters of each slice ([`OptimLayout::Zero`], `zero_index.rs`). Loading takes each
+//! parameter's state from the slice holding it, on any number of ranks
+//! ([`Checkpoint::load_optim_where`]).
+//!
 //! Every published folder carries `manifest.json` (length and CRC-32C of each file, see
 //! `manifest.rs`). [`CheckpointDir::latest`] returns the newest checkpoint whose files match it;
 //! a damaged one is reported, naming the file, and the previous one is used instead.
@@ -19,6 +25,7 @@ mod manifest;
 mod reshard;
 mod state;
 mod writer;
+mod zero_index;
 
 use std::collections::HashMap;
 use std::fs;
@@ -31,6 +38,7 @@ pub use manifest::{FileSum, MANIFEST, Manifest};
 pub use reshard::EpChange;
 pub use state::{Counters, RngState, TrainState};
 pub use writer::{BackgroundWriter, Written};
+pub use zero_index::{ZERO_INDEX, ZeroEntry, ZeroIndex, slice_file};
 
 use crate::optim::GroupedAdamW;
 
@@ -43,6 +51,25 @@ const TMP_PREFIX: &str = ".tmp-";
 /// File of EP rank `r`'s optimizer state (`optim.bpk` for rank 0).
 fn optim_file(ep_rank: usize) -> String {
     if ep_rank == 0 { OPTIM.to_string() } else { format!("optim-ep{ep_rank}.bpk") }
+}
+
+/// How the optimizer state of a checkpoint is split over files.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptimLayout {
+    /// `optim.bpk`, plus `optim-ep<r>.bpk` from EP ranks `1..ep` (1: one file).
+    Experts(usize),
+    /// ZeRO slices `optim.bpk`, `optim-zero<r>.bpk` (ranks `1..index.ranks`) and the index.
+    Zero(ZeroIndex),
+}
+
+impl OptimLayout {
+    /// Files other ranks staged for the checkpoint.
+    fn staged(&self) -> Vec<String> {
+        match self {
+            Self::Experts(ep) => (1..*ep).map(optim_file).collect(),
+            Self::Zero(index) => (1..index.ranks).map(slice_file).collect(),
+        }
+    }
 }
 
 /// Errors reading or writing checkpoints; each names the file.
@@ -99,7 +126,7 @@ impl CheckpointDir {
         state: &TrainState,
         config_toml: &str,
     ) -> Result<PathBuf, CheckpointError> {
-        self.save_sharded(model, optim, state, config_toml, 1)
+        self.save_sharded(model, optim, state, config_toml, &OptimLayout::Experts(1))
     }
 
     fn shard_staging(&self, step: u64) -> PathBuf {
@@ -114,9 +141,24 @@ impl CheckpointDir {
         ep_rank: usize,
         optim: &GroupedAdamW,
     ) -> Result<(), CheckpointError> {
+        self.stage_optim(step, &optim_file(ep_rank), optim)
+    }
+
+    /// ZeRO rank `rank` (> 0): stage this rank's slice of the optimizer state, before rank 0's
+    /// [`save_sharded`](Self::save_sharded) with [`OptimLayout::Zero`].
+    pub fn save_optim_slice(
+        &self,
+        step: u64,
+        rank: usize,
+        optim: &GroupedAdamW,
+    ) -> Result<(), CheckpointError> {
+        self.stage_optim(step, &slice_file(rank), optim)
+    }
+
+    fn stage_optim(&self, step: u64, name: &str, optim: &GroupedAdamW) -> Result<(), CheckpointError> {
         let dir = self.shard_staging(step);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let path = dir.join(optim_file(ep_rank));
+        let path = dir.join(name);
         let tmp = path.with_extension("partial");
         let bytes = optim.to_bytes().map_err(|e| format_err(&path, e))?;
         fs::write(&tmp, &*bytes).map_err(io(&tmp))?;
@@ -124,18 +166,19 @@ impl CheckpointDir {
         fs::rename(&tmp, &path).map_err(io(&path))
     }
 
-    /// [`save`](Self::save) for an EP group of `ep` ranks: the optimizer files that EP ranks
-    /// `1..ep` staged with [`save_optim_shard`](Self::save_optim_shard) join the checkpoint.
+    /// [`save`](Self::save) with the optimizer state split as `layout` says: the files that the
+    /// other ranks staged ([`save_optim_shard`](Self::save_optim_shard),
+    /// [`save_optim_slice`](Self::save_optim_slice)) join the checkpoint.
     pub fn save_sharded<M: Module>(
         &self,
         model: &M,
         optim: &GroupedAdamW,
         state: &TrainState,
         config_toml: &str,
-        ep: usize,
+        layout: &OptimLayout,
     ) -> Result<PathBuf, CheckpointError> {
         let optim_bytes = optim.to_bytes().map_err(|e| format_err(&self.root.join(OPTIM), e))?;
-        self.write(model, &optim_bytes, state, config_toml, ep)
+        self.write(model, &optim_bytes, state, config_toml, layout)
     }
 
     /// [`save_sharded`](Self::save_sharded) with the optimizer state already serialised (what
@@ -146,7 +189,7 @@ impl CheckpointDir {
         optim_bytes: &[u8],
         state: &TrainState,
         config_toml: &str,
-        ep: usize,
+        layout: &OptimLayout,
     ) -> Result<PathBuf, CheckpointError> {
         fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let name = step_dir_name(state.step);
@@ -170,12 +213,15 @@ impl CheckpointDir {
         let optim_path = tmp.join(OPTIM);
         fs::write(&optim_path, optim_bytes).map_err(io(&optim_path))?;
         let staging = self.shard_staging(state.step);
-        for r in 1..ep {
-            let from = staging.join(optim_file(r));
+        for name in layout.staged() {
+            let from = staging.join(&name);
             if !from.is_file() {
-                return Err(format_err(&from, format!("EP rank {r} did not write its optimizer state")));
+                return Err(format_err(&from, "the rank of this file did not write its optimizer state"));
             }
-            fs::rename(&from, tmp.join(optim_file(r))).map_err(io(&from))?;
+            fs::rename(&from, tmp.join(&name)).map_err(io(&from))?;
+        }
+        if let OptimLayout::Zero(index) = layout {
+            index.write(&tmp).map_err(io(&tmp.join(ZERO_INDEX)))?;
         }
         // 2. config, then state.json last: its presence marks the folder complete.
         let config_path = tmp.join(CONFIG);
@@ -314,9 +360,57 @@ impl Checkpoint {
         load_model_file(model, &self.path.join(MODEL))
     }
 
-    /// Restore the optimizer state into `optim` (built for the loaded model).
+    /// Restore the optimizer state into `optim` (built for the loaded model); the whole state,
+    /// also from ZeRO slices.
     pub fn load_optim(&self, optim: GroupedAdamW) -> Result<GroupedAdamW, CheckpointError> {
+        if self.zero_index()?.is_some() {
+            return self.load_optim_where(optim, &|_| true);
+        }
         self.load_optim_shard(optim, 0)
+    }
+
+    /// The ZeRO index, `None` when the checkpoint was written without ZeRO.
+    pub fn zero_index(&self) -> Result<Option<ZeroIndex>, CheckpointError> {
+        ZeroIndex::read(&self.path).map_err(|e| format_err(&self.path, e))
+    }
+
+    /// The optimizer state of the parameters `keep` accepts, each from the file holding it: a
+    /// ZeRO slice (any number of ranks before and after) or the single `optim.bpk`. A checkpoint
+    /// with expert-parallel files is re-cut by [`load_optim_resharded`](Self::load_optim_resharded)
+    /// instead, and is an error here naming its `parallel.ep`.
+    pub fn load_optim_where(
+        &self,
+        optim: GroupedAdamW,
+        keep: &dyn Fn(ParamId) -> bool,
+    ) -> Result<GroupedAdamW, CheckpointError> {
+        let saved_ep = self.ep_shards();
+        if saved_ep > 1 {
+            return Err(format_err(
+                &self.path,
+                format!(
+                    "written with parallel.ep = {saved_ep} (its experts' optimizer state is split by expert); \
+                     parallel.zero > 0 needs parallel.ep = 1: resume with parallel.ep = {saved_ep} and \
+                     parallel.zero = 0 first"
+                ),
+            ));
+        }
+        let (owners, ranks) = match self.zero_index()? {
+            Some(index) => (Some(index.owners()), index.ranks),
+            None => (None, 1),
+        };
+        let source = |id: u64| {
+            let file = owners.as_ref().map_or(Some(0), |o| o.get(&id).copied())?;
+            keep(ParamId::from(id)).then_some(file)
+        };
+        // only the slices holding something this rank keeps are read
+        let files: Vec<(usize, PathBuf)> = (0..ranks)
+            .filter(|&r| {
+                owners.as_ref().is_none_or(|o| o.iter().any(|(&id, &q)| q == r && keep(ParamId::from(id))))
+            })
+            .map(|r| (r, self.path.join(slice_file(r))))
+            .collect();
+        let bytes = reshard::gather(&files, &source).map_err(|e| format_err(&self.path, e))?;
+        optim.load_bytes(bytes).map_err(|e| format_err(&self.path, e))
     }
 
     /// The `parallel.ep` this checkpoint was written with: its number of optimizer files.

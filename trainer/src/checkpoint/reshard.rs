@@ -80,6 +80,19 @@ pub fn reshard(
     out.into_bytes()
 }
 
+/// One record of the entries of the parameters `source` assigns to one of `files` (file number,
+/// path): each parameter's state from the file that holds it (ZeRO slices re-cut by id).
+pub(super) fn gather(
+    files: &[(usize, PathBuf)],
+    source: &dyn Fn(u64) -> Option<usize>,
+) -> Result<Bytes, String> {
+    let mut out = Record::default();
+    for (q, path) in files {
+        out.take_from(path, *q, source)?;
+    }
+    out.into_bytes()
+}
+
 /// Parameter id at the start of a record key (`<id>` or `<id>.<field>`).
 fn id_of(key: &str) -> Option<u64> {
     key.split('.').next()?.parse().ok()

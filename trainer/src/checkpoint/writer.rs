@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use burn::module::Module;
 
-use super::{CheckpointDir, CheckpointError, TrainState};
+use super::{CheckpointDir, CheckpointError, OptimLayout, TrainState};
 
 /// A finished write.
 #[derive(Debug, Clone)]
@@ -41,12 +41,12 @@ impl BackgroundWriter {
         dir: CheckpointDir,
         model: M,
         optim_bytes: burn::tensor::Bytes,
-        (state, config_toml, ep): (TrainState, String, usize),
+        (state, config_toml, layout): (TrainState, String, OptimLayout),
     ) -> Result<Option<Written>, CheckpointError> {
         let previous = self.wait()?;
         self.pending = Some(std::thread::spawn(move || {
             let t0 = Instant::now();
-            let path = dir.write(&model, &optim_bytes, &state, &config_toml, ep)?;
+            let path = dir.write(&model, &optim_bytes, &state, &config_toml, &layout)?;
             Ok(Written { path, write_time: t0.elapsed() })
         }));
         Ok(previous)

@@ -147,10 +147,15 @@ pub struct ParallelConfig {
     pub ep: usize,
     /// Seconds a collective may wait for the other ranks before the run fails.
     pub collective_timeout_s: u64,
+    /// ZeRO stage over the data-parallel ranks: 0 every rank holds the whole AdamW state; 1 each
+    /// rank holds the moments of its own parameters only (gradients all-reduced, updated
+    /// parameters all-gathered); 2 also receives only its own parameters' summed gradients
+    /// (reduce-scatter). Needs `ep = 1`; with `dp = 1` there is nothing to shard.
+    pub zero: u8,
 }
 
 impl Default for ParallelConfig {
     fn default() -> Self {
-        Self { dp: 1, ep: 1, collective_timeout_s: 600 }
+        Self { dp: 1, ep: 1, collective_timeout_s: 600, zero: 0 }
     }
 }

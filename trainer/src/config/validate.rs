@@ -204,6 +204,19 @@ impl RunConfig {
         if !p.dp.is_multiple_of(p.ep) {
             return fail("parallel.ep", format!("parallel.ep ({}) must divide parallel.dp ({})", p.ep, p.dp));
         }
+        if p.zero > 2 {
+            return fail("parallel.zero", format!("must be 0, 1 or 2 (got {})", p.zero));
+        }
+        if p.zero > 0 && p.ep > 1 {
+            return fail(
+                "parallel.zero",
+                format!(
+                    "parallel.zero ({}) > 0 needs parallel.ep = 1 (got {}): expert parallelism keeps each \
+                     rank's experts' optimizer state already; set parallel.zero = 0 or parallel.ep = 1",
+                    p.zero, p.ep
+                ),
+            );
+        }
         if p.ep > 1 {
             let Some(moe) = &self.model.llm.moe else {
                 return fail(

@@ -13,6 +13,8 @@
 //! - [`all_to_all_grad`]: a differentiable all-to-all (backward = the reverse exchange), the
 //!   building block of expert-parallel token dispatch.
 //! - [`RankSync`]: the training step's exchanges (token counts, logged sums, gradients).
+//! - [`zero`]: ZeRO stages 1 and 2 (`parallel.zero`): optimizer state (and reduced gradients)
+//!   sharded over the data-parallel ranks, updated parameters all-gathered back.
 //! - [`watchdog`]: collective timeouts that name the dead or hung rank and the step.
 //! - `nccl` (feature `cuda`): burn's in-process NCCL all-reduce over the GPUs of one node.
 
@@ -31,6 +33,7 @@ pub mod nccl;
 mod single;
 mod step_sync;
 pub mod watchdog;
+pub mod zero;
 
 use std::sync::Arc;
 

@@ -2,7 +2,9 @@
 //! token counts and logged sums exchanged exactly (f64 bits gathered, summed in rank order),
 //! gradients summed in buckets (dense parameters over every rank; with expert parallelism,
 //! expert parameters over their replicas only) and the global gradient norm (with expert
-//! parallelism it adds the experts of every rank of the EP group).
+//! parallelism it adds the experts of every rank of the EP group). With ZeRO
+//! ([`RankSync::with_zero`]) each rank receives its own parameters' gradients only and shares
+//! its updated parameters after the optimizer step (`zero/`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -13,6 +15,7 @@ use mm1_models::Mm1Model;
 use super::collective::{Collective, CollectiveError};
 use super::data_parallel::{CommStats, DataParallel, GradScaling};
 use super::expert_parallel::{MoeGradientReduction, expert_param_ids};
+use super::zero::ZeroSync;
 use crate::optim::{global_grad_norm, grad_square_sum_where};
 use crate::step::{StepError, StepSync};
 
@@ -31,6 +34,8 @@ enum Reduction {
 pub struct RankSync {
     world: Arc<dyn Collective>,
     reduction: Reduction,
+    /// ZeRO stage 1 or 2 (data parallel only): replaces the gradient reduction and the norm.
+    zero: Option<ZeroSync>,
     /// Time and bytes of the scalar exchanges (the gradient ones are in the reductions).
     scalars: Mutex<CommStats>,
 }
@@ -43,7 +48,27 @@ impl RankSync {
     /// Data parallel over `world` with `bucket_elems` values per all-reduce.
     pub fn data_parallel(world: Arc<dyn Collective>, bucket_elems: usize) -> Self {
         let reduction = Reduction::Dense(DataParallel::new(world.clone(), bucket_elems));
-        Self { world, reduction, scalars: Mutex::new(CommStats::default()) }
+        Self { world, reduction, zero: None, scalars: Mutex::new(CommStats::default()) }
+    }
+
+    /// ZeRO stage `stage` (`parallel.zero`; 0 leaves plain data parallelism), data parallel only:
+    /// the expert-parallel reduction keeps every rank's own experts' state already.
+    pub fn with_zero(mut self, stage: u8, bucket_elems: usize) -> Result<Self, CollectiveError> {
+        if stage == 0 {
+            return Ok(self);
+        }
+        if let Reduction::Experts(..) = self.reduction {
+            return Err(CollectiveError::Launch(format!(
+                "parallel.zero = {stage} needs parallel.ep = 1 (expert parallelism already shards the experts)"
+            )));
+        }
+        self.zero = Some(ZeroSync::new(self.world.clone(), stage, bucket_elems)?);
+        Ok(self)
+    }
+
+    /// The ZeRO exchanges, when `parallel.zero > 0`.
+    pub fn zero(&self) -> Option<&ZeroSync> {
+        self.zero.as_ref()
     }
 
     /// Data + expert parallel: EP groups of `ep` consecutive ranks. Returns the EP group
@@ -55,17 +80,18 @@ impl RankSync {
     ) -> Result<(Self, Arc<dyn Collective>), CollectiveError> {
         let (reduce, group) = MoeGradientReduction::new(world.clone(), ep, bucket_elems)?;
         let reduction = Reduction::Experts(reduce, group.clone());
-        let sync = Self { world, reduction, scalars: Mutex::new(CommStats::default()) };
+        let sync = Self { world, reduction, zero: None, scalars: Mutex::new(CommStats::default()) };
         Ok((sync, group))
     }
 
     /// Communication since the previous call (call once per step).
     pub fn take_comm_stats(&self) -> CommStats {
         let mut total = std::mem::take(&mut *self.scalars.lock().expect("stats lock"));
-        let grads = match &self.reduction {
+        let mut grads = match &self.reduction {
             Reduction::Dense(dp) => vec![dp.take_comm_stats()],
             Reduction::Experts(m, _) => vec![m.dense.take_comm_stats(), m.experts.take_comm_stats()],
         };
+        grads.extend(self.zero.as_ref().map(ZeroSync::take_comm_stats));
         for g in grads {
             total.seconds += g.seconds;
             total.bytes += g.bytes;
@@ -99,6 +125,9 @@ impl StepSync for RankSync {
     }
 
     fn reduce_grads(&self, model: &Mm1Model, grads: GradientsParams) -> Result<GradientsParams, StepError> {
+        if let Some(zero) = &self.zero {
+            return zero.reduce(model, grads).map_err(collective);
+        }
         match &self.reduction {
             Reduction::Dense(dp) => dp.all_reduce_gradients(model, grads, GradScaling::PreScaled),
             Reduction::Experts(m, _) => m.all_reduce(model, grads),
@@ -114,6 +143,9 @@ impl StepSync for RankSync {
     }
 
     fn grad_norm(&self, model: &Mm1Model, grads: &GradientsParams) -> Result<f64, StepError> {
+        if let Some(zero) = &self.zero {
+            return zero.grad_norm(model, grads).map_err(collective);
+        }
         let Reduction::Experts(_, group) = &self.reduction else {
             return Ok(global_grad_norm(model, grads)); // identical gradients on every rank
         };
@@ -124,5 +156,12 @@ impl StepSync for RankSync {
         let all = group.all_gather_u64(vec![mine.to_bits()]).map_err(collective)?;
         let expert_sq: f64 = all.iter().map(|&b| f64::from_bits(b)).sum();
         Ok((dense + expert_sq).sqrt())
+    }
+
+    fn share_update(&self, model: Mm1Model) -> Result<Mm1Model, StepError> {
+        match &self.zero {
+            Some(zero) => zero.share_update(model).map_err(collective),
+            None => Ok(model),
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::config::RunConfig;
 use crate::eval::{GatherJson, WorkSplit};
 use crate::parallel::data_parallel::{CommStats, DEFAULT_BUCKET_ELEMS, DataParallel};
 use crate::parallel::expert_parallel::{AllToAllDispatch, install_dispatch};
+use crate::parallel::zero::ZeroPartition;
 use crate::parallel::{
     Collective, CollectiveError, FailureConfig, RankSync, all_gather_bytes, gather_experts, init_collective,
     shard_experts,
@@ -49,7 +50,9 @@ impl Ranks {
             return Ok(Self { coll, sync: None, experts: None });
         }
         if p.ep == 1 {
-            let sync = RankSync::data_parallel(coll.clone(), DEFAULT_BUCKET_ELEMS);
+            let sync = RankSync::data_parallel(coll.clone(), DEFAULT_BUCKET_ELEMS)
+                .with_zero(p.zero, DEFAULT_BUCKET_ELEMS)
+                .map_err(comm)?;
             return Ok(Self { coll, sync: Some(sync), experts: None });
         }
         let num_experts = cfg.model.llm.moe.as_ref().map_or(0, |m| m.num_experts);
@@ -134,6 +137,17 @@ impl Ranks {
     /// This rank's index in its EP group (0 without expert parallelism).
     pub fn ep_rank(&self) -> usize {
         self.experts.as_ref().map_or(0, |(g, _)| g.rank())
+    }
+
+    /// Who owns which parameter's optimizer state under ZeRO (`None` without ZeRO, or on one rank).
+    pub fn zero_partition(&self, model: &Mm1Model) -> Option<Arc<ZeroPartition>> {
+        let zero = self.sync.as_ref()?.zero()?;
+        Some(zero.partition(model))
+    }
+
+    /// `parallel.zero` in effect (0 on one rank: nothing to shard).
+    pub fn zero_stage(&self) -> u8 {
+        self.sync.as_ref().and_then(RankSync::zero).map_or(0, |z| z.stage())
     }
 
     /// Ranks per EP group (1 without expert parallelism).

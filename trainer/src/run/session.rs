@@ -17,7 +17,8 @@ use rand_chacha::rand_core::SeedableRng;
 use super::ranks::Ranks;
 use super::{RunError, non_embedding_params};
 use crate::checkpoint::{
-    BackgroundWriter, Checkpoint, CheckpointDir, Counters, EpChange, RngState, TrainState, Written,
+    BackgroundWriter, Checkpoint, CheckpointDir, Counters, EpChange, OptimLayout, RngState, TrainState,
+    Written, ZeroIndex,
 };
 use crate::config::RunConfig;
 use crate::optim::{AdamWSettings, GroupedAdamW};
@@ -157,6 +158,13 @@ impl Session {
             }
             ranks.barrier()?; // the shards are on disk before rank 0 publishes
         }
+        let zero = ranks.zero_partition(&self.model);
+        if zero.is_some() {
+            if ranks.rank() > 0 {
+                ckpts.save_optim_slice(self.state.step, ranks.rank(), &self.optim)?;
+            }
+            ranks.barrier()?; // every slice is on disk before rank 0 publishes
+        }
         let mine = serde_json::to_value(self.loader.states())
             .map_err(|e| RunError::Stop(format!("serialising the loader state: {e}")))?;
         let all = ranks.gather_json(&mine)?;
@@ -172,7 +180,11 @@ impl Session {
         };
         let optim_bytes = (self.optim.to_bytes())
             .map_err(|e| RunError::Stop(format!("serialising the optimizer state: {e}")))?;
-        let job = (self.state.clone(), config_text.to_string(), ep);
+        let layout = match zero {
+            Some(part) => OptimLayout::Zero(ZeroIndex::of(ranks.zero_stage(), &part, &self.model)),
+            None => OptimLayout::Experts(ep),
+        };
+        let job = (self.state.clone(), config_text.to_string(), layout);
         let previous = writer.submit(ckpts.clone(), self.model.clone(), optim_bytes, job)?;
         if background { Ok(previous) } else { Ok(writer.wait()?) }
     }
@@ -187,7 +199,19 @@ fn load_optim(
     (model, cfg): (&Mm1Model, &RunConfig),
     ranks: &Ranks,
 ) -> Result<GroupedAdamW, RunError> {
+    if let Some(part) = ranks.zero_partition(model) {
+        // ZeRO: the state of this rank's own parameters, from whichever file holds it
+        let me = ranks.rank();
+        return Ok(ckpt.load_optim_where(optim, &|id| part.owner(&id) == Some(me))?);
+    }
     let (saved, ep) = (ckpt.ep_shards(), ranks.ep_size());
+    if ckpt.zero_index()?.is_some() {
+        // ZeRO slices into a run without ZeRO: every dense parameter's state and this rank's experts'
+        let experts = expert_index(model);
+        let per = (cfg.model.llm.moe.as_ref().map_or(0, |m| m.num_experts) / ep).max(1);
+        let mine = ranks.ep_rank();
+        return Ok(ckpt.load_optim_where(optim, &|id| experts.get(&id).is_none_or(|e| e / per == mine))?);
+    }
     if saved == ep {
         return Ok(ckpt.load_optim_shard(optim, ranks.ep_rank())?);
     }

@@ -1,0 +1,287 @@
+//! The three exchanges of a ZeRO step over the data-parallel ranks (`mod.rs` for the design):
+//! gradients to their owners, the global gradient norm, and the updated parameters back to
+//! every rank.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Tensor, TensorData};
+use mm1_models::ops::{on_flex_f32, square_sum};
+
+use super::partition::ZeroPartition;
+use crate::parallel::collective::{Collective, CollectiveError, ReduceOp};
+use crate::parallel::data_parallel::{CommStats, DataParallel, GradScaling};
+
+/// ZeRO stage 1 or 2 over one communicator.
+#[derive(Debug)]
+pub struct ZeroSync {
+    coll: Arc<dyn Collective>,
+    stage: u8,
+    /// Stage 1's gradient all-reduce (DDP buckets).
+    dp: DataParallel,
+    /// Built from the model at the first call; every rank computes the same.
+    partition: Mutex<Option<Arc<ZeroPartition>>>,
+    stats: Mutex<CommStats>,
+}
+
+impl ZeroSync {
+    /// `stage` 1 or 2 (`parallel.zero`) over `coll`; `bucket_elems` values per stage-1 all-reduce.
+    pub fn new(coll: Arc<dyn Collective>, stage: u8, bucket_elems: usize) -> Result<Self, CollectiveError> {
+        if !(1..=2).contains(&stage) {
+            return Err(CollectiveError::Launch(format!("parallel.zero = {stage}: ZeroSync needs 1 or 2")));
+        }
+        let dp = DataParallel::new(coll.clone(), bucket_elems);
+        Ok(Self { coll, stage, dp, partition: Mutex::new(None), stats: Mutex::new(CommStats::default()) })
+    }
+
+    pub fn stage(&self) -> u8 {
+        self.stage
+    }
+
+    /// The owner map of `model`'s trainable parameters over this communicator.
+    pub fn partition<M: Module>(&self, model: &M) -> Arc<ZeroPartition> {
+        let mut cached = self.partition.lock().expect("partition lock");
+        cached
+            .get_or_insert_with(|| Arc::new(ZeroPartition::of_module(model, self.coll.world_size())))
+            .clone()
+    }
+
+    /// Communication since the previous call.
+    pub fn take_comm_stats(&self) -> CommStats {
+        let mut own = std::mem::take(&mut *self.stats.lock().expect("stats lock"));
+        let dp = self.dp.take_comm_stats();
+        own.seconds += dp.seconds;
+        own.bytes += dp.bytes;
+        own.calls += dp.calls;
+        own
+    }
+
+    fn timed<T>(
+        &self,
+        bytes: usize,
+        f: impl FnOnce() -> Result<T, CollectiveError>,
+    ) -> Result<T, CollectiveError> {
+        let t0 = Instant::now();
+        let out = f()?;
+        let mut s = self.stats.lock().expect("stats lock");
+        s.seconds += t0.elapsed().as_secs_f64();
+        s.bytes += bytes as u64;
+        s.calls += 1;
+        Ok(out)
+    }
+
+    /// Summed gradients of the parameters this rank owns (the others dropped). Stage 1
+    /// all-reduces every gradient (torch's ZeroRedundancyOptimizer after DDP), stage 2
+    /// reduce-scatters so that only this rank's slice of the sums is ever materialised.
+    /// The local gradients must already be shares of the global-mean loss.
+    pub fn reduce<M: Module>(
+        &self,
+        model: &M,
+        grads: GradientsParams,
+    ) -> Result<GradientsParams, CollectiveError> {
+        let part = self.partition(model);
+        let me = self.coll.rank();
+        if self.stage == 1 {
+            let mut grads = self.dp.all_reduce_gradients(model, grads, GradScaling::PreScaled)?;
+            model.visit(&mut DropOthers { grads: &mut grads, part: &part, me });
+            return Ok(grads);
+        }
+        self.check_layout(&part)?;
+        // 1. gradients into owner-ordered chunks [ranks * L], zero padded; presence per parameter
+        let mut grads = grads;
+        let mut take =
+            TakeGrads { grads: &mut grads, part: &part, send: Vec::new(), present: Vec::new(), error: None };
+        take.send = vec![0.0; part.ranks() * part.chunk_len()];
+        take.present = vec![0.0; part.params().len()];
+        model.visit(&mut take);
+        let TakeGrads { send, present, error, .. } = take;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let present = self.timed(4 * present.len(), || self.coll.all_reduce(present, ReduceOp::Sum))?;
+        // 2. this rank's chunk of the sums [L]
+        let bytes = 4 * send.len();
+        let mine = self.timed(bytes, || self.coll.reduce_scatter(send, ReduceOp::Sum))?;
+        // 3. back as gradients of the owned parameters some rank had a gradient for
+        model.visit(&mut PutGrads { grads: &mut grads, part: &part, me, values: &mine, present: &present });
+        Ok(grads)
+    }
+
+    /// Every rank flattens the same parameters into the same chunks, or the sums are garbage.
+    fn check_layout(&self, part: &ZeroPartition) -> Result<(), CollectiveError> {
+        let layout = vec![part.params().len() as u64, part.chunk_len() as u64];
+        let all = self.timed(16, || self.coll.all_gather_u64(layout.clone()))?;
+        match all.chunks(2).position(|l| l != layout.as_slice()) {
+            None => Ok(()),
+            Some(r) => Err(CollectiveError::Mismatch(format!(
+                "ZeRO layout: rank {r} has {} parameters in chunks of {}, rank {} has {} in chunks of {}",
+                all[2 * r],
+                all[2 * r + 1],
+                self.coll.rank(),
+                layout[0],
+                layout[1]
+            ))),
+        }
+    }
+
+    /// Global L2 norm of the reduced gradients, each held by its owner only: every parameter's
+    /// square sum from its owner, added in visiting order (the same f64 additions, in the same
+    /// order, as [`crate::optim::global_grad_norm`] over the whole gradient).
+    pub fn grad_norm<M: Module>(&self, model: &M, grads: &GradientsParams) -> Result<f64, CollectiveError> {
+        let part = self.partition(model);
+        let n = part.params().len();
+        let mut sq = SquareSums { grads, part: &part, sums: vec![0.0; n] };
+        model.visit(&mut sq);
+        let bits: Vec<u64> = sq.sums.iter().map(|s| s.to_bits()).collect();
+        let all = self.timed(8 * n, || self.coll.all_gather_u64(bits))?; // [ranks * n]
+        let total = part.params().iter().enumerate().map(|(i, p)| f64::from_bits(all[p.owner * n + i]));
+        Ok(total.fold(0.0, |acc, s| acc + s).sqrt())
+    }
+
+    /// After the optimizer updated this rank's own parameters: every parameter's new value from
+    /// its owner on every rank (one all-gather of owner-ordered chunks).
+    pub fn share_update<M: Module>(&self, model: M) -> Result<M, CollectiveError> {
+        let part = self.partition(&model);
+        let me = self.coll.rank();
+        let l = part.chunk_len();
+        let mut mine = Collect { part: &part, me, chunk: vec![0.0; l] };
+        model.visit(&mut mine);
+        let chunk = mine.chunk;
+        let all = self.timed(4 * l, || self.coll.all_gather(chunk))?; // [ranks * L]
+        Ok(model.map(&mut Replace { part: &part, me, all: &all, chunk_len: l }))
+    }
+}
+
+/// Stage 1: drop the reduced gradients of the parameters other ranks own.
+struct DropOthers<'a> {
+    grads: &'a mut GradientsParams,
+    part: &'a ZeroPartition,
+    me: usize,
+}
+
+impl ModuleVisitor for DropOthers<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.part.owner(&param.id).is_some_and(|r| r != self.me) {
+            self.grads.remove::<D>(param.id);
+        }
+    }
+}
+
+/// Stage 2: every partitioned gradient moved out of `grads` into its owner's chunk of `send`.
+struct TakeGrads<'a> {
+    grads: &'a mut GradientsParams,
+    part: &'a ZeroPartition,
+    /// `[ranks * L]`
+    send: Vec<f32>,
+    /// 1 where this rank had the parameter's gradient (absent: zeros, as in data parallel).
+    present: Vec<f32>,
+    error: Option<CollectiveError>,
+}
+
+impl ModuleVisitor for TakeGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let (Some(i), Some(g)) = (self.part.index_of(&param.id), self.grads.remove::<D>(param.id)) else {
+            return;
+        };
+        let p = self.part.params()[i];
+        let data = g.into_data().convert::<f32>();
+        if data.num_elements() != p.numel {
+            let (got, expected) = (data.num_elements(), p.numel);
+            self.error = Some(CollectiveError::Size {
+                op: "zero reduce_scatter",
+                what: "gradient elements",
+                got,
+                expected,
+            });
+            return;
+        }
+        let start = p.owner * self.part.chunk_len() + p.offset;
+        self.send[start..start + p.numel].copy_from_slice(data.as_slice::<f32>().expect("converted to f32"));
+        self.present[i] = 1.0;
+    }
+}
+
+/// Stage 2: the owned parameters' summed gradients (this rank's chunk) back into `grads`.
+struct PutGrads<'a> {
+    grads: &'a mut GradientsParams,
+    part: &'a ZeroPartition,
+    me: usize,
+    /// `[L]`
+    values: &'a [f32],
+    /// Ranks that had each parameter's gradient.
+    present: &'a [f32],
+}
+
+impl ModuleVisitor for PutGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some(i) = self.part.index_of(&param.id) else { return };
+        let p = self.part.params()[i];
+        if p.owner != self.me || self.present[i] == 0.0 {
+            return;
+        }
+        let values = self.values[p.offset..p.offset + p.numel].to_vec();
+        // gradients live on the inner (non-autodiff) device
+        let device = param.lazy_device().inner();
+        self.grads.register::<D>(
+            param.id,
+            Tensor::<D>::from_data(TensorData::new(values, param.lazy_shape()), &device),
+        );
+    }
+}
+
+/// Each partitioned parameter's `sum(g^2)` where this rank holds its gradient.
+struct SquareSums<'a> {
+    grads: &'a GradientsParams,
+    part: &'a ZeroPartition,
+    sums: Vec<f64>,
+}
+
+impl ModuleVisitor for SquareSums<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let (Some(i), Some(g)) = (self.part.index_of(&param.id), self.grads.get::<D>(param.id)) else {
+            return;
+        };
+        self.sums[i] =
+            if on_flex_f32(&g) { square_sum(&g) } else { g.square().sum().into_scalar::<f32>() as f64 };
+    }
+}
+
+/// This rank's parameters' values at their offsets in its chunk.
+struct Collect<'a> {
+    part: &'a ZeroPartition,
+    me: usize,
+    chunk: Vec<f32>,
+}
+
+impl ModuleVisitor for Collect<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some(p) = self.part.get(&param.id).filter(|p| p.owner == self.me) else { return };
+        let data = param.val().into_data().convert::<f32>();
+        self.chunk[p.offset..p.offset + p.numel]
+            .copy_from_slice(data.as_slice::<f32>().expect("converted to f32"));
+    }
+}
+
+/// Every other rank's parameters replaced by the values from their owner's chunk.
+struct Replace<'a> {
+    part: &'a ZeroPartition,
+    me: usize,
+    /// `[ranks * L]`
+    all: &'a [f32],
+    chunk_len: usize,
+}
+
+impl ModuleMapper for Replace<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(p) = self.part.get(&param.id).copied().filter(|p| p.owner != self.me) else { return param };
+        let start = p.owner * self.chunk_len + p.offset;
+        let values = self.all[start..start + p.numel].to_vec();
+        param.map(|t| {
+            let data = TensorData::new(values, t.shape()).convert_dtype(t.dtype());
+            let fresh = Tensor::<D>::from_data(data, &t.device());
+            if t.is_require_grad() { fresh.require_grad() } else { fresh }
+        })
+    }
+}
