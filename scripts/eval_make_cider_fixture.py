@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes trainer/tests/fixtures/eval/cider_fixture.json: the CIDEr-D parity fixture.
+"""Writes trainer/eval/tests/fixtures/eval/cider_fixture.json: the CIDEr-D parity fixture.
 
 Reference implementation: pycocoevalcap (the COCO caption evaluation used by COCO, OpenFlamingo and MM1).
 Raw captions go through pycocoevalcap's own PTBTokenizer (Stanford CoreNLP 3.4.1 via Java, `-lowerCase`,
@@ -17,7 +17,7 @@ import random
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "trainer", "tests", "fixtures", "eval", "cider_fixture.json")
+OUT = os.path.join(os.path.dirname(__file__), "..", "trainer", "eval", "tests", "fixtures", "eval", "cider_fixture.json")
 
 COLOURS = ["red", "blue", "green", "yellow", "white", "black", "orange", "purple"]
 SHAPES = ["circle", "square", "triangle", "star", "cross"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes trainer/tests/fixtures/eval/vqa_fixture.json: expected VQA normalisation and accuracy.
+"""Writes trainer/eval/tests/fixtures/eval/vqa_fixture.json: expected VQA normalisation and accuracy.
 
 The functions below are the official VQAv2 evaluation (GT-Vision-Lab/VQA,
 PythonEvaluationTools/vqaEvaluation/vqaEval.py: processPunctuation, processDigitArticle and the
@@ -11,7 +11,7 @@ import json
 import os
 import re
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "trainer", "tests", "fixtures", "eval", "vqa_fixture.json")
+OUT = os.path.join(os.path.dirname(__file__), "..", "trainer", "eval", "tests", "fixtures", "eval", "vqa_fixture.json")
 
 contractions = {"aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've", "couldnt": "couldn't",
     "couldn'tve": "couldn't've", "couldnt've": "couldn't've", "didnt": "didn't", "doesnt": "doesn't", "dont": "don't",

@@ -1,49 +1,11 @@
-//! Evaluation: caption and VQA metrics, few-shot prompting and the evaluation harness.
-//!
-//! Metrics follow the reference implementations the MM1 paper's numbers come from: CIDEr-D as
-//! pycocoevalcap computes it (after its PTB tokenisation), VQA accuracy with the official VQAv2 answer
-//! normalisation. Parity with the references is checked by `trainer/tests/eval_metrics.rs` on committed
-//! fixtures (`scripts/eval_make_*_fixture.py`).
-//!
-//! The harness ([`evaluate_tasks`]) is model-agnostic: it builds few-shot prompts ([`build_prompt`]),
-//! asks a `generate` callback for continuations and scores them, with a blank-image and a
-//! majority-answer baseline beside every score; closed-set tasks also get a 0-shot forced-choice
-//! score from a log-likelihood callback ([`forced_choice`]); [`fewshot_eval`] runs it on an
-//! `Mm1Model`, [`eval_during_training`] is the hook of the training loop. [`WorkSplit`] shares an
-//! evaluation among data-parallel ranks.
+//! Evaluation of an `Mm1Model`: the tensor-free harness, metrics and tasks of `mm1-eval`
+//! (re-exported here), run on the model by [`fewshot_eval`]; [`eval_during_training`] is the
+//! hook of the training loop.
 
-mod choice;
-mod cider;
-mod error;
-mod harness;
 mod model;
-mod prompt;
-mod ptb;
-mod split;
-mod tasks;
-mod vqa;
 
-pub use choice::{ChoiceResult, Majority, argmax, forced_choice, majority};
-pub use cider::{CIDER_N, CIDER_SIGMA, CiderScores, cider_d};
-pub use error::EvalError;
-pub use harness::{
-    EvalOptions, EvalReport, Generate, LogLikelihood, Prediction, ShotResult, TaskResult, evaluate_tasks,
-    evaluate_tasks_split, primary_metric, score, write_eval_json,
-};
+pub use mm1_eval::*;
 pub use model::{
     check_prompt_lengths, eval_during_training, fewshot_eval, fewshot_eval_split, log_likelihoods,
     synth_tasks,
-};
-pub use prompt::{
-    Prompt, PromptTemplate, Segment, ZeroShot, build_prompt, demo_indices, postprocess, tokenize_prompt,
-};
-pub use ptb::ptb_tokenize;
-pub use split::{GatherJson, OwnedResults, WorkSplit};
-pub use tasks::{
-    AnswerScheme, EvalItem, EvalTask, TaskKind, load_coco_captions, load_synth_jsonl, load_vqav2,
-    split_support,
-};
-pub use vqa::{
-    alternatives_accuracy, alternatives_exact_match, exact_match, normalize_answer, process_digit_article,
-    process_punctuation, vqa_accuracy,
 };

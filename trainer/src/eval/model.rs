@@ -16,11 +16,11 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mm1_data::TextTokenizer;
 use mm1_models::{Mm1Input, Mm1Model};
 
-use super::EvalError;
-use super::harness::{EvalOptions, EvalReport, evaluate_tasks_split, write_eval_json};
-use super::prompt::{Prompt, build_prompt, tokenize_prompt};
-use super::split::WorkSplit;
-use super::tasks::{EvalTask, TaskKind, load_synth_jsonl, split_support};
+use mm1_eval::{
+    EvalError, EvalOptions, EvalReport, EvalTask, Prompt, TaskKind, WorkSplit, build_prompt,
+    evaluate_tasks_split, load_synth_jsonl, split_support, tokenize_prompt, write_eval_json,
+};
+
 use crate::config::RunConfig;
 use crate::generate::{GenerateOptions, generate_ids};
 
@@ -251,7 +251,7 @@ pub fn log_likelihoods(
         images,
     };
     let out = model.forward(input).map_err(|e| EvalError::Invalid(format!("forced choice: {e}")))?;
-    let logp = log_softmax(out.logits, 2); // [c, t, vocab]
+    let logp = log_softmax(out.logits.cast(burn::tensor::FloatDType::F32), 2); // [c, t, vocab], f32 also under bf16
     let [_, _, vocab] = logp.dims();
     let logp: Vec<f32> = logp.into_data().iter::<f32>().collect();
     Ok(continuations

@@ -4,7 +4,7 @@
 //! `PTBTokenizer -preserveLines -lowerCase` (Java) and then drops the tokens in its `PUNCTUATIONS` list.
 //! OpenFlamingo and MM1 score captions through that code. This is a Rust port of the parts of the PTB
 //! lexer that occur in captions, checked token for token against the Java tokenizer on the captions of
-//! `trainer/tests/fixtures/eval/cider_fixture.json` (written by `scripts/eval_make_cider_fixture.py`).
+//! `trainer/eval/tests/fixtures/eval/cider_fixture.json` (written by `scripts/eval_make_cider_fixture.py`).
 //!
 //! What the Java tokenizer does and this port reproduces:
 //! - lower-cases everything; brackets become `-lrb-`/`-rrb-`, `-lsb-`/`-rsb-`, `-lcb-`/`-rcb-` (the

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mm1_trainer::eval::{
+use mm1_eval::{
     AnswerScheme, EvalOptions, EvalTask, Segment, TaskKind, WorkSplit, ZeroShot, build_prompt, demo_indices,
     evaluate_tasks, evaluate_tasks_split, load_coco_captions, load_synth_jsonl, load_vqav2, postprocess,
     split_support, tokenize_prompt, write_eval_json,
@@ -127,7 +127,7 @@ fn harness_scores_and_writes_eval_json() {
     };
 
     // Oracle: answers with the query's first ground truth, in the format the template asks for.
-    let mut oracle = |kind: TaskKind, p: &mm1_trainer::eval::Prompt| {
+    let mut oracle = |kind: TaskKind, p: &mm1_eval::Prompt| {
         let t = &truth[p.images.last().unwrap()];
         Ok(match kind {
             TaskKind::Caption => format!("{}\nmore text", t[0]),
@@ -184,7 +184,7 @@ fn harness_scores_and_writes_eval_json() {
     assert!(err.contains("rank 0: prompt too long"), "{err}");
 
     // Constant answer "red": right on exactly the colour questions.
-    let mut constant = |_: TaskKind, _: &mm1_trainer::eval::Prompt| Ok("Red.".to_string());
+    let mut constant = |_: TaskKind, _: &mm1_eval::Prompt| Ok("Red.".to_string());
     let r = evaluate_tasks(&tasks[..1], &opts, None, &mut constant).unwrap();
     let expected =
         tasks[0].queries.iter().filter(|q| q.truth == ["red"]).count() as f64 / tasks[0].queries.len() as f64;

@@ -3,9 +3,7 @@
 //!   (`scripts/eval_make_cider_fixture.py`);
 //! - `vqa_fixture.json`: the official VQAv2 normalisation and accuracy (`scripts/eval_make_vqa_fixture.py`).
 
-use mm1_trainer::eval::{
-    cider_d, exact_match, normalize_answer, process_punctuation, ptb_tokenize, vqa_accuracy,
-};
+use mm1_eval::{cider_d, exact_match, normalize_answer, process_punctuation, ptb_tokenize, vqa_accuracy};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
