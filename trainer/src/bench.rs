@@ -94,6 +94,7 @@ fn setup(cfg: &RunConfig) -> Result<BenchSetup, RunError> {
     let device = train_device(cfg.train.device)?;
     device.seed(cfg.train.seed);
     let model = cfg.model.init(&device)?;
+    let model = crate::precision::apply(model, cfg.train.precision, cfg.train.device, &device)?;
     let resolved = cfg.optim.resolve(crate::run::non_embedding_params(&model));
     let settings = crate::optim::AdamWSettings::from_config(&cfg.optim, &resolved, &cfg.model.freeze);
     let optim = GroupedAdamW::new(&model, &settings)?;

@@ -46,6 +46,9 @@ pub struct TrainConfig {
     pub max_nonfinite_in_a_row: u32,
     /// Backend the run uses.
     pub device: DeviceKind,
+    /// Working precision: `f32`, or `bf16` mixed precision (f32 parameters, gradients and
+    /// AdamW state; bf16 activations and matmuls; norms, softmax, router and loss in f32).
+    pub precision: Precision,
     /// Sequences per optimizer step over all ranks and micro-batches; when non-zero it must
     /// equal `data.batch_size × parallel.dp × optim.grad_accum` (MM1: 512).
     pub global_batch_size: usize,
@@ -61,8 +64,39 @@ impl Default for TrainConfig {
             seed: 0,
             max_nonfinite_in_a_row: 5,
             device: DeviceKind::Flex,
+            precision: Precision::F32,
             global_batch_size: 0,
             device_peak_tflops: 0.0,
+        }
+    }
+}
+
+/// `train.precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// Mixed precision (Micikevicius et al. 2018, with bf16 as in MM1 and torchtitan): f32
+    /// master weights and optimizer state, bf16 activations (`docs/training.md`, "Mixed precision").
+    Bf16,
+}
+
+impl Precision {
+    /// The name as written in TOML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        }
+    }
+
+    /// The dtype of the model's activations.
+    pub fn compute_dtype(self) -> burn::tensor::FloatDType {
+        match self {
+            Self::F32 => burn::tensor::FloatDType::F32,
+            Self::Bf16 => burn::tensor::FloatDType::BF16,
         }
     }
 }

@@ -89,12 +89,13 @@ fn exchange(
     d: usize,
     device: &burn::tensor::Device,
 ) -> Result<Tensor<2>, CollectiveError> {
+    let dtype = x.dtype(); // bf16 activations travel as f32 and come back in their dtype
     let values = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
     let out_counts: Vec<usize> = out_rows.iter().map(|r| r * d).collect();
     let in_counts: Vec<usize> = in_rows.iter().map(|r| r * d).collect();
     let got = coll.all_to_allv(values, &out_counts, &in_counts)?;
     let m: usize = in_rows.iter().sum();
-    Ok(Tensor::from_data(TensorData::new(got, [m, d]), device))
+    Ok(Tensor::<2>::from_data(TensorData::new(got, [m, d]), device).cast(dtype))
 }
 
 /// The backward step registered in burn's autodiff graph.

@@ -39,7 +39,8 @@ pub fn peak_rss_growth(cfg: &RunConfig, steps: usize) -> Result<Measured, RunErr
     let device = train_device(cfg.train.device)?;
     device.seed(cfg.train.seed);
     let start = status_bytes("VmRSS:")?;
-    let mut model = cfg.model.init(&device)?;
+    let model = cfg.model.init(&device)?;
+    let mut model = crate::precision::apply(model, cfg.train.precision, cfg.train.device, &device)?;
     let resolved = cfg.optim.resolve(crate::run::non_embedding_params(&model));
     let settings = crate::optim::AdamWSettings::from_config(&cfg.optim, &resolved, &cfg.model.freeze);
     let mut optim = GroupedAdamW::new(&model, &settings)?;

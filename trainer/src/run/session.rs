@@ -61,7 +61,8 @@ impl Session {
     /// Step 0: seeded initialisation, rank 0's weights on every rank, this rank's data stream.
     pub fn fresh(cfg: &RunConfig, device: &Device, hash: &str, ranks: &Ranks) -> Result<Self, RunError> {
         device.seed(cfg.train.seed);
-        let model = cfg.model.init(device)?;
+        let model =
+            crate::precision::apply(cfg.model.init(device)?, cfg.train.precision, cfg.train.device, device)?;
         // [model.init]: every rank reads the same files, then rank 0's weights are replicated.
         let say = |m: &str| {
             if ranks.is_main() {
@@ -126,7 +127,9 @@ impl Session {
     ) -> Result<Self, RunError> {
         device.seed(cfg.train.seed);
         // Every rank loads the same file (weights and parameter ids), so nothing is broadcast.
-        let model = ckpt.load_model(cfg.model.init(device)?)?.freeze(&cfg.model.freeze);
+        let model =
+            crate::precision::apply(cfg.model.init(device)?, cfg.train.precision, cfg.train.device, device)?;
+        let model = ckpt.load_model(model)?.freeze(&cfg.model.freeze);
         let sizes = ModelSizes::of(&model);
         let model = ranks.adopt(model)?;
         let optim = GroupedAdamW::new(&model, &optim_settings(cfg, &sizes))?;
