@@ -72,7 +72,7 @@ pub struct DataConfig {
     /// Synthetic benchmark generated when the source shards are missing (trainer quickstart).
     pub synth: Option<crate::synth::SynthConfig>,
     /// Held-out evaluation sets (files written by `mm1-data synth`, format in docs/data.md).
-    pub eval: EvalConfig,
+    pub eval: EvalDataConfig,
     /// The mixture: one entry per `[[data.sources]]`.
     pub sources: Vec<SourceConfig>,
 }
@@ -100,7 +100,7 @@ impl Default for DataConfig {
             resize: ResizeMode::ShortestSideCrop,
             split_documents: true,
             synth: None,
-            eval: EvalConfig::default(),
+            eval: EvalDataConfig::default(),
             sources: Vec::new(),
         }
     }
@@ -173,10 +173,11 @@ pub enum ResizeMode {
     Squash,
 }
 
-/// `[data.eval]`: held-out evaluation sets.
+/// `[data.eval]`: the evaluation data sets (few-shot VQA and captions, held-out loss shards);
+/// the trainer's `[eval]` (`EvalConfig`) says when and how they are scored.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct EvalConfig {
+pub struct EvalDataConfig {
     /// VQA set: `vqa.jsonl` + images (format in docs/data.md).
     pub vqa: Option<PathBuf>,
     /// Captioning set: `captions.jsonl` + images.

@@ -33,7 +33,7 @@ pub mod synth;
 pub mod tokenizer;
 
 pub use batch::{Batch, SourceCounts};
-pub use config::{DataConfig, EvalConfig, PipelineShape, ResizeMode, SampleKind, SourceConfig};
+pub use config::{DataConfig, EvalDataConfig, PipelineShape, ResizeMode, SampleKind, SourceConfig};
 pub use error::{DataError, Result};
 pub use loader::Loader;
 pub use shards::{RawSample, ShardItem, ShardOpener, WdsOpener};

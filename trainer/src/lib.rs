@@ -4,7 +4,6 @@ pub mod config;
 pub mod eval;
 pub mod export_hf;
 pub mod generate;
-pub mod heldout;
 pub mod init;
 pub mod logging;
 pub mod malloc;

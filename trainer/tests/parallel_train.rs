@@ -181,9 +181,14 @@ fn two_rank_evaluation_is_shared_and_equals_one_process() {
     let cfg = load(&file, &sets).config;
     let device = Device::flex();
     let (model, _) = mm1_trainer::generate::load_checkpoint(&run_dir, &device).unwrap();
-    let heldout =
-        mm1_trainer::heldout::evaluate(&model, &cfg.data, cfg.pipeline_shape(), cfg.eval.batches, &device)
-            .unwrap();
+    let heldout = mm1_trainer::eval::heldout::evaluate(
+        &model,
+        &cfg.data,
+        cfg.pipeline_shape(),
+        cfg.eval.batches,
+        &device,
+    )
+    .unwrap();
     assert_eq!(heldout.len(), 2);
     for h in &heldout {
         let got = logged[&format!("eval/loss/{}", h.name)].as_f64().unwrap();

@@ -14,7 +14,7 @@ use super::RunError;
 use super::metrics::LogSink;
 use crate::config::RunConfig;
 use crate::eval::WorkSplit;
-use crate::heldout::{evaluate_split, mean_loss};
+use crate::eval::heldout::{evaluate_split, mean_loss};
 use mm1_models::Mm1Model;
 
 /// What an evaluation step produced: scalars to log, and the held-out losses per source.

@@ -18,7 +18,7 @@ use mm1_models::Mm1Model;
 
 use crate::checkpoint::{BackgroundWriter, CheckpointDir, CheckpointError, Written};
 use crate::config::{ConfigError, DeviceKind, LoadedConfig, RunConfig, config_hash};
-use crate::heldout::EvalError;
+use crate::eval::heldout::HeldOutError;
 use crate::optim::{OptimError, list_params};
 use crate::schedule::LrSchedule;
 use crate::step::{NonFiniteGuard, StepError, train_step_synced};
@@ -42,7 +42,7 @@ pub enum RunError {
     #[error(transparent)]
     Step(#[from] StepError),
     #[error("eval: {0}")]
-    Eval(#[from] EvalError),
+    Eval(#[from] HeldOutError),
     #[error("few-shot eval: {0}")]
     Fewshot(#[from] crate::eval::EvalError),
     #[error("{path}: {source}")]

@@ -21,9 +21,9 @@ pub struct HeldOutLoss {
     pub tokens: usize,
 }
 
-/// Errors of an evaluation pass.
+/// Errors of a held-out loss pass.
 #[derive(Debug, thiserror::Error)]
-pub enum EvalError {
+pub enum HeldOutError {
     #[error("eval source `{name}`: {source}")]
     Data { name: String, source: mm1_data::DataError },
     #[error(transparent)]
@@ -39,7 +39,7 @@ pub fn evaluate(
     shape: PipelineShape,
     batches: usize,
     device: &Device,
-) -> Result<Vec<HeldOutLoss>, EvalError> {
+) -> Result<Vec<HeldOutLoss>, HeldOutError> {
     evaluate_split(model, data, shape, batches, device, &WorkSplit::single())
 }
 
@@ -52,13 +52,13 @@ pub fn evaluate_split(
     batches: usize,
     device: &Device,
     split: &WorkSplit,
-) -> Result<Vec<HeldOutLoss>, EvalError> {
+) -> Result<Vec<HeldOutLoss>, HeldOutError> {
     let model = model.valid(); // no autodiff graph
     let device = device.clone().inner();
     let mut out = Vec::new();
     for src in &data.eval.sources {
         let cfg = DataConfig { sources: vec![SourceConfig { weight: 1.0, ..src.clone() }], ..data.clone() };
-        let err = |source| EvalError::Data { name: src.name.clone(), source };
+        let err = |source| HeldOutError::Data { name: src.name.clone(), source };
         let mut loader = Loader::new(&cfg, shape, 0, 1).map_err(err)?;
         let mut tokens = 0usize;
         let mut mine = OwnedResults::default(); // this rank's batches' cross-entropy sums
@@ -71,7 +71,7 @@ pub fn evaluate_split(
         }
         let sums = split.merge_results(batches, mine);
         let sum: f64 =
-            sums.map_err(|message| EvalError::Shared { name: src.name.clone(), message })?.iter().sum();
+            sums.map_err(|message| HeldOutError::Shared { name: src.name.clone(), message })?.iter().sum();
         out.push(HeldOutLoss {
             name: src.name.clone(),
             kind: src.kind.name().to_string(),
