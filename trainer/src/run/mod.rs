@@ -182,6 +182,14 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             s.sizes.total
         ));
     }
+    if let Some(part) = ranks.zero_partition(&s.model) {
+        log.message(&format!(
+            "ZeRO stage {}: the ranks own the AdamW state of {:?} of the {} trainable parameter values",
+            ranks.zero_stage(),
+            part.loads(),
+            part.loads().iter().sum::<usize>()
+        ));
+    }
 
     // 4. the loop
     let gather = |v: serde_json::Value| ranks.gather_json(&v).map_err(|e| e.to_string());
