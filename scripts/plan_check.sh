@@ -2,7 +2,8 @@
 # The planner against measurement (issue #16 item 5): for CPU-sized configs, the planned peak
 # memory (weights + gradients + AdamW state + one micro-batch of activations, f32) beside the
 # measured peak RSS growth of N training steps (`mm1-train plan --measure-steps N`: VmHWM after
-# the steps minus VmRSS before the model exists). A benchmark, not a test: it prints the
+# the steps minus VmRSS before the model exists; the last two cases recompute blocks,
+# train.activation_checkpointing). A benchmark, not a test: it prints the
 # ratios and exits 1 when one is outside [0.8, 1.2].
 #   scripts/plan_check.sh [path/to/mm1-train]
 set -euo pipefail
@@ -26,6 +27,8 @@ CASES=(
   "avg_pool connector, b16 t128|model.connector={kind=\"avg_pool\",num_tokens=16} data.seq_len=128 model.llm.max_seq_len=128 data.batch_size=16"
   "attn_pool, grad_accum 2|model.connector={kind=\"attn_pool\",num_tokens=16,heads=3} optim.grad_accum=2"
   "frozen ViT, quick_gelu|model.freeze.vision=true model.vision.activation=\"quick_gelu\""
+  "b4 t512 as above, every block recomputed|model.llm.width=384 model.llm.layers=6 model.llm.heads=6 data.seq_len=512 model.llm.max_seq_len=512 data.batch_size=4 train.activation_checkpointing=\"blocks\""
+  "MoE b2 t1024, every 2nd block recomputed|model.llm.moe={num_experts=4,top_k=2,every=2} model.llm.layers=6 data.seq_len=1024 model.llm.max_seq_len=1024 data.batch_size=2 train.activation_checkpointing=\"every_n\" train.activation_checkpointing_every=2"
 )
 printf '%-42s %12s %12s %8s\n' config predicted_MiB measured_MiB ratio
 fail=0

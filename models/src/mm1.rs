@@ -210,13 +210,55 @@ impl Mm1Model {
 
     fn embed_after(&self, input: &Mm1Input, past: usize) -> Result<Tensor<3>, ModelError> {
         let positions = self.check_input(input, past)?;
+        // text only also for an empty `[0, 3, h, w]` image batch
+        let images = input.images.clone().filter(|_| !positions.is_empty());
+        let img = images.map(|images| self.encode_images(images)); // [n, m, d]
+        Ok(self.splice(input, positions, img))
+    }
+
+    /// [`Mm1Model::embed`] with the image tokens given (from [`Mm1Model::encode_images`], or
+    /// [`Mm1Model::connect`] on the ViT's patch features; `None` for a text-only batch), for a
+    /// caller that runs the vision tower itself.
+    ///
+    /// # Shapes
+    /// - `image_tokens`: `[n, m, d]` → `[b, t, d]`
+    pub fn embed_with_image_tokens(
+        &self,
+        input: &Mm1Input,
+        image_tokens: Option<Tensor<3>>,
+    ) -> Result<Tensor<3>, ModelError> {
+        let positions = self.check_input(input, 0)?;
+        let given = image_tokens.as_ref().map_or(0, |img| img.dims()[0] * img.dims()[1]);
+        if given != positions.len() {
+            return Err(ModelError::Input(format!(
+                "image placeholders ({}) != image tokens given ({given})",
+                positions.len()
+            )));
+        }
+        Ok(self.splice(input, positions, image_tokens.filter(|_| given > 0)))
+    }
+
+    /// The connector on the ViT's patch features of images of the model's `image_size`.
+    ///
+    /// # Shapes
+    /// - `feats`: `[n, p, dv]` → `[n, m, d]`
+    pub fn connect(&self, feats: Tensor<3>) -> Tensor<3> {
+        let patch = self.vision.embeddings.patch_size;
+        let [h, w] = self.image_size;
+        self.connector.forward(feats, [h / patch, w / patch])
+    }
+
+    /// Text embeddings of `input.tokens` with `img` written at the flat placeholder `positions`.
+    ///
+    /// # Shapes
+    /// - `img`: `[n, m, d]` with `n·m = positions.len()` → `[b, t, d]`
+    fn splice(&self, input: &Mm1Input, positions: Vec<i64>, img: Option<Tensor<3>>) -> Tensor<3> {
         let x = self.llm.embed(input.tokens.clone()); // [b, t, d]
-        let Some(images) = input.images.clone().filter(|_| !positions.is_empty()) else {
-            return Ok(x); // text only (also an empty `[0, 3, h, w]` image batch)
+        let Some(img) = img else {
+            return x;
         };
         let [b, t, d] = x.dims();
         let device = x.device();
-        let img = self.encode_images(images); // [n, m, d]
         let [n, m, _] = img.dims();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(positions, [n * m]), &device);
         let scattered = Tensor::<2>::zeros([b * t, d], &device).cast(x.dtype()).select_assign(
@@ -226,7 +268,7 @@ impl Mm1Model {
             IndexingUpdateOp::Add,
         ); // [b*t, d]
         let mask = input.image_mask.clone().reshape([b * t, 1]).expand([b * t, d]); // [b*t, d]
-        Ok(x.reshape([b * t, d]).mask_where(mask, scattered).reshape([b, t, d]))
+        x.reshape([b * t, d]).mask_where(mask, scattered).reshape([b, t, d])
     }
 
     /// The training forward pass.

@@ -12,6 +12,7 @@ pub mod parallel;
 pub mod param_kind;
 pub mod plan;
 pub mod precision;
+pub mod recompute;
 pub mod report;
 pub mod run;
 pub mod schedule;

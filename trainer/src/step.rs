@@ -16,6 +16,7 @@ use mm1_data::Batch;
 use mm1_models::{Mm1Input, Mm1Model, ModelError, MoeStats};
 
 use crate::optim::{Accumulator, GroupedAdamW, global_grad_norm};
+use crate::recompute::Recompute;
 
 /// Errors of a training step; the message names what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -196,12 +197,21 @@ impl BatchLoss {
 
 /// Forward one batch to its per-token loss. The LM head runs on the scored positions only.
 pub fn forward_batch(model: &Mm1Model, tensors: BatchTensors) -> Result<BatchLoss, StepError> {
-    let out = model.forward_hidden(tensors.input)?; // hidden: [b, t, d]
-    let nll = match &tensors.scored {
-        Some(scored) => scored_nll(model, out.hidden, scored),
-        None => masked_nll(model.logits(out.hidden), tensors.targets, tensors.loss_mask),
-    };
+    let out = model.forward_hidden(tensors.input.clone())?; // hidden: [b, t, d]
+    let nll = head_nll(model, out.hidden, &tensors);
     Ok(BatchLoss { nll, aux: out.aux_loss, moe: out.moe })
+}
+
+/// The LM head and the masked NLL on the decoder's normed hidden states (on the scored rows
+/// only when there are any).
+///
+/// # Shapes
+/// - `hidden`: `[b, t, d]` → `[b, t]`
+pub(crate) fn head_nll(model: &Mm1Model, hidden: Tensor<3>, tensors: &BatchTensors) -> Tensor<2> {
+    match &tensors.scored {
+        Some(scored) => scored_nll(model, hidden, scored),
+        None => masked_nll(model.logits(hidden), tensors.targets.clone(), tensors.loss_mask.clone()),
+    }
 }
 
 /// [`masked_nll`] with the LM head and the cross-entropy on the scored rows of `hidden` only,
@@ -299,6 +309,20 @@ pub fn train_step_synced(
     device: &Device,
     sync: &dyn StepSync,
 ) -> Result<(Mm1Model, StepReport), StepError> {
+    train_step_with_recompute(model, optim, batches, lr, device, sync, Recompute::Nothing)
+}
+
+/// [`train_step_synced`] with the blocks `recompute` names recomputed in the backward pass
+/// instead of kept (`train.activation_checkpointing`, see [`crate::recompute`]).
+pub fn train_step_with_recompute(
+    model: Mm1Model,
+    optim: &mut GroupedAdamW,
+    batches: &[Batch],
+    lr: f64,
+    device: &Device,
+    sync: &dyn StepSync,
+    recompute: Recompute,
+) -> Result<(Mm1Model, StepReport), StepError> {
     if batches.is_empty() {
         return Err(StepError::Empty);
     }
@@ -325,12 +349,10 @@ pub fn train_step_synced(
     };
     for batch in batches {
         let tensors = batch_to_tensors(batch, device)?;
-        let out = forward_batch(&model, tensors)?;
-        let ce_sum = out.ce_sum();
-        // 1. the scalar we differentiate: this micro-batch's share of the step's mean loss
-        let objective = ce_sum.clone().div_scalar(denom) + out.aux.clone().div_scalar(micro);
-        let grads = optim.grads(objective.backward(), &model);
+        // 1. gradients of this micro-batch's share of the step's mean loss
+        let (out, grads) = batch_grads(&model, optim, tensors, recompute, denom, micro)?;
         accum.add(&model, grads);
+        let ce_sum = out.ce_sum();
         // 2. numbers for the log (after backward: no extra graph work)
         ce_total += ce_sum.into_scalar::<f32>() as f64;
         aux_total += out.aux.into_scalar::<f32>() as f64;
@@ -355,6 +377,24 @@ pub fn train_step_synced(
     report.clipped = stats.clipped;
     report.applied = true;
     Ok((model, report))
+}
+
+/// Forward and backward of one micro-batch: the gradients of `ce_sum / denom + aux / micro`.
+fn batch_grads(
+    model: &Mm1Model,
+    optim: &GroupedAdamW,
+    tensors: BatchTensors,
+    recompute: Recompute,
+    denom: f64,
+    micro: f64,
+) -> Result<(BatchLoss, GradientsParams), StepError> {
+    if recompute != Recompute::Nothing {
+        return crate::recompute::batch_grads(model, optim, tensors, recompute, denom, micro);
+    }
+    let out = forward_batch(model, tensors)?;
+    let objective = out.ce_sum().div_scalar(denom) + out.aux.clone().div_scalar(micro);
+    let grads = optim.grads(objective.backward(), model);
+    Ok((out, grads))
 }
 
 /// Sum the logged numbers over the ranks in one exchange: loss and aux sums, tokens, images,

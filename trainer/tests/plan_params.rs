@@ -100,11 +100,14 @@ fn state_bytes_follow_precision_and_zero() {
     let opts = PlanOptions { precision: Precision::Bf16, zero: Zero::Two, ..Default::default() };
     let m = plan::plan(&cfg, &opts).unwrap().memory;
     assert_eq!(m.gradients, 0.5 * n, "ZeRO-2: bf16 gradients sharded over 4 ranks");
-    let ckpt = PlanOptions { checkpointing: plan::Checkpointing::Blocks, ..Default::default() };
-    let with = plan::plan(&cfg, &ckpt).unwrap().memory.activations;
+    // activation checkpointing is read from the config: every block keeps less than every 2nd
+    cfg.train.activation_checkpointing = mm1_trainer::config::ActivationCheckpointing::EveryN;
+    let every_2nd = plan::plan(&cfg, &PlanOptions::default()).unwrap().memory.activations;
+    cfg.train.activation_checkpointing = mm1_trainer::config::ActivationCheckpointing::Blocks;
+    let every = plan::plan(&cfg, &PlanOptions::default()).unwrap().memory.activations;
+    let none = f32_plan.memory.activations;
     assert!(
-        with < f32_plan.memory.activations,
-        "block checkpointing keeps less: {with} vs {}",
-        f32_plan.memory.activations
+        every < every_2nd && every_2nd < none,
+        "activations: every block {every}, every 2nd {every_2nd}, none {none}"
     );
 }

@@ -5,7 +5,7 @@ use super::attention::LayerKv;
 use super::block::DecoderLayer;
 use super::mask::segment_causal_mask;
 use super::moe::MoeStats;
-use super::rope::Rope;
+use super::rope::{Rope, RopeTables};
 use crate::config::LlmConfig;
 use crate::ops::{AttentionMask, linear, rms_norm};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
@@ -119,7 +119,29 @@ impl LlmDecoder {
                 moe.push(stats);
             }
         }
-        DecoderHidden { hidden: rms_norm(&self.norm, x), aux_loss: aux, moe, kv }
+        DecoderHidden { hidden: self.final_norm(x), aux_loss: aux, moe, kv }
+    }
+
+    /// What every layer of a forward pass without cache shares: the RoPE tables and the
+    /// segment-causal mask (for a caller that runs the layers one at a time).
+    ///
+    /// # Shapes
+    /// - `position_ids`, `segment_ids`: `[b, t]` → tables `[b, t, 1, dh]`, mask `[b, 1, t, t]`
+    pub fn layer_inputs(
+        &self,
+        position_ids: Tensor<2, Int>,
+        segment_ids: Tensor<2, Int>,
+    ) -> (RopeTables, AttentionMask) {
+        let mask = AttentionMask::new(segment_causal_mask(segment_ids.clone(), segment_ids));
+        (self.rope.tables(position_ids), mask)
+    }
+
+    /// The final RMSNorm after the last layer (HF `LlamaModel.norm`).
+    ///
+    /// # Shapes
+    /// - `x`: `[b, t, d]` → `[b, t, d]`
+    pub fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        rms_norm(&self.norm, x)
     }
 
     /// The LM head (or the tied embedding) on normed hidden states.

@@ -43,8 +43,24 @@ impl VisionTransformer {
     /// # Shapes
     /// - `pixels`: `[b, 3, h, w]` → `[b, 1 + p, d]`
     pub fn forward_hidden(&self, pixels: Tensor<4>) -> Tensor<3> {
-        let x = layer_norm(&self.pre_layrnorm, self.embeddings.forward(pixels)); // [b, 1+p, d]
-        self.layers.iter().fold(x, |x, block| block.forward(x))
+        self.layers.iter().fold(self.embed(pixels), |x, block| block.forward(x))
+    }
+
+    /// `embeddings → pre_layrnorm`: the input of the first block (HF `hidden_states[0]`).
+    ///
+    /// # Shapes
+    /// - `pixels`: `[b, 3, h, w]` → `[b, 1 + p, d]`
+    pub fn embed(&self, pixels: Tensor<4>) -> Tensor<3> {
+        layer_norm(&self.pre_layrnorm, self.embeddings.forward(pixels))
+    }
+
+    /// The connector's input from the last block's output: the class token dropped.
+    ///
+    /// # Shapes
+    /// - `hidden`: `[b, 1 + p, d]` → `[b, p, d]`
+    pub fn patch_features(hidden: Tensor<3>) -> Tensor<3> {
+        let [b, t, d] = hidden.dims();
+        hidden.slice([0..b, 1..t, 0..d])
     }
 
     /// Patch features for the connector, class token dropped.
@@ -52,8 +68,6 @@ impl VisionTransformer {
     /// # Shapes
     /// - `pixels`: `[b, 3, h, w]` → `[b, p, d]` with `p = (h/patch) * (w/patch)`
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<3> {
-        let x = self.forward_hidden(pixels);
-        let [b, t, d] = x.dims();
-        x.slice([0..b, 1..t, 0..d])
+        Self::patch_features(self.forward_hidden(pixels))
     }
 }

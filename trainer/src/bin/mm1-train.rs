@@ -5,7 +5,7 @@
 //!           [--stop-after N]
 //! mm1-train bench --config configs/bench-cpu.toml [--steps N] [--json]
 //! mm1-train plan --config FILE [--with OVERLAY]... [--set k=v]... [--precision f32|bf16]
-//!                [--activation-checkpointing none|blocks] [--zero 0|1|2] [--peak-tflops X]
+//!                [--zero 0|1|2] [--peak-tflops X]
 //!                [--mfu Y] [--device-memory 80GB] [--measure-steps N] [--json]
 //! mm1-train generate --checkpoint DIR --prompt TEXT [--image FILE]... [--max-new-tokens N]
 //!                    [--temperature T] [--top-k K] [--seed S]
@@ -87,7 +87,8 @@ enum Command {
         json: bool,
     },
     /// Parameters, memory and FLOPs per rank of a config, before launch (no tensor is
-    /// allocated; bf16, checkpointing and ZeRO are what-if settings, not yet trainable).
+    /// allocated; activation checkpointing from `train.activation_checkpointing`; bf16 and
+    /// ZeRO are what-if settings here).
     Plan(PlanArgs),
     /// Decode from a checkpoint given images and a prompt.
     Generate {
@@ -147,9 +148,6 @@ struct PlanArgs {
     /// Working precision to plan for (bf16 is not trainable yet).
     #[arg(long, value_enum, default_value = "f32")]
     precision: mm1_trainer::plan::Precision,
-    /// Activation checkpointing to plan for (not trainable yet).
-    #[arg(long, value_enum, default_value = "none")]
-    activation_checkpointing: mm1_trainer::plan::Checkpointing,
     /// ZeRO stage to plan for: 0, 1 or 2 (not trainable yet).
     #[arg(long, default_value_t = 0)]
     zero: u8,
@@ -331,7 +329,6 @@ fn run_plan(args: &PlanArgs) -> Result<(), String> {
     let loaded = load(&args.cfg)?;
     let opts = plan::PlanOptions {
         precision: args.precision,
-        checkpointing: args.activation_checkpointing,
         zero: plan::Zero::from_stage(args.zero)?,
         peak_tflops: args.peak_tflops,
         mfu: args.mfu,

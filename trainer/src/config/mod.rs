@@ -28,8 +28,8 @@ pub use merge::parse_set_value;
 pub use optim::{LrMultipliers, LrRule, OptimConfig, ResolvedOptim};
 pub use resolved::{ResolvedFiles, config_hash};
 pub use sections::{
-    CheckpointConfig, Decay, DeviceKind, LogConfig, ParallelConfig, Precision, ProgressMode, ScheduleConfig,
-    TrainConfig,
+    ActivationCheckpointing, CheckpointConfig, Decay, DeviceKind, LogConfig, ParallelConfig, Precision,
+    ProgressMode, ScheduleConfig, TrainConfig,
 };
 
 use mm1_data::DataConfig;

@@ -55,6 +55,25 @@ pub struct TrainConfig {
     /// Peak dense TFLOP/s of one device (e.g. 989 for an H100 SXM in bf16); when > 0 the logs
     /// carry `perf/mfu`. `0`: not logged.
     pub device_peak_tflops: f64,
+    /// Recompute block activations in the backward pass instead of keeping them
+    /// (torchtitan's `activation_checkpoint.mode`; see `trainer/src/recompute.rs`).
+    pub activation_checkpointing: ActivationCheckpointing,
+    /// With `activation_checkpointing = "every_n"`: every n-th ViT and decoder block is
+    /// recomputed, counted from 1 in each tower (torchtitan's `selective_ac_option = "n"`).
+    pub activation_checkpointing_every: usize,
+}
+
+/// Which blocks keep only their input for the backward pass (and are recomputed there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationCheckpointing {
+    /// Keep every activation.
+    #[default]
+    None,
+    /// Every ViT and decoder block (torchtitan's `mode = "full"`).
+    Blocks,
+    /// Every `train.activation_checkpointing_every`-th block.
+    EveryN,
 }
 
 impl Default for TrainConfig {
@@ -67,6 +86,8 @@ impl Default for TrainConfig {
             precision: Precision::F32,
             global_batch_size: 0,
             device_peak_tflops: 0.0,
+            activation_checkpointing: ActivationCheckpointing::None,
+            activation_checkpointing_every: 2,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use mm1_data::{PipelineShape, SampleKind};
 
-use super::{ConfigError, LrRule, RunConfig};
+use super::{ActivationCheckpointing, ConfigError, LrRule, RunConfig};
 
 type Check = Result<(), ConfigError>;
 
@@ -158,12 +158,33 @@ impl RunConfig {
         if !(peak.is_finite() && peak >= 0.0) {
             return fail("train.device_peak_tflops", format!("must be a finite number >= 0 (got {peak})"));
         }
+        self.validate_recompute()?;
         if self.eval.every > 0 {
             at_least("eval.batches", self.eval.batches as u64, 1)?;
         }
         self.validate_fewshot()?;
         at_least("checkpoint.keep_last", self.checkpoint.keep_last as u64, 1)?;
         at_least("log.every", self.log.every, 1)
+    }
+
+    fn validate_recompute(&self) -> Check {
+        at_least(
+            "train.activation_checkpointing_every",
+            self.train.activation_checkpointing_every as u64,
+            1,
+        )?;
+        let on = self.train.activation_checkpointing != ActivationCheckpointing::None;
+        if on && self.parallel.ep > 1 {
+            return fail(
+                "train.activation_checkpointing",
+                format!(
+                    "recomputing blocks is not supported with parallel.ep ({}) > 1 (the recompute \
+                     would repeat the experts' all-to-all); use \"none\" or parallel.ep = 1",
+                    self.parallel.ep
+                ),
+            );
+        }
+        Ok(())
     }
 
     fn validate_fewshot(&self) -> Check {

@@ -11,17 +11,21 @@
 
 use mm1_models::{Activation, ConnectorConfig, LlmConfig, Mm1Config, VisionConfig};
 
+use crate::recompute::Recompute;
+
 /// Values kept per micro-batch, by component, plus the largest backward transient.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct ActivationCount {
     pub vision: f64,
     pub connector: f64,
     pub llm: f64,
-    /// Logits of the scored positions (kept by the fused cross-entropy).
+    /// Logits of the scored positions (kept by the fused cross-entropy); 0 with recomputed
+    /// blocks when their phase of the backward pass is the peak.
     pub head: f64,
-    /// Largest transient of the backward pass.
+    /// Largest transient of the backward pass (of the peak phase with recomputed blocks).
     pub transient: f64,
-    /// With block checkpointing: the values of the one block being recomputed.
+    /// With activation checkpointing: the values of the one block being recomputed (0 when
+    /// the head's phase is the peak).
     pub recompute: f64,
 }
 
@@ -87,41 +91,51 @@ fn connector(c: &ConnectorConfig, v: &VisionConfig, d: f64) -> f64 {
     }
 }
 
-/// Values kept for one micro-batch. `checkpoint_blocks`: only each block's input is kept,
-/// plus one block's values while it is recomputed.
-pub fn count(m: &Mm1Config, mb: MicroBatch, checkpoint_blocks: bool, scored: usize) -> ActivationCount {
+/// Values kept for one micro-batch. A block that `recompute` names keeps only its input.
+/// With recomputed blocks the backward pass has two phases that do not overlap
+/// (`trainer/src/recompute.rs`): the head's (its logits and their gradient, freed before the
+/// first block is recomputed), then the blocks' (one recomputed block's values and its
+/// attention probabilities); the larger one is counted.
+pub fn count(m: &Mm1Config, mb: MicroBatch, recompute: Recompute, scored: usize) -> ActivationCount {
     let c = &m.llm;
     let (b, t, n) = (mb.seqs as f64, mb.seq_len as f64, mb.images as f64);
     let tokens = b * t;
     let d = c.width as f64;
     let vit_tokens = 1.0 + m.vision.num_patches() as f64;
-    let vit_depth = m.vision.feature_depth().unwrap_or(m.vision.layers) as f64;
+    let vit_depth = m.vision.feature_depth().unwrap_or(m.vision.layers);
     let vw = m.vision.width as f64;
-    let layers: Vec<f64> = (0..c.layers).map(|i| llm_layer(c, c.is_moe_layer(i))).collect();
-    let max_layer = layers.iter().copied().fold(0.0, f64::max);
-    let (llm_layers, vit_layers, recompute) = if checkpoint_blocks {
-        let vit_block_all = n * vit_tokens * vit_block(&m.vision);
-        let llm_block = tokens * max_layer;
-        (c.layers as f64 * d * tokens, vit_depth * n * vit_tokens * vw, vit_block_all.max(llm_block))
-    } else {
-        (tokens * layers.iter().sum::<f64>(), vit_depth * n * vit_tokens * vit_block(&m.vision), 0.0)
-    };
+    // per block: (kept, recomputed at the peak)
+    let kept = |all: f64, input: f64, i: usize| if recompute.block(i) { (input, all) } else { (all, 0.0) };
+    let llm_blocks: Vec<(f64, f64)> =
+        (0..c.layers).map(|i| kept(tokens * llm_layer(c, c.is_moe_layer(i)), tokens * d, i)).collect();
+    let vit_block_all = n * vit_tokens * vit_block(&m.vision);
+    let vit_blocks: Vec<(f64, f64)> =
+        (0..vit_depth).map(|i| kept(vit_block_all, n * vit_tokens * vw, i)).collect();
+    let llm_layers: f64 = llm_blocks.iter().map(|k| k.0).sum();
+    let vit_layers: f64 = vit_blocks.iter().map(|k| k.0).sum();
+    let vit_recompute = if m.freeze.vision { &[][..] } else { &vit_blocks[..] };
+    let recompute = llm_blocks.iter().chain(vit_recompute).map(|k| k.1).fold(0.0, f64::max);
     let vision = if m.freeze.vision { 0.0 } else { vit_layers + 2.0 * n * vit_tokens * vw };
     // embedding output, image-token scatter, final norm input and output
     let llm = llm_layers + 4.0 * tokens * d;
     let heads_probs = |rows: f64, cols: f64, heads: f64| 2.0 * rows * cols * heads;
-    let transient = [
+    let attention = f64::max(
         b * heads_probs(t, t, c.heads as f64),
         n * heads_probs(vit_tokens, vit_tokens, m.vision.heads as f64),
-        scored as f64 * c.vocab_size as f64,
-    ]
-    .into_iter()
-    .fold(0.0, f64::max);
+    );
+    let logits = scored as f64 * c.vocab_size as f64;
+    let (head, transient, recompute) = if recompute == 0.0 {
+        (logits, attention.max(logits), 0.0)
+    } else if logits + logits >= recompute + attention {
+        (logits, logits, 0.0)
+    } else {
+        (0.0, attention, recompute)
+    };
     ActivationCount {
         vision,
         connector: n * connector(&m.connector, &m.vision, d),
         llm,
-        head: scored as f64 * c.vocab_size as f64,
+        head,
         transient,
         recompute,
     }

@@ -1,16 +1,17 @@
 //! The planner's check against measurement (`mm1-train plan --measure-steps N`, run by
 //! `scripts/plan_check.sh`): RSS before the model exists, then N full training steps
-//! (forward, loss, backward, clip, AdamW) on `bench`'s in-memory batch (one image per
-//! sequence), then the process's peak RSS (`VmHWM`). A benchmark, not a test: the numbers
-//! depend on the allocator and the backend.
+//! (forward, loss, backward, clip, AdamW; blocks recomputed as `train.activation_checkpointing`
+//! says) on `bench`'s in-memory batch (one image per sequence), then the process's peak RSS
+//! (`VmHWM`). A benchmark, not a test: the numbers depend on the allocator and the backend.
 
 use serde::Serialize;
 
 use crate::bench::synthetic_batch;
 use crate::config::RunConfig;
 use crate::optim::GroupedAdamW;
+use crate::recompute::Recompute;
 use crate::run::{RunError, train_device};
-use crate::step::train_step;
+use crate::step::{LocalStep, train_step_with_recompute};
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Measured {
@@ -46,8 +47,17 @@ pub fn peak_rss_growth(cfg: &RunConfig, steps: usize) -> Result<Measured, RunErr
     let mut optim = GroupedAdamW::new(&model, &settings)?;
     let batches: Vec<_> =
         (0..cfg.optim.grad_accum.max(1)).map(|i| synthetic_batch(cfg, cfg.train.seed + i as u64)).collect();
+    let recompute = Recompute::from_config(&cfg.train);
     for _ in 0..steps.max(1) {
-        let (m, _) = train_step(model, &mut optim, &batches, resolved.lr, &device)?;
+        let (m, _) = train_step_with_recompute(
+            model,
+            &mut optim,
+            &batches,
+            resolved.lr,
+            &device,
+            &LocalStep,
+            recompute,
+        )?;
         model = m;
     }
     let peak = status_bytes("VmHWM:")?;

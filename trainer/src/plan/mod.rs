@@ -2,8 +2,8 @@
 //! (no tensor is allocated), before launch; torchtitan's and Megatron's back-of-envelope
 //! maths, counted for this workspace's model (`params.rs` is checked against the real model).
 //!
-//! bf16, activation checkpointing and ZeRO are not trainable yet (issue #16 items 2-4): the
-//! planner takes them as what-if settings and says so in its output.
+//! Activation checkpointing comes from the config (`train.activation_checkpointing`); bf16
+//! and ZeRO are what-if settings here, and the planner says so in its output.
 
 mod activations;
 mod flops;
@@ -21,6 +21,7 @@ pub use perf::PerfMeter;
 pub use table::render;
 
 use crate::config::RunConfig;
+use crate::recompute::Recompute;
 
 /// Working precision (what-if: training is f32 today).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -28,15 +29,6 @@ use crate::config::RunConfig;
 pub enum Precision {
     F32,
     Bf16,
-}
-
-/// Activation checkpointing (what-if: training keeps every activation today).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Checkpointing {
-    None,
-    /// Keep each ViT / decoder block's input; recompute one block at a time in the backward.
-    Blocks,
 }
 
 /// ZeRO stage (what-if: every rank holds the whole optimizer state today).
@@ -68,7 +60,6 @@ impl Zero {
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
     pub precision: Precision,
-    pub checkpointing: Checkpointing,
     pub zero: Zero,
     /// Peak dense TFLOP/s of one device (e.g. 989 for an H100 SXM in bf16).
     pub peak_tflops: f64,
@@ -84,7 +75,6 @@ impl Default for PlanOptions {
     fn default() -> Self {
         Self {
             precision: Precision::F32,
-            checkpointing: Checkpointing::None,
             zero: Zero::Zero,
             peak_tflops: 0.0,
             mfu: 0.4,
@@ -101,6 +91,8 @@ pub struct Plan {
     pub rank: RankParams,
     pub memory: MemoryBytes,
     pub activations: ActivationCount,
+    /// `train.activation_checkpointing` in words ("none", "every block", "every 2nd block").
+    pub activation_checkpointing: String,
     /// Bytes per kept activation value.
     pub activation_bytes: f64,
     /// Training FLOPs of one optimizer step on one rank: `[vision, connector, llm layers, LM head]`.
@@ -149,7 +141,8 @@ pub fn plan(cfg: &RunConfig, opts: &PlanOptions) -> Result<Plan, String> {
     let (b, t) = (cfg.data.batch_size, cfg.data.seq_len);
     let mb = MicroBatch { seqs: b, seq_len: t, images: b * images_per_seq };
     let scored = b * t.saturating_sub(images_per_seq * m.num_image_tokens());
-    let acts = activations::count(m, mb, opts.checkpointing == Checkpointing::Blocks, scored);
+    let recompute = Recompute::from_config(&cfg.train);
+    let acts = activations::count(m, mb, recompute, scored);
     let activation_bytes = if opts.precision == Precision::Bf16 { 2.0 } else { 4.0 };
     // logits and the backward transients stay f32 (the loss is computed in f32)
     memory.activations =
@@ -164,6 +157,7 @@ pub fn plan(cfg: &RunConfig, opts: &PlanOptions) -> Result<Plan, String> {
         rank,
         memory,
         activations: acts,
+        activation_checkpointing: recompute.describe(),
         activation_bytes,
         step_flops,
         flops,
@@ -173,7 +167,6 @@ pub fn plan(cfg: &RunConfig, opts: &PlanOptions) -> Result<Plan, String> {
         dp,
         ep,
         what_if: opts.precision != Precision::F32
-            || opts.checkpointing != Checkpointing::None
             || opts.zero != Zero::Zero,
     })
 }

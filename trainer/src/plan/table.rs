@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Checkpointing, Plan, PlanOptions, Precision};
+use super::{Plan, PlanOptions, Precision};
 
 /// `1.23B`, `45.6M`, `7.8K`.
 fn count(n: f64) -> String {
@@ -36,10 +36,7 @@ pub fn render(p: &Plan, opts: &PlanOptions) -> String {
         Precision::F32 => "f32",
         Precision::Bf16 => "bf16",
     };
-    let ckpt = match opts.checkpointing {
-        Checkpointing::None => "none",
-        Checkpointing::Blocks => "blocks",
-    };
+    let ckpt = &p.activation_checkpointing;
     let _ = writeln!(
         o,
         "plan per rank: dp {} ep {}, precision {precision}, activation checkpointing {ckpt}, zero {}",
@@ -50,8 +47,8 @@ pub fn render(p: &Plan, opts: &PlanOptions) -> String {
     if p.what_if {
         let _ = writeln!(
             o,
-            "note: bf16, activation checkpointing and ZeRO are PLANNED (what-if), not yet trainable: \
-             mm1-train runs f32, keeps every activation and replicates the optimizer state"
+            "note: --precision and --zero are what-if settings here (train.precision and \
+             parallel.zero are the run's)"
         );
     }
     let pc = &p.params;

@@ -21,7 +21,7 @@ use crate::config::{ConfigError, DeviceKind, LoadedConfig, RunConfig, config_has
 use crate::eval::heldout::HeldOutError;
 use crate::optim::{OptimError, list_params};
 use crate::schedule::LrSchedule;
-use crate::step::{NonFiniteGuard, StepError, train_step_synced};
+use crate::step::{NonFiniteGuard, StepError, train_step_with_recompute};
 use metrics::{LogSink, StepTiming, step_metrics};
 use ranks::Ranks;
 use session::Session;
@@ -214,6 +214,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
     };
     // model FLOPs of a step from the planner, for perf/tflops and perf/mfu
     let meter = crate::plan::PerfMeter::new(cfg);
+    let recompute = crate::recompute::Recompute::from_config(&cfg.train);
     let signals = signals::StopSignals::install().map_err(RunError::Stop)?;
     let mut writer = BackgroundWriter::new();
     while s.state.step < total {
@@ -222,8 +223,15 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
         let batches = next_batches(&mut s.loader, cfg.optim.grad_accum.max(1))?;
         let data_wait = t0.elapsed().as_secs_f64();
         let lr = schedule.lr(s.state.scheduler_step);
-        let (model, report) =
-            train_step_synced(s.model, &mut s.optim, &batches, lr, &device, ranks.step_sync())?;
+        let (model, report) = train_step_with_recompute(
+            s.model,
+            &mut s.optim,
+            &batches,
+            lr,
+            &device,
+            ranks.step_sync(),
+            recompute,
+        )?;
         s.model = model;
         let step_time = t0.elapsed().as_secs_f64();
         let comm = ranks.take_comm_stats();
