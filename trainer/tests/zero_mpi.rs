@@ -200,6 +200,29 @@ fn a_zero_run_resumes_exactly_and_on_another_number_of_ranks() {
     assert_losses(&up, &full, "1 rank -> zero 1 on 2 ranks");
 }
 
+/// A checkpoint whose experts' AdamW state is split by expert (`parallel.ep = 2`) does not load
+/// into a ZeRO run; the error names both settings and what resumes instead.
+#[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
+fn a_zero_run_from_an_expert_parallel_checkpoint_names_both_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moe = "\n[model.llm.moe]\nnum_experts = 2\ntop_k = 1\nevery = 1\ncapacity_factor = 0.0\n";
+    let file = two_stream_file(tmp.path(), moe);
+    let run = tmp.path().join("run");
+    two_ranks(&file, &run, Some(2), &strs(&with(&TWO, &["parallel.ep=2"])));
+    assert!(run.join("checkpoints/step-00000002/optim-ep1.bpk").is_file());
+    let sets = with(&TWO, &["parallel.zero=1"]).join(";");
+    let env = [
+        ("MM1_TEST_RUN_FILE", file.to_str().unwrap()),
+        ("MM1_TEST_RUN_DIR", run.to_str().unwrap()),
+        ("MM1_TEST_SETS", sets.as_str()),
+    ];
+    let out = run_workers("workers::worker_train", 2, &env);
+    let text = out.output();
+    assert!(!out.success, "a ZeRO run resumed an ep = 2 checkpoint:\n{text}");
+    assert!(text.contains("written with parallel.ep = 2") && text.contains("parallel.zero = 1"), "{text}");
+}
+
 #[test]
 fn zero_needs_ep_1_and_a_stage_of_at_most_2() {
     let tmp = tempfile::tempdir().unwrap();

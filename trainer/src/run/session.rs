@@ -203,6 +203,16 @@ fn load_optim(
     ranks: &Ranks,
 ) -> Result<GroupedAdamW, RunError> {
     if let Some(part) = ranks.zero_partition(model) {
+        let saved = ckpt.ep_shards();
+        if saved > 1 {
+            return Err(RunError::Stop(format!(
+                "{}: written with parallel.ep = {saved}, its experts' optimizer state split by expert; this \
+                 run has parallel.ep = 1 with parallel.zero = {}, which cannot re-cut it: resume with \
+                 parallel.ep = {saved} and parallel.zero = 0 (or parallel.ep = 1, parallel.zero = 0) first",
+                ckpt.path.display(),
+                ranks.zero_stage()
+            )));
+        }
         // ZeRO: the state of this rank's own parameters, from whichever file holds it
         let me = ranks.rank();
         return Ok(ckpt.load_optim_where(optim, &|id| part.owner(&id) == Some(me))?);
