@@ -4,8 +4,8 @@
 //!
 //! Tolerances: bf16 keeps 8 significant bits (relative step 2⁻⁸ = 0.4 %), and one rounding per
 //! op over a few tiny layers moves a parameter's gradient by a few of those steps. Measured on
-//! 2026-12-06 (flex): loss relative difference ≤ 8.5e-5 (bound 1e-3; near init the logits are
-//! small and the loss ≈ ln(vocab)), worst gradient 2.1 % of its norm (bound 5 %).
+//! 2026-12-06 (flex): loss relative difference ≤ 1.4e-4 (bound 1e-3; near init the logits are
+//! small and the loss ≈ ln(vocab)), worst gradient 1.7 % of its norm (bound 5 %).
 
 mod common;
 
@@ -49,7 +49,7 @@ fn param_grads<M: Module>(module: &M, grads: &Gradients) -> Vec<(String, DType, 
             assert_eq!(value.dtype(), DType::F32, "{}: parameter not f32", self.path.join("."));
             if let Some(g) = value.grad(self.grads) {
                 let dtype = g.dtype();
-                let g = g.into_data().convert::<f32>().into_vec::<f32>().unwrap();
+                let g = g.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
                 self.out.push((self.path.join("."), dtype, g));
             }
         }

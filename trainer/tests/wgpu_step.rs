@@ -140,7 +140,8 @@ fn wgpu_bf16_matches_flex_or_is_refused() {
     println!("wgpu device {device:?}: bf16 supported = {supported}");
     if !supported {
         let model = cfg.model.init(&device).unwrap();
-        let err = mm1_trainer::precision::apply(model, Precision::Bf16, DeviceKind::Wgpu, &device).unwrap_err();
+        let err =
+            mm1_trainer::precision::apply(model, Precision::Bf16, DeviceKind::Wgpu, &device).unwrap_err();
         let msg = err.to_string();
         println!("refused: {msg}");
         assert!(msg.contains("train.precision") && msg.contains("wgpu") && msg.contains("bf16"), "{msg}");

@@ -296,6 +296,18 @@ impl Saved {
         }
     }
 
+    /// On flex, `bf16` inputs as `f32` (the CPU has no bf16 arithmetic: flex's bf16 matmul
+    /// converts to f32 too), so that the host kernels run; the saved inputs stay `bf16`.
+    /// `None` for `f32` inputs or another backend (which multiplies in bf16, see `scaled_scores`).
+    fn upcast_on_flex(&self) -> Option<Self> {
+        (!super::is_f32(&self.q) && host::on_flex(&self.q)).then(|| Self {
+            q: super::upcast(self.q.clone()),
+            k: super::upcast(self.k.clone()),
+            v: super::upcast(self.v.clone()),
+            mask: self.mask.clone(),
+        })
+    }
+
     /// `x` in the dtype of the inputs (`bf16` probabilities and score gradients enter the
     /// products in the activations' dtype).
     fn stored<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
@@ -305,12 +317,20 @@ impl Saved {
 
 /// The forward on plain tensors: `(o [b, t, h, dh], lse [b, kvh, rep * t, 1])`.
 fn forward(saved: &Saved) -> (Tensor<4>, Tensor<4>) {
+    if let Some(up) = saved.upcast_on_flex() {
+        let (o, lse) = forward(&up);
+        return (o.cast(saved.q.dtype()), lse);
+    }
     let (p, lse) = saved.softmax(); // [b, kvh, rep*t, tk], [b, kvh, rep*t, 1]
     (saved.p_b(saved.stored(p), saved.v.clone()), lse) // o: [b, t, h, dh]
 }
 
 /// `(dq, dk, dv)` from the output gradient `g` (`[b, t, h, dh]`).
 fn backward(saved: &Saved, o: Tensor<4>, lse: Tensor<4>, g: Tensor<4>) -> [Tensor<4>; 3] {
+    if let Some(up) = saved.upcast_on_flex() {
+        let dtype = saved.q.dtype();
+        return backward(&up, super::upcast(o), lse, super::upcast(g)).map(|d| d.cast(dtype));
+    }
     let p = saved.probs(lse); // [b, kvh, rep*t, tk], recomputed
     let delta = saved.row_dots(&g, &o); // [b, kvh, rep*t, 1]
     let dv = saved.pt_b(saved.stored(p.clone()), g.clone()); // [b, tk, kvh, dh]

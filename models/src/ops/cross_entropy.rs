@@ -66,16 +66,17 @@ impl Saved {
         Self { logits: logits.reshape([n, v]), targets: targets.reshape([n, 1]), mask: mask.reshape([n, 1]) }
     }
 
-    /// The same rows with `f32` logits (mixed precision keeps them in `bf16` between the passes).
-    fn upcast(&self) -> Self {
-        Self { logits: super::upcast(self.logits.clone()), ..self.clone() }
+    /// The same rows with `f32` logits (mixed precision keeps them in `bf16` between the passes);
+    /// taking `self` lets the backward pass drop the `bf16` logits once the copy exists.
+    fn upcast(self) -> Self {
+        Self { logits: super::upcast(self.logits), ..self }
     }
 }
 
 /// `(nll [n, 1], lse [n, 1])` (the parallel kernel on flex, burn's ops elsewhere).
 fn forward(s: &Saved) -> (Tensor<2>, Tensor<2>) {
     if !super::is_f32(&s.logits) {
-        return forward(&s.upcast()); // bf16 logits: the loss is computed in f32
+        return forward(&s.clone().upcast()); // bf16 logits: the loss is computed in f32
     }
     match host::on_flex_f32(&s.logits) {
         true => host::cross_entropy::forward(&s.logits, &s.targets, &s.mask),

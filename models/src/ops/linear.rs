@@ -20,6 +20,7 @@ use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::{Autodiff, DispatchKindConversion, DispatchTensor};
 use burn::nn::Linear;
 use burn::prelude::*;
+use burn::tensor::DType;
 
 use super::host;
 use super::host::F32s;
@@ -142,13 +143,15 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward<N> {
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (x, w) = ops.state;
-        let g = F32s::expect_take(Tensor::<2>::from_primitive::<Flex>(grads.consume::<Flex>(&ops.node)));
-        let (x, w) = (F32s::expect_take(x), F32s::expect_take(w));
+        let g = Tensor::<2>::from_primitive::<Flex>(grads.consume::<Flex>(&ops.node));
+        let x_dtype = x.dtype(); // bf16 under mixed precision: upcast here, dx returned in bf16
+        let g = F32s::expect_take(super::upcast(g));
+        let (x, w) = (F32s::expect_take(super::upcast(x)), F32s::expect_take(w));
         let ([rows, d_in], [_, d_out]) = (x.dims(), w.dims());
         let need = [0, 1, 2].map(|i| ops.parents.get(i).is_some_and(Option::is_some));
         let [dx, dw, db] = backward(&x, &w, &g, need);
         let d = [
-            dx.map(|d| host::tensor(d, [rows, d_in]).try_into_primitive::<Flex>()),
+            dx.map(|d| host::tensor(d, [rows, d_in]).cast(x_dtype).try_into_primitive::<Flex>()),
             dw.map(|d| host::tensor(d, [d_in, d_out]).try_into_primitive::<Flex>()),
             db.map(|d| host::tensor(d, [d_out]).try_into_primitive::<Flex>()),
         ];
@@ -162,7 +165,8 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward<N> {
 }
 
 /// The forward under autodiff on `Flex` with checkpoint strategy `C`; `None` when the tensors
-/// live elsewhere or are not `f32`.
+/// live elsewhere or are not `f32` (`x` may be `bf16`: computed in `f32`, `y` and `dx` returned
+/// in `bf16`, and `W` kept as the `f32` parameter itself, no `bf16` copy).
 fn tracked<C: CheckpointStrategy, const N: usize>(
     x: &Tensor<2>,
     params: &[Params<Tensor<2>, Tensor<1>>; N],
@@ -178,22 +182,32 @@ where
         let inner = Tensor::<D>::from_primitive::<Flex>(inner);
         host::on_flex_f32(&inner).then_some((inner, guard))
     }
+    /// `x` may also be `bf16` (mixed precision): the CPU has no bf16 arithmetic (flex's own
+    /// bf16 matmul converts to f32 too), so it is upcast for the GEMMs and kept in bf16.
+    fn input<C: CheckpointStrategy>(t: &Tensor<2>) -> Option<(Tensor<2>, NodeGuard)>
+    where
+        DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+    {
+        let (inner, guard) = t.clone().try_into_primitive::<Autodiff<Flex, C>>().ok()?.into_parts();
+        let inner = Tensor::<2>::from_primitive::<Flex>(inner);
+        matches!(inner.dtype(), DType::F32 | DType::BF16).then_some((inner, guard))
+    }
     // Per layer: (x, its node), (W, its node), maybe (b, its node).
     let parts = all(params.each_ref().map(|(w, b)| {
         let b = match b {
             Some(b) => Some(part::<1, C>(b)?),
             None => None,
         };
-        Some((part::<2, C>(x)?, part::<2, C>(w)?, b))
+        Some((input::<C>(x)?, part::<2, C>(w)?, b))
     }))?;
-    let x_host = F32s::expect(&parts[0].0.0);
+    let x_host = F32s::expect(&super::upcast(parts[0].0.0.clone()));
     let host_params =
         parts.each_ref().map(|(_, (w, _), b)| (F32s::expect(w), b.as_ref().map(|(b, _)| F32s::expect(b))));
     let ys = forward(&x_host, &host_params);
     drop((x_host, host_params));
     let mut ys = ys.into_iter();
     Some(parts.map(|((x, gx), (w, gw), b)| {
-        let y = ys.next().expect("one per layer");
+        let y = ys.next().expect("one per layer").cast(x.dtype()); // [rows, d_out], x's dtype
         match b {
             None => record::<2, C>([gx, gw], (x, w), y),
             Some((_, gb)) => record::<3, C>([gx, gw, gb], (x, w), y),

@@ -121,6 +121,11 @@ pub fn simd<R>(f: impl FnOnce() -> R) -> R {
     AutoArch::new().dispatch(Run(f))
 }
 
+/// Whether `t` lives on `Flex` (any dtype).
+pub fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
+    t.clone().try_into_primitive::<Flex>().is_ok()
+}
+
 /// Whether `t` is an `f32` tensor on `Flex` (the kernels here apply).
 pub fn on_flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
     t.clone().try_into_primitive::<Flex>().is_ok_and(|p| p.dtype() == DType::F32)
