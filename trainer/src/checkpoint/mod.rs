@@ -15,26 +15,28 @@
 //! rank `r > 0` stages `optim-zero<r>.bpk` the same way, and rank 0 adds `zero-index.json` naming
 //! the parameters of each slice ([`OptimLayout::Zero`], `zero_index.rs`). Loading takes each
 //! parameter's state from the slice holding it, on any number of ranks
-//! ([`Checkpoint::load_optim_where`]).
+//! ([`Checkpoint::load_optim_where`]). `optim_files.rs` holds the layouts and these loaders.
 //!
 //! Every published folder carries `manifest.json` (length and CRC-32C of each file, see
 //! `manifest.rs`). [`CheckpointDir::latest`] returns the newest checkpoint whose files match it;
 //! a damaged one is reported, naming the file, and the previous one is used instead.
 
 mod manifest;
+mod optim_files;
 mod reshard;
 mod state;
 mod writer;
 mod zero_index;
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ParamId};
+use burn::module::Module;
 use burn::store::{BurnpackStore, ModuleSnapshot};
 
 pub use manifest::{FileSum, MANIFEST, Manifest};
+pub use optim_files::OptimLayout;
+use optim_files::optim_file;
 pub use reshard::EpChange;
 pub use state::{Counters, RngState, TrainState};
 pub use writer::{BackgroundWriter, Written};
@@ -47,30 +49,6 @@ const OPTIM: &str = "optim.bpk";
 const STATE: &str = "state.json";
 const CONFIG: &str = "config.toml";
 const TMP_PREFIX: &str = ".tmp-";
-
-/// File of EP rank `r`'s optimizer state (`optim.bpk` for rank 0).
-fn optim_file(ep_rank: usize) -> String {
-    if ep_rank == 0 { OPTIM.to_string() } else { format!("optim-ep{ep_rank}.bpk") }
-}
-
-/// How the optimizer state of a checkpoint is split over files.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OptimLayout {
-    /// `optim.bpk`, plus `optim-ep<r>.bpk` from EP ranks `1..ep` (1: one file).
-    Experts(usize),
-    /// ZeRO slices `optim.bpk`, `optim-zero<r>.bpk` (ranks `1..index.ranks`) and the index.
-    Zero(ZeroIndex),
-}
-
-impl OptimLayout {
-    /// Files other ranks staged for the checkpoint.
-    fn staged(&self) -> Vec<String> {
-        match self {
-            Self::Experts(ep) => (1..*ep).map(optim_file).collect(),
-            Self::Zero(index) => (1..index.ranks).map(slice_file).collect(),
-        }
-    }
-}
 
 /// Errors reading or writing checkpoints; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -358,90 +336,6 @@ impl Checkpoint {
     /// structure; missing or unexpected tensors are an error.
     pub fn load_model<M: Module>(&self, model: M) -> Result<M, CheckpointError> {
         load_model_file(model, &self.path.join(MODEL))
-    }
-
-    /// Restore the optimizer state into `optim` (built for the loaded model); the whole state,
-    /// also from ZeRO slices.
-    pub fn load_optim(&self, optim: GroupedAdamW) -> Result<GroupedAdamW, CheckpointError> {
-        if self.zero_index()?.is_some() {
-            return self.load_optim_where(optim, &|_| true);
-        }
-        self.load_optim_shard(optim, 0)
-    }
-
-    /// The ZeRO index, `None` when the checkpoint was written without ZeRO.
-    pub fn zero_index(&self) -> Result<Option<ZeroIndex>, CheckpointError> {
-        ZeroIndex::read(&self.path).map_err(|e| format_err(&self.path, e))
-    }
-
-    /// The optimizer state of the parameters `keep` accepts, each from the file holding it: a
-    /// ZeRO slice (any number of ranks before and after) or the single `optim.bpk`. A checkpoint
-    /// with expert-parallel files is re-cut by [`load_optim_resharded`](Self::load_optim_resharded)
-    /// instead, and is an error here naming its `parallel.ep`.
-    pub fn load_optim_where(
-        &self,
-        optim: GroupedAdamW,
-        keep: &dyn Fn(ParamId) -> bool,
-    ) -> Result<GroupedAdamW, CheckpointError> {
-        let saved_ep = self.ep_shards();
-        if saved_ep > 1 {
-            return Err(format_err(
-                &self.path,
-                format!(
-                    "written with parallel.ep = {saved_ep} (its experts' optimizer state is split by expert); \
-                     parallel.zero > 0 needs parallel.ep = 1: resume with parallel.ep = {saved_ep} and \
-                     parallel.zero = 0 first"
-                ),
-            ));
-        }
-        let (owners, ranks) = match self.zero_index()? {
-            Some(index) => (Some(index.owners()), index.ranks),
-            None => (None, 1),
-        };
-        let source = |id: u64| {
-            let file = owners.as_ref().map_or(Some(0), |o| o.get(&id).copied())?;
-            keep(ParamId::from(id)).then_some(file)
-        };
-        // only the slices holding something this rank keeps are read
-        let files: Vec<(usize, PathBuf)> = (0..ranks)
-            .filter(|&r| {
-                owners.as_ref().is_none_or(|o| o.iter().any(|(&id, &q)| q == r && keep(ParamId::from(id))))
-            })
-            .map(|r| (r, self.path.join(slice_file(r))))
-            .collect();
-        let bytes = reshard::gather(&files, &source).map_err(|e| format_err(&self.path, e))?;
-        optim.load_bytes(bytes).map_err(|e| format_err(&self.path, e))
-    }
-
-    /// The `parallel.ep` this checkpoint was written with: its number of optimizer files.
-    pub fn ep_shards(&self) -> usize {
-        1 + (1..).take_while(|r| self.path.join(optim_file(*r)).is_file()).count()
-    }
-
-    /// Restore EP rank `ep_rank`'s optimizer state (see the module docs).
-    pub fn load_optim_shard(
-        &self,
-        optim: GroupedAdamW,
-        ep_rank: usize,
-    ) -> Result<GroupedAdamW, CheckpointError> {
-        let path = self.path.join(optim_file(ep_rank));
-        let bytes = fs::read(&path).map_err(io(&path))?;
-        optim.load_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| format_err(&path, e))
-    }
-
-    /// The optimizer state of rank `change.rank` of `change.ep` EP ranks when this checkpoint was
-    /// written by `change.saved` (another `parallel.ep`): the dense parameters' from `optim.bpk`,
-    /// each of this rank's experts' from the file of the rank that owned it (see `reshard.rs`).
-    /// `experts` gives each expert parameter's expert ([`crate::parallel::expert_index`]).
-    pub fn load_optim_resharded(
-        &self,
-        optim: GroupedAdamW,
-        experts: &HashMap<ParamId, usize>,
-        change: EpChange,
-    ) -> Result<GroupedAdamW, CheckpointError> {
-        let file = |q: usize| self.path.join(optim_file(q));
-        let bytes = reshard::reshard(&file, experts, change).map_err(|e| format_err(&self.path, e))?;
-        optim.load_bytes(bytes).map_err(|e| format_err(&self.path, e))
     }
 
     /// The resolved config this checkpoint was trained with.
