@@ -1,10 +1,15 @@
 //! Activation checkpointing (`train.activation_checkpointing`) against keeping every
 //! activation: the same loss, aux loss and gradient of every parameter for one micro-batch
 //! (dense and MoE, with images so the ViT, connector and splice are covered, text only, a
-//! frozen ViT, a tied head), and the same per-step losses over a few training steps.
+//! frozen ViT, a tied head), the same per-step losses over a few training steps, and a whole
+//! run (`mm1-train`'s loop on synthetic data) logging the same losses.
+
+mod train_support;
 
 use std::path::Path;
+use std::sync::Mutex;
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use mm1_data::Batch;
@@ -13,6 +18,7 @@ use mm1_trainer::bench::synthetic_batch;
 use mm1_trainer::config::{ConfigSources, RunConfig};
 use mm1_trainer::optim::{AdamWSettings, GroupedAdamW, ParamInfo, list_params};
 use mm1_trainer::recompute::{Recompute, batch_grads};
+use mm1_trainer::run::{RunOptions, train};
 use mm1_trainer::step::{LocalStep, batch_to_tensors, forward_batch, train_step_with_recompute};
 
 /// Two ViT blocks, avg-pool connector, three decoder layers (MoE in every one when `moe`).
@@ -66,16 +72,34 @@ warmup_steps = 0
     src.load().unwrap().config
 }
 
+/// burn-flex keeps one random seed per process: a model is seeded and its values drawn under
+/// this lock (the tests of this file run on parallel threads; a whole run holds it).
+static INIT: Mutex<()> = Mutex::new(());
+
 const MOE: &str = "model.llm.moe={num_experts=4,top_k=2,every=1,z_loss_coef=0.01}";
 
 fn setup(cfg: &RunConfig, seed: u64) -> (Mm1Model, GroupedAdamW, Device) {
     let device = Device::flex().autodiff();
-    device.seed(seed);
-    let model = cfg.model.init(&device).unwrap();
+    let model = {
+        let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(seed);
+        let model = cfg.model.init(&device).unwrap();
+        model.visit(&mut Materialize); // parameters draw their values lazily, at first use
+        model
+    };
     let resolved = cfg.optim.resolve(mm1_trainer::run::non_embedding_params(&model));
     let settings = AdamWSettings::from_config(&cfg.optim, &resolved, &cfg.model.freeze);
     let optim = GroupedAdamW::new(&model, &settings).unwrap();
     (model, optim, device)
+}
+
+/// Reads every parameter once, so that its lazy initialiser draws now.
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -171,7 +195,8 @@ fn gradients_equal_with_a_frozen_vit_and_a_tied_head() {
     assert_eq!(compare_grads(&cfg, &batch, Recompute::EveryNth(1)), all - vision);
 }
 
-/// Per-step loss, aux loss and gradient norm of 3 steps of 2 micro-batches each.
+/// Per-step loss, aux loss and gradient norm of 3 steps of 2 micro-batches each, from a fresh
+/// copy of the seed-17 model and optimizer.
 fn losses(cfg: &RunConfig, policy: Recompute) -> Vec<[f64; 3]> {
     let (mut model, mut optim, device) = setup(cfg, 17);
     (0..3u64)
@@ -194,24 +219,57 @@ fn losses(cfg: &RunConfig, policy: Recompute) -> Vec<[f64; 3]> {
         .collect()
 }
 
+fn assert_same_losses(what: &str, ours: &[[f64; 3]], reference: &[[f64; 3]]) {
+    assert_eq!(ours.len(), reference.len(), "{what}: steps");
+    for (step, (a, b)) in ours.iter().zip(reference).enumerate() {
+        for (name, x, y) in [("loss", a[0], b[0]), ("aux", a[1], b[1]), ("grad norm", a[2], b[2])] {
+            assert!((x - y).abs() <= 1e-5 * y.abs().max(1e-6), "{what}, step {step} {name}: {x} vs {y}");
+        }
+    }
+}
+
 #[test]
 fn training_steps_give_the_same_losses() {
     let tmp = tempfile::tempdir().unwrap();
     for sets in [&[][..], &[MOE][..]] {
         let cfg = config(tmp.path(), sets);
         let reference = losses(&cfg, Recompute::Nothing);
+        assert!(sets.is_empty() || reference[0][1] > 0.0, "the MoE run has an aux loss");
         for policy in [Recompute::EveryNth(1), Recompute::EveryNth(2)] {
-            let ours = losses(&cfg, policy);
-            for (step, (a, b)) in ours.iter().zip(&reference).enumerate() {
-                for (name, x, y) in [("loss", a[0], b[0]), ("aux", a[1], b[1]), ("grad norm", a[2], b[2])] {
-                    assert!(
-                        (x - y).abs() <= 1e-5 * y.abs().max(1e-6),
-                        "step {step} {name}: {x} vs {y} ({policy:?}, {sets:?})"
-                    );
-                }
-            }
+            assert_same_losses(&format!("{policy:?} {sets:?}"), &losses(&cfg, policy), &reference);
         }
     }
+}
+
+/// `mm1-train`'s loop (data loader, micro-batches, logging) with the field set in the config:
+/// the logged loss, aux loss and gradient norm of 4 steps equal those of the run without it.
+#[test]
+fn a_run_logs_the_same_losses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let synth = tmp.path().join("synth");
+    let file = train_support::tiny_run_file(tmp.path(), &synth, 4, "");
+    let run = |name: &str, sets: &[&str]| {
+        let mut sets = sets.to_vec();
+        sets.extend(["optim.grad_accum=2", "model.llm.layers=2", "checkpoint.every=0", MOE]);
+        let loaded = train_support::load(&file, &sets);
+        let run_dir = tmp.path().join(name);
+        let opts = RunOptions { run_dir: Some(run_dir.clone()), ..RunOptions::default() };
+        let _init = INIT.lock().unwrap_or_else(|e| e.into_inner()); // the run seeds and draws its model
+        train(&loaded, &opts).unwrap();
+        let lines = mm1_trainer::logging::read_metrics_jsonl(&run_dir.join("metrics.jsonl")).unwrap();
+        let value = |l: &serde_json::Map<String, serde_json::Value>, key: &str| {
+            l.get(key).and_then(|v| v.as_f64()).unwrap_or_else(|| panic!("{key} in {l:?}"))
+        };
+        lines
+            .iter()
+            .map(|l| [value(l, "loss"), value(l, "aux_loss"), value(l, "grad_norm")])
+            .collect::<Vec<_>>()
+    };
+    let reference = run("none", &[]);
+    assert_eq!(reference.len(), 4);
+    assert_same_losses("blocks", &run("blocks", &["train.activation_checkpointing=\"blocks\""]), &reference);
+    let every_2nd = ["train.activation_checkpointing=\"every_n\"", "train.activation_checkpointing_every=2"];
+    assert_same_losses("every 2nd block", &run("every_2nd", &every_2nd), &reference);
 }
 
 #[test]
