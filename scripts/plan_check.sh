@@ -27,6 +27,7 @@ CASES=(
   "avg_pool connector, b16 t128|model.connector={kind=\"avg_pool\",num_tokens=16} data.seq_len=128 model.llm.max_seq_len=128 data.batch_size=16"
   "attn_pool, grad_accum 2|model.connector={kind=\"attn_pool\",num_tokens=16,heads=3} optim.grad_accum=2"
   "frozen ViT, quick_gelu|model.freeze.vision=true model.vision.activation=\"quick_gelu\""
+  "bench-cpu in bf16|train.precision=\"bf16\""
   "b4 t512 as above, every block recomputed|model.llm.width=384 model.llm.layers=6 model.llm.heads=6 data.seq_len=512 model.llm.max_seq_len=512 data.batch_size=4 train.activation_checkpointing=\"blocks\""
   "MoE b2 t1024, every 2nd block recomputed|model.llm.moe={num_experts=4,top_k=2,every=2} model.llm.layers=6 data.seq_len=1024 model.llm.max_seq_len=1024 data.batch_size=2 train.activation_checkpointing=\"every_n\" train.activation_checkpointing_every=2"
 )
