@@ -19,8 +19,9 @@
 //! The gradients are those of one backward pass through the whole graph up to the order of
 //! float additions (`tests/activation_checkpointing.rs`). Kept at the peak: the graphs of the
 //! units that are not recomputed, each recomputed block's input, and one block's graph.
-//! Costs one more forward pass of the recomputed blocks. Expert parallelism is refused by the
-//! config check (the recompute would rerun the experts' all-to-all; untested).
+//! Costs one more forward pass of the recomputed blocks. With expert parallelism the recompute
+//! reruns a MoE layer's all-to-all in the backward pass, in the same order on every rank (each
+//! rank runs the same decoder units; `tests/activation_checkpointing_ep.rs`).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};

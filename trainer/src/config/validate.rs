@@ -3,7 +3,7 @@
 
 use mm1_data::{PipelineShape, SampleKind};
 
-use super::{ActivationCheckpointing, ConfigError, LrRule, RunConfig};
+use super::{ConfigError, LrRule, RunConfig};
 
 type Check = Result<(), ConfigError>;
 
@@ -168,23 +168,8 @@ impl RunConfig {
     }
 
     fn validate_recompute(&self) -> Check {
-        at_least(
-            "train.activation_checkpointing_every",
-            self.train.activation_checkpointing_every as u64,
-            1,
-        )?;
-        let on = self.train.activation_checkpointing != ActivationCheckpointing::None;
-        if on && self.parallel.ep > 1 {
-            return fail(
-                "train.activation_checkpointing",
-                format!(
-                    "recomputing blocks is not supported with parallel.ep ({}) > 1 (the recompute \
-                     would repeat the experts' all-to-all); use \"none\" or parallel.ep = 1",
-                    self.parallel.ep
-                ),
-            );
-        }
-        Ok(())
+        let every = self.train.activation_checkpointing_every as u64;
+        at_least("train.activation_checkpointing_every", every, 1)
     }
 
     fn validate_fewshot(&self) -> Check {
