@@ -7,17 +7,24 @@ import json, subprocess, sys
 BIN = sys.argv[1]
 GIB = 2**30
 EIGHT = ["--set", "parallel.dp=8"]
-# config, settings for 8 x 80 GB (batch per rank, grad_accum keeps 512 sequences per step)
+# config, (precision, activation checkpointing, ZeRO) for 8 x 80 GB, batch per rank (grad_accum
+# keeps 512 sequences per step); the MoE configs shard their experts with parallel.ep = 8, which
+# ZeRO does not combine with (parallel.zero = 0 there)
 ROWS = [
-    ("mm1-ablation-base", ["--precision", "f32", "--zero", "0", "--activation-checkpointing", "none"], 1),
-    ("mm1-ablation-base", ["--precision", "bf16", "--zero", "1", "--activation-checkpointing", "blocks"], 4),
-    ("mm1-3b", ["--precision", "bf16", "--zero", "1", "--activation-checkpointing", "blocks"], 4),
-    ("mm1-7b", ["--precision", "bf16", "--zero", "1", "--activation-checkpointing", "blocks"], 2),
-    ("mm1-7b", ["--precision", "bf16", "--zero", "2", "--activation-checkpointing", "blocks"], 4),
-    ("mm1-30b", ["--precision", "bf16", "--zero", "2", "--activation-checkpointing", "blocks"], 1),
-    ("mm1-3b-moe", ["--precision", "bf16", "--zero", "2", "--activation-checkpointing", "blocks"], 1),
-    ("mm1-7b-moe", ["--precision", "bf16", "--zero", "2", "--activation-checkpointing", "blocks"], 1),
+    ("mm1-ablation-base", ("f32", "none", 0), 1),
+    ("mm1-ablation-base", ("bf16", "blocks", 1), 4),
+    ("mm1-3b", ("bf16", "blocks", 1), 4),
+    ("mm1-7b", ("bf16", "blocks", 1), 2),
+    ("mm1-7b", ("bf16", "blocks", 2), 4),
+    ("mm1-30b", ("bf16", "blocks", 2), 1),
+    ("mm1-3b-moe", ("bf16", "blocks", 0), 1),
+    ("mm1-7b-moe", ("bf16", "blocks", 0), 1),
 ]
+
+
+def settings(precision, checkpointing, zero):
+    return ["--set", f"train.precision={precision}", "--set", f"train.activation_checkpointing={checkpointing}",
+            "--set", f"parallel.zero={zero}"]
 
 
 def plan(cfg, args):
@@ -41,14 +48,13 @@ for cfg in ["mm1-ablation-base", "mm1-3b", "mm1-7b", "mm1-30b", "mm1-3b-moe", "m
 print()
 print("| config on 8 ranks | precision, checkpointing, ZeRO | batch x accum | weights | master | grads | AdamW | activations | peak | 80 GB | FLOPs/step/rank | s/step | tokens/s (8 ranks) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for cfg, args, bs in ROWS:
+for cfg, what, bs in ROWS:
     ga = 64 // bs
-    v = plan(cfg, EIGHT + ["--set", f"data.batch_size={bs}", "--set", f"optim.grad_accum={ga}", *args])
+    v = plan(cfg, EIGHT + ["--set", f"data.batch_size={bs}", "--set", f"optim.grad_accum={ga}", *settings(*what)])
     m, pl = v["plan"]["memory"], v["plan"]
     g = lambda k: f"{m[k] / GIB:.1f}"
     peak = v["peak_bytes"]
     fits = "fits" if peak <= 80e9 else "**no**"
     flops = sum(pl["step_flops"])
     tps = pl["tokens_per_step"] / pl["step_time_s"] * 8
-    what = f"{args[1]}, {args[5]}, {args[3]}"
-    print(f"| {cfg} | {what} | {bs} x {ga} | {g('weights')} | {g('master')} | {g('gradients')} | {g('optimizer')} | {g('activations')} | {peak / GIB:.1f} GiB | {fits} | {flops / 1e15:.2f} PFLOP | {pl['step_time_s']:.1f} | {tps:,.0f} |")
+    print(f"| {cfg} | {what[0]}, {what[1]}, {what[2]} | {bs} x {ga} | {g('weights')} | {g('master')} | {g('gradients')} | {g('optimizer')} | {g('activations')} | {peak / GIB:.1f} GiB | {fits} | {flops / 1e15:.2f} PFLOP | {pl['step_time_s']:.1f} | {tps:,.0f} |")

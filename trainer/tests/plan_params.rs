@@ -9,7 +9,7 @@ use burn::module::Module;
 use mm1_models::Mm1Config;
 use mm1_models::llm::Ffn;
 use mm1_trainer::config::{DeviceKind, RunConfig};
-use mm1_trainer::plan::{self, ParamCounts, PlanOptions, Precision, Zero};
+use mm1_trainer::plan::{self, ParamCounts, PlanOptions, Precision};
 
 /// A tiny model: 32 px / patch 8 ViT, LLM 64 wide; `extra` is TOML appended inside `[model]`.
 fn tiny(connector: &str, llm_extra: &str, vision_extra: &str) -> Mm1Config {
@@ -94,12 +94,21 @@ fn state_bytes_follow_precision_and_zero() {
     let f32_plan = plan::plan(&cfg, &PlanOptions::default()).unwrap();
     let m = f32_plan.memory;
     assert_eq!([m.weights, m.gradients, m.optimizer, m.master], [4.0 * n, 4.0 * n, 8.0 * n, 0.0]);
-    let opts = PlanOptions { precision: Precision::Bf16, zero: Zero::One, ..Default::default() };
-    let m = plan::plan(&cfg, &opts).unwrap().memory;
-    assert_eq!([m.weights, m.gradients, m.optimizer, m.master], [2.0 * n, 2.0 * n, 2.0 * n, n]);
-    let opts = PlanOptions { precision: Precision::Bf16, zero: Zero::Two, ..Default::default() };
-    let m = plan::plan(&cfg, &opts).unwrap().memory;
-    assert_eq!(m.gradients, 0.5 * n, "ZeRO-2: bf16 gradients sharded over 4 ranks");
+    // bf16 (read from train.precision): bf16 copies at use, f32 master = the parameters, f32
+    // gradients; ZeRO-1 shards the moments over the 4 ranks
+    cfg.train.precision = Precision::Bf16;
+    cfg.parallel.zero = 1;
+    let bf16 = plan::plan(&cfg, &PlanOptions::default()).unwrap();
+    let m = bf16.memory;
+    assert_eq!([m.weights, m.gradients, m.optimizer, m.master], [2.0 * n, 4.0 * n, 2.0 * n, 4.0 * n]);
+    assert!(m.activations < f32_plan.memory.activations, "bf16 activations {}", m.activations);
+    let header = plan::render(&bf16, &PlanOptions::default());
+    assert!(header.starts_with("plan per rank: dp 4 ep 1, precision bf16,"), "{header}");
+    cfg.parallel.zero = 2;
+    let m = plan::plan(&cfg, &PlanOptions::default()).unwrap().memory;
+    assert_eq!([m.gradients, m.optimizer], [4.0 * n, 2.0 * n], "ZeRO-2: the local gradient stays whole");
+    cfg.parallel.zero = 0;
+    cfg.train.precision = Precision::F32;
     // activation checkpointing is read from the config: every block keeps less than every 2nd
     cfg.train.activation_checkpointing = mm1_trainer::config::ActivationCheckpointing::EveryN;
     let every_2nd = plan::plan(&cfg, &PlanOptions::default()).unwrap().memory.activations;

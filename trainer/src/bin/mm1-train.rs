@@ -4,9 +4,8 @@
 //! mm1-train --config FILE [--with OVERLAY]... [--set key=value]... [--run-dir DIR] [--resume]
 //!           [--stop-after N]
 //! mm1-train bench --config configs/bench-cpu.toml [--steps N] [--json]
-//! mm1-train plan --config FILE [--with OVERLAY]... [--set k=v]... [--precision f32|bf16]
-//!                [--zero 0|1|2] [--peak-tflops X]
-//!                [--mfu Y] [--device-memory 80GB] [--measure-steps N] [--json]
+//! mm1-train plan --config FILE [--with OVERLAY]... [--set k=v]... [--peak-tflops X] [--mfu Y]
+//!                [--device-memory 80GB] [--measure-steps N] [--json]
 //! mm1-train generate --checkpoint DIR --prompt TEXT [--image FILE]... [--max-new-tokens N]
 //!                    [--temperature T] [--top-k K] [--seed S]
 //! mm1-train export --checkpoint DIR --out FILE.safetensors
@@ -87,8 +86,8 @@ enum Command {
         json: bool,
     },
     /// Parameters, memory and FLOPs per rank of a config, before launch (no tensor is
-    /// allocated; activation checkpointing from `train.activation_checkpointing`; bf16 and
-    /// ZeRO are what-if settings here).
+    /// allocated; precision, activation checkpointing and ZeRO from `train.precision`,
+    /// `train.activation_checkpointing` and `parallel.zero`).
     Plan(PlanArgs),
     /// Decode from a checkpoint given images and a prompt.
     Generate {
@@ -145,12 +144,6 @@ enum Command {
 struct PlanArgs {
     #[command(flatten)]
     cfg: ConfigArgs,
-    /// Working precision to plan for (bf16 is not trainable yet).
-    #[arg(long, value_enum, default_value = "f32")]
-    precision: mm1_trainer::plan::Precision,
-    /// ZeRO stage to plan for: 0, 1 or 2 (not trainable yet).
-    #[arg(long, default_value_t = 0)]
-    zero: u8,
     /// Peak dense TFLOP/s of one device (H100 SXM bf16: 989).
     #[arg(long, default_value_t = 0.0)]
     peak_tflops: f64,
@@ -328,8 +321,6 @@ fn run_plan(args: &PlanArgs) -> Result<(), String> {
     use mm1_trainer::plan;
     let loaded = load(&args.cfg)?;
     let opts = plan::PlanOptions {
-        precision: args.precision,
-        zero: plan::Zero::from_stage(args.zero)?,
         peak_tflops: args.peak_tflops,
         mfu: args.mfu,
         device_memory: args.device_memory.as_deref().map(plan::parse_bytes).transpose()?,

@@ -1,9 +1,15 @@
 //! Bytes per rank of weights, gradients, optimizer state and activations under a precision,
-//! a ZeRO stage and data/expert parallel sizes, the standard way (ZeRO, Rajbhandari et al.
-//! 2020, §3: mixed precision holds 2 + 2 + 12 bytes per parameter — bf16 weights and
-//! gradients, f32 master weights and the two AdamW moments; ZeRO-1 shards the 12 over the
-//! data-parallel ranks, ZeRO-2 also the gradients). Training today is f32 (4 + 4 + 8) with
-//! ZeRO 0; bf16 and ZeRO are what-if settings here (issue #16 items 2 and 4).
+//! a ZeRO stage and data/expert parallel sizes (ZeRO, Rajbhandari et al. 2020, §3). f32
+//! training holds 4 + 4 + 8 bytes per parameter (weights, gradients, AdamW's two moments).
+//! This workspace's bf16 mixed precision (`train.precision = "bf16"`) keeps the f32 parameters
+//! as the master weights and casts each one to bf16 at use, where the autodiff graph keeps the
+//! copy until the backward pass: 2 (bf16 copies) + 4 (f32 master) + 4 (f32 gradients) + 8, not
+//! the paper's 2 + 2 + 12 with bf16 gradients (PyTorch autocast's layout, as torchtitan's FSDP
+//! mixed precision). ZeRO (`parallel.zero`, `parallel/zero/`) shards the moments over the
+//! data-parallel ranks (an expert's over its `dp / ep` replicas); the master weights are the
+//! parameters every rank computes with, so they are not sharded. ZeRO-2 shards the *reduced*
+//! gradients too, but burn's backward hands back every local gradient at once, so the whole
+//! local gradient is held at the peak under every stage and is counted so here.
 
 use super::{Precision, Zero};
 
@@ -21,9 +27,9 @@ pub struct RankParams {
 /// Bytes per rank.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct MemoryBytes {
-    /// Working weights (f32, or bf16).
+    /// Working weights: the f32 parameters, or under bf16 their bf16 copies made at use.
     pub weights: f64,
-    /// f32 master weights (bf16 only).
+    /// f32 master weights (bf16 only): the parameters themselves, on every rank.
     pub master: f64,
     pub gradients: f64,
     /// AdamW moments (two f32 values per trainable parameter).
@@ -46,15 +52,14 @@ pub fn state_bytes(p: RankParams, precision: Precision, zero: Zero, dp: usize, e
         let (dense_div, expert_div) = if on { (dp, (dp / ep).max(1.0)) } else { (1.0, 1.0) };
         p.trainable_dense as f64 / dense_div + p.trainable_experts as f64 / expert_div
     };
-    let (w, g) = match precision {
-        Precision::F32 => (4.0, 4.0),
-        Precision::Bf16 => (2.0, 2.0),
+    let (w, master) = match precision {
+        Precision::F32 => (4.0, 0.0),
+        Precision::Bf16 => (2.0, 4.0),
     };
-    let master = if precision == Precision::Bf16 { 4.0 * sharded(zero >= Zero::One) } else { 0.0 };
     MemoryBytes {
         weights: w * p.held as f64,
-        master,
-        gradients: g * sharded(zero >= Zero::Two),
+        master: master * p.held as f64,
+        gradients: 4.0 * sharded(false), // the local gradient is whole under every stage (above)
         optimizer: 8.0 * sharded(zero >= Zero::One),
         activations: 0.0,
     }

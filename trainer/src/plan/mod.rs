@@ -2,8 +2,8 @@
 //! (no tensor is allocated), before launch; torchtitan's and Megatron's back-of-envelope
 //! maths, counted for this workspace's model (`params.rs` is checked against the real model).
 //!
-//! Activation checkpointing comes from the config (`train.activation_checkpointing`); bf16
-//! and ZeRO are what-if settings here, and the planner says so in its output.
+//! Precision, activation checkpointing and the ZeRO stage come from the config
+//! (`train.precision`, `train.activation_checkpointing`, `parallel.zero`).
 
 mod activations;
 mod flops;
@@ -23,21 +23,16 @@ pub use table::render;
 use crate::config::RunConfig;
 use crate::recompute::Recompute;
 
-/// Working precision (what-if: training is f32 today).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    F32,
-    Bf16,
-}
+/// Working precision, `train.precision` (the planner reads it from the config).
+pub use crate::config::Precision;
 
-/// ZeRO stage (what-if: every rank holds the whole optimizer state today).
+/// ZeRO stage, `parallel.zero` (`parallel/zero/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum Zero {
     Zero,
-    /// Optimizer state and f32 master weights sharded over the data-parallel ranks.
+    /// AdamW moments sharded over the data-parallel ranks.
     One,
-    /// Also the gradients.
+    /// Also the reduced gradients (the local gradient of the backward pass stays whole).
     Two,
 }
 
@@ -47,7 +42,7 @@ impl Zero {
             0 => Ok(Self::Zero),
             1 => Ok(Self::One),
             2 => Ok(Self::Two),
-            _ => Err(format!("--zero must be 0, 1 or 2 (got {s})")),
+            _ => Err(format!("parallel.zero must be 0, 1 or 2 (got {s})")),
         }
     }
 
@@ -59,8 +54,6 @@ impl Zero {
 /// What the planner assumes beyond the config.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
-    pub precision: Precision,
-    pub zero: Zero,
     /// Peak dense TFLOP/s of one device (e.g. 989 for an H100 SXM in bf16).
     pub peak_tflops: f64,
     /// Model FLOPs utilisation assumed for the step time.
@@ -73,14 +66,7 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self {
-            precision: Precision::F32,
-            zero: Zero::Zero,
-            peak_tflops: 0.0,
-            mfu: 0.4,
-            device_memory: None,
-            images_per_seq: None,
-        }
+        Self { peak_tflops: 0.0, mfu: 0.4, device_memory: None, images_per_seq: None }
     }
 }
 
@@ -93,6 +79,8 @@ pub struct Plan {
     pub activations: ActivationCount,
     /// `train.activation_checkpointing` in words ("none", "every block", "every 2nd block").
     pub activation_checkpointing: String,
+    /// `train.precision`.
+    pub precision: Precision,
     /// Bytes per kept activation value.
     pub activation_bytes: f64,
     /// Training FLOPs of one optimizer step on one rank: `[vision, connector, llm layers, LM head]`.
@@ -105,7 +93,8 @@ pub struct Plan {
     pub images_per_step: f64,
     pub dp: usize,
     pub ep: usize,
-    pub what_if: bool,
+    /// `parallel.zero`.
+    pub zero: Zero,
 }
 
 impl Plan {
@@ -136,17 +125,20 @@ pub fn plan(cfg: &RunConfig, opts: &PlanOptions) -> Result<Plan, String> {
             + trainable(m.freeze.llm, params.llm_dense),
         trainable_experts: trainable(m.freeze.llm, experts_held),
     };
-    let mut memory = memory::state_bytes(rank, opts.precision, opts.zero, dp, ep);
+    let precision = cfg.train.precision;
+    let zero = Zero::from_stage(cfg.parallel.zero)?;
+    let mut memory = memory::state_bytes(rank, precision, zero, dp, ep);
     let images_per_seq = opts.images_per_seq.unwrap_or(cfg.data.max_images_per_seq);
     let (b, t) = (cfg.data.batch_size, cfg.data.seq_len);
     let mb = MicroBatch { seqs: b, seq_len: t, images: b * images_per_seq };
     let scored = b * t.saturating_sub(images_per_seq * m.num_image_tokens());
     let recompute = Recompute::from_config(&cfg.train);
     let acts = activations::count(m, mb, recompute, scored);
-    let activation_bytes = if opts.precision == Precision::Bf16 { 2.0 } else { 4.0 };
-    // logits and the backward transients stay f32 (the loss is computed in f32)
-    memory.activations =
-        activation_bytes * (acts.total() - acts.head - acts.transient) + 4.0 * (acts.head + acts.transient);
+    let activation_bytes = if precision == Precision::Bf16 { 2.0 } else { 4.0 };
+    // the connector computes in f32, and the loss upcasts the logits: the head and the backward
+    // transients count as f32 (mm1_models::Mm1Model::with_compute_dtype)
+    let f32_values = acts.head + acts.transient + acts.connector;
+    memory.activations = activation_bytes * (acts.total() - f32_values) + 4.0 * f32_values;
     let accum = cfg.optim.grad_accum.max(1) as f64;
     let flops = FlopsModel::new(m, t);
     let step_flops = flops.train_parts(b as f64 * accum, (mb.images as f64) * accum);
@@ -166,8 +158,8 @@ pub fn plan(cfg: &RunConfig, opts: &PlanOptions) -> Result<Plan, String> {
         images_per_step: mb.images as f64 * accum,
         dp,
         ep,
-        what_if: opts.precision != Precision::F32
-            || opts.zero != Zero::Zero,
+        precision,
+        zero,
     })
 }
 

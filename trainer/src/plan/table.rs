@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Plan, PlanOptions, Precision};
+use super::{Plan, PlanOptions};
 
 /// `1.23B`, `45.6M`, `7.8K`.
 fn count(n: f64) -> String {
@@ -32,25 +32,15 @@ fn flops(n: f64) -> String {
 /// The report `mm1-train plan` prints.
 pub fn render(p: &Plan, opts: &PlanOptions) -> String {
     let mut o = String::new();
-    let precision = match opts.precision {
-        Precision::F32 => "f32",
-        Precision::Bf16 => "bf16",
-    };
+    let precision = p.precision.name();
     let ckpt = &p.activation_checkpointing;
     let _ = writeln!(
         o,
         "plan per rank: dp {} ep {}, precision {precision}, activation checkpointing {ckpt}, zero {}",
         p.dp,
         p.ep,
-        opts.zero.stage()
+        p.zero.stage()
     );
-    if p.what_if {
-        let _ = writeln!(
-            o,
-            "note: --precision and --zero are what-if settings here (train.precision and \
-             parallel.zero are the run's)"
-        );
-    }
     let pc = &p.params;
     let _ = writeln!(o, "\nparameters            total        on this rank");
     let experts_rank = p.rank.held - (pc.total() - pc.experts);
