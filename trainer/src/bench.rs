@@ -12,8 +12,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::config::RunConfig;
 use crate::optim::GroupedAdamW;
+use crate::recompute::Recompute;
 use crate::run::{RunError, train_device};
-use crate::step::{batch_to_tensors, forward_batch, train_step};
+use crate::step::{LocalStep, batch_to_tensors, forward_batch, train_step, train_step_with_recompute};
 
 /// Result of a benchmark, printed as one JSON line with `--json`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -115,14 +116,17 @@ pub fn bench_losses(cfg: &RunConfig, steps: usize) -> Result<Vec<f64>, RunError>
     Ok(losses)
 }
 
-/// Run `steps` timed training steps (after 2 warm-up steps) on one in-memory batch.
+/// Run `steps` timed training steps (after 2 warm-up steps) on one in-memory batch, blocks
+/// recomputed as `train.activation_checkpointing` says (the phase split keeps every activation).
 pub fn bench(cfg: &RunConfig, steps: usize) -> Result<BenchResult, RunError> {
     let BenchSetup { device, mut model, mut optim, batch, lr } = setup(cfg)?;
     let params = optim.plan().total_numel;
+    let recompute = Recompute::from_config(&cfg.train);
     let mut times = Vec::with_capacity(steps);
     for i in 0..steps + 2 {
         let t0 = Instant::now();
-        let (m, report) = train_step(model, &mut optim, &batch, lr, &device)?;
+        let (m, report) =
+            train_step_with_recompute(model, &mut optim, &batch, lr, &device, &LocalStep, recompute)?;
         model = m;
         // `train_step` reads the loss and grad norm back, so the step has finished here.
         let dt = t0.elapsed().as_secs_f64();
