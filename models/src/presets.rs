@@ -3,7 +3,7 @@
 //! the test sizes (`tiny`, `tiny_moe`) and the benchmark stack (`bench_cpu`, the twin of
 //! `configs/bench-cpu.toml`, mirroring `shared/bench/torch_step_baseline.py` layer for layer).
 //! The sizes of the shipped models (3B, 7B, 30B, the MoE variants, ViT-H/14-378) live only in
-//! `configs/`; `trainer/tests/config_files.rs` checks both twins.
+//! `configs/`; `trainer/config/tests/config_files.rs` checks both twins.
 
 use crate::config::{
     Activation, CAbstractorConfig, ConnectorConfig, FreezeConfig, LlmConfig, Mm1Config, MoeConfig, Size2,

@@ -5,9 +5,18 @@
 //! parameters and gradients as before. See `docs/training.md`, "Mixed precision".
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use mm1_models::Mm1Model;
 
 use crate::config::{ConfigError, DeviceKind, Precision};
+
+/// The dtype of the model's activations under `precision`.
+pub fn compute_dtype(precision: Precision) -> FloatDType {
+    match precision {
+        Precision::F32 => FloatDType::F32,
+        Precision::Bf16 => FloatDType::BF16,
+    }
+}
 
 /// `model` computing in `precision`; an error naming `train.precision` and the device when the
 /// device has no `bf16` tensors (e.g. `wgpu` on a Vulkan driver without bf16 arithmetic).
@@ -17,7 +26,7 @@ pub fn apply(
     kind: DeviceKind,
     device: &Device,
 ) -> Result<Mm1Model, ConfigError> {
-    let dtype = precision.compute_dtype();
+    let dtype = compute_dtype(precision);
     if !device.supports_dtype(dtype) {
         return Err(ConfigError::invalid(
             "train.precision",

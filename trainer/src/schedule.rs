@@ -3,15 +3,8 @@
 //! `η = exp(−0.4214 ln N − 0.5535)`, decoupled weight decay `λ = 0.1 η`).
 
 use crate::config::{Decay, ScheduleConfig};
-
-/// MM1's decoupled weight decay over learning rate, `λ / η`. burn's AdamW multiplies its
-/// weight-decay coefficient by the current lr, so this is the coefficient to pass it.
-pub const MM1_WEIGHT_DECAY_OVER_LR: f64 = 0.1;
-
-/// MM1's peak learning rate for `n` non-embedding parameters: `exp(−0.4214 ln n − 0.5535)`.
-pub fn mm1_lr(n: u64) -> f64 {
-    (-0.4214 * (n.max(1) as f64).ln() - 0.5535).exp()
-}
+/// The MM1 rule itself lives with `optim.lr_rule`, which applies it.
+pub use crate::config::{MM1_WEIGHT_DECAY_OVER_LR, mm1_lr};
 
 /// Learning rate per optimizer step (0-based).
 #[derive(Debug, Clone, Copy, PartialEq)]

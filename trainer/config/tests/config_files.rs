@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use mm1_config::{ConfigSources, LoadedConfig, RunConfig};
 use mm1_models::{ConnectorConfig, MoeConfig, Size2};
-use mm1_trainer::config::{ConfigSources, LoadedConfig, RunConfig};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
 }
 
 fn toml_files(dir: &Path) -> Vec<PathBuf> {
@@ -172,7 +172,7 @@ fn recipes_match_the_paper() {
         assert_eq!(r.data.batch_size * r.parallel.dp * r.optim.grad_accum, 512, "{name}");
         assert_eq!((r.data.seq_len, r.data.max_images_per_seq, r.train.steps), (4096, 16, 200_000), "{name}");
         assert_eq!((r.schedule.warmup_steps, r.schedule.min_lr_ratio), (2000, 0.1), "{name}");
-        assert_eq!(r.optim.lr_rule, mm1_trainer::config::LrRule::Mm1, "{name}");
+        assert_eq!(r.optim.lr_rule, mm1_config::LrRule::Mm1, "{name}");
         assert_eq!(r.model.vision.image_size, Size2::square(378), "{name}");
         assert_eq!(r.model.num_image_tokens(), 144, "{name}");
         let w: Vec<f64> = r.data.sources.iter().map(|s| s.weight).collect();

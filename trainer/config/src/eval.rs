@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::{EvalOptions, ZeroShot};
+use mm1_eval::{EvalOptions, ZeroShot};
 
 /// `[eval]`: held-out loss per source. The held-out shards themselves are
 /// `[[data.eval.sources]]` (the data crate reads them).

@@ -3,7 +3,7 @@
 mod config_support;
 
 use config_support::{Files, TINY_RUN, assert_mentions, load_err};
-use mm1_trainer::config::{ConfigError, ConfigSources};
+use mm1_config::{ConfigError, ConfigSources};
 
 #[test]
 fn unknown_key_names_key_section_and_file() {

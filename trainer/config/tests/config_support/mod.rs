@@ -86,7 +86,7 @@ impl Files {
 }
 
 /// The error message of a load that must fail.
-pub fn load_err(sources: &mm1_trainer::config::ConfigSources) -> String {
+pub fn load_err(sources: &mm1_config::ConfigSources) -> String {
     match sources.load() {
         Ok(_) => panic!("expected {sources:?} to fail"),
         Err(e) => e.to_string(),

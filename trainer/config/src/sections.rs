@@ -112,14 +112,6 @@ impl Precision {
             Self::Bf16 => "bf16",
         }
     }
-
-    /// The dtype of the model's activations.
-    pub fn compute_dtype(self) -> burn::tensor::FloatDType {
-        match self {
-            Self::F32 => burn::tensor::FloatDType::F32,
-            Self::Bf16 => burn::tensor::FloatDType::BF16,
-        }
-    }
 }
 
 /// Backend selected at run time (`flex` is burn's pure-Rust CPU backend).

@@ -25,7 +25,7 @@ pub use error::ConfigError;
 pub use eval::{EvalConfig, FewshotConfig};
 pub use load::{ConfigSources, LoadedConfig};
 pub use merge::parse_set_value;
-pub use optim::{LrMultipliers, LrRule, OptimConfig, ResolvedOptim};
+pub use optim::{LrMultipliers, LrRule, MM1_WEIGHT_DECAY_OVER_LR, OptimConfig, ResolvedOptim, mm1_lr};
 pub use resolved::{ResolvedFiles, config_hash};
 pub use sections::{
     ActivationCheckpointing, CheckpointConfig, Decay, DeviceKind, LogConfig, ParallelConfig, Precision,

@@ -4,9 +4,9 @@
 mod config_support;
 
 use config_support::{Files, TINY_RUN, assert_mentions, load_err};
+use mm1_config::{ConfigSources, LoadedConfig, RunConfig, config_hash, parse_set_value};
 use mm1_data::SampleKind;
 use mm1_models::ConnectorConfig;
-use mm1_trainer::config::{ConfigSources, LoadedConfig, RunConfig, config_hash, parse_set_value};
 
 #[test]
 fn base_chain_child_wins_key_by_key() {

@@ -98,10 +98,20 @@ impl OptimConfig {
         match self.lr_rule {
             LrRule::Fixed => ResolvedOptim { lr: self.lr, weight_decay: self.weight_decay },
             LrRule::Mm1 => {
-                let lr = crate::schedule::mm1_lr(non_embedding_params);
+                let lr = mm1_lr(non_embedding_params);
                 // λ = 0.1·η decoupled; burn multiplies its coefficient by lr, so wd = λ/η = 0.1.
-                ResolvedOptim { lr, weight_decay: crate::schedule::MM1_WEIGHT_DECAY_OVER_LR }
+                ResolvedOptim { lr, weight_decay: MM1_WEIGHT_DECAY_OVER_LR }
             }
         }
     }
+}
+
+/// MM1's decoupled weight decay over learning rate, `λ / η` (MM1 §3.4). burn's AdamW multiplies
+/// its weight-decay coefficient by the current lr, so this is the coefficient to pass it.
+pub const MM1_WEIGHT_DECAY_OVER_LR: f64 = 0.1;
+
+/// MM1's peak learning rate for `n` non-embedding parameters: `exp(−0.4214 ln n − 0.5535)`
+/// (MM1 §3.4).
+pub fn mm1_lr(n: u64) -> f64 {
+    (-0.4214 * (n.max(1) as f64).ln() - 0.5535).exp()
 }
