@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use mm1_trainer::report::{collect, mean_std, write_report};
-use mm1_trainer::sweep::{plan_file, write_plan};
+use mm1_sweep::report::{collect, mean_std, write_report};
+use mm1_sweep::{plan_file, write_plan};
 
 fn write(p: &Path, text: &str) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use mm1_trainer::report::{
+use mm1_sweep::report::{
     Interval, bootstrap_interval, collect, runs_jsonl, study, t_cdf, t_interval, t_quantile, verdict,
     write_report,
 };
-use mm1_trainer::sweep::{plan_file, write_plan};
+use mm1_sweep::{plan_file, write_plan};
 
 /// scipy 1.x: `python -c "import scipy.stats as s; print([float(s.t.ppf(0.975, d)) for d in (1, 2, 3, 4, 9, 29)])"`
 const T975: [(f64, f64); 6] = [

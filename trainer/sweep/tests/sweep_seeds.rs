@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mm1_trainer::sweep::{plan_file, set_pairs};
+use mm1_sweep::{plan_file, set_pairs};
 
 fn seeds_of(dir: &Path, set: &str) -> Vec<Vec<(String, String)>> {
     std::fs::write(dir.join("base.toml"), "[model.vision]\nimage_size = 32\n").unwrap();

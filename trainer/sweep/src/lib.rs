@@ -11,7 +11,11 @@
 //! SWEEP_DIR/slurm/sweep.sbatch
 //! ```
 //!
-//! See `docs/ablations.md`.
+//! [`report`] turns a finished sweep folder into `report.md` / `report.html`. The binaries
+//! (`mm1-sweep`, `mm1-report`) live in the `mm1-trainer` package beside `mm1-train`, which the runner
+//! finds next to its own executable. See `docs/ablations.md`.
+
+pub mod report;
 
 mod base;
 mod cli;

@@ -7,7 +7,7 @@ use super::base::lookup;
 use super::plan::{Plan, plain, plan_sweep};
 use super::runner::set_pairs;
 use super::spec::SweepFile;
-use crate::config::ConfigSources;
+use mm1_config::ConfigSources;
 
 fn sources(base: &Path, overlays: &[PathBuf]) -> ConfigSources {
     overlays.iter().fold(ConfigSources::new(base), |s, o| s.overlay(o))

@@ -9,7 +9,7 @@ use super::collect::{SweepData, metric_rank};
 use super::stats::fmt_num;
 use super::study::{BOOTSTRAP_REPS, Study, study};
 use super::svg::{Series, error_bar_chart, line_chart};
-use crate::sweep::{Mode, SweepError, lookup, resolved_base, short};
+use crate::{Mode, SweepError, lookup, resolved_base, short};
 
 /// One plot: file stem, title, SVG text.
 struct Plot {
@@ -249,10 +249,7 @@ fn html_table(t: &Table) -> String {
 fn delta_lines(d: &SweepData) -> Vec<(String, Vec<String>)> {
     let base_tree = resolved_base(&d.plan.base, &d.plan.overlays).ok();
     let base_of = |k: &str| -> String {
-        base_tree
-            .as_ref()
-            .and_then(|t| lookup(t, k))
-            .map_or("(default)".into(), |v| crate::sweep::toml_literal(&v))
+        base_tree.as_ref().and_then(|t| lookup(t, k)).map_or("(default)".into(), |v| crate::toml_literal(&v))
     };
     d.plan
         .arms
@@ -263,7 +260,7 @@ fn delta_lines(d: &SweepData) -> Vec<(String, Vec<String>)> {
             } else {
                 arm.delta
                     .iter()
-                    .map(|(k, v)| format!("{k}: {} → {}", base_of(k), crate::sweep::toml_literal(v)))
+                    .map(|(k, v)| format!("{k}: {} → {}", base_of(k), crate::toml_literal(v)))
                     .collect()
             };
             (arm.name.clone(), lines)
@@ -413,7 +410,7 @@ fn header_lines(d: &SweepData) -> Vec<String> {
     if let Some(s) = p.steps {
         out.push(format!("train.steps = {s} for every arm"));
     }
-    out.extend(p.common.iter().map(|(k, v)| format!("every arm: {k} = {}", crate::sweep::toml_literal(v))));
+    out.extend(p.common.iter().map(|(k, v)| format!("every arm: {k} = {}", crate::toml_literal(v))));
     out.push("cells: mean ± sample std over seeds".into());
     out
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value as Json;
 
 use super::stats::{MeanStd, mean_std};
-use crate::sweep::{Plan, SweepError};
+use crate::{Plan, SweepError};
 
 /// What one run left in its folder.
 #[derive(Debug, Clone, Default)]
@@ -207,7 +207,7 @@ fn read_run(run_dir: &Path, run_id: &str, seed: u64) -> Result<RunData, SweepErr
         }
         data.tasks = task_scores(&eval);
     }
-    if let Some(done) = read_json(&run_dir.join(crate::sweep::DONE_FILE))? {
+    if let Some(done) = read_json(&run_dir.join(crate::DONE_FILE))? {
         data.finished = true;
         if let Some(w) = done.get("wall_time_s").and_then(Json::as_f64) {
             data.scalars.insert("wall_time_s".into(), w);

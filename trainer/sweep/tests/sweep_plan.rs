@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mm1_trainer::sweep::{Mode, plan_file, run_id};
+use mm1_sweep::{Mode, plan_file, run_id};
 use toml::Value;
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -88,7 +88,7 @@ fn run_ids_are_stable_and_depend_only_on_delta_and_seed() {
     // runs with equal (delta, seed) get equal ids.
     let reordered = "base = \"base.toml\"\nmode = \"grid\"\nseeds = [1, 7]\n[axes.model.connector]\nnum_tokens = [256, 144, 64]\n[axes.model.vision]\nimage_size = [448, 336, 224]\n";
     let b = plan_file(&write(dir.path(), "b.toml", reordered)).unwrap();
-    let by_key = |p: &mm1_trainer::sweep::Plan| {
+    let by_key = |p: &mm1_sweep::Plan| {
         p.runs
             .iter()
             .map(|r| ((format!("{:?}", p.arms[r.arm].delta), r.seed), r.run_id.clone()))
@@ -146,7 +146,7 @@ fn bad_sweep_files_name_the_problem() {
 
 #[test]
 fn shipped_sweeps_plan_and_every_arm_config_validates() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
     let dir = root.join("ablations/sweeps");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -160,26 +160,26 @@ fn shipped_sweeps_plan_and_every_arm_config_validates() {
         }
         let a = plan_file(&dir.join(format!("{full}.toml"))).unwrap();
         let b = plan_file(&dir.join(format!("{full}_cpu.toml"))).unwrap();
-        let axes = |p: &mm1_trainer::sweep::Plan| p.axes.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        let axes = |p: &mm1_sweep::Plan| p.axes.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
         assert_eq!(axes(&a), axes(&b), "{full}: the CPU version sweeps the same axes");
         assert_eq!((a.mode, a.arms.len()), (b.mode, b.arms.len()), "{full}: same design at both scales");
     }
     for name in &names {
         let plan = plan_file(&dir.join(name)).unwrap();
-        mm1_trainer::sweep::check_arms(&plan).unwrap_or_else(|e| panic!("{name}: {e}"));
+        mm1_sweep::check_arms(&plan).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 
 #[test]
 fn invalid_arm_configs_fail_before_running() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "base = \"{}\"\n[axes]\n\"model.vision.image_sise\" = [224]\n\"model.connector.num_tokens\" = [150]\n",
         root.join("configs/mm1-ablation-base.toml").display()
     );
     let plan = plan_file(&write(dir.path(), "typo.toml", &text)).unwrap();
-    let err = mm1_trainer::sweep::check_arms(&plan).unwrap_err().to_string();
+    let err = mm1_sweep::check_arms(&plan).unwrap_err().to_string();
     assert!(err.contains("typo.toml") && err.contains("image_sise"), "{err}");
     assert!(err.contains("arm num_tokens-150"), "{err}");
 }
