@@ -25,7 +25,7 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::Tensor;
+use burn::tensor::{FloatDType, Tensor};
 use mm1_models::llm::RopeTables;
 use mm1_models::ops::AttentionMask;
 use mm1_models::vit::VisionTransformer;
@@ -123,9 +123,14 @@ impl UnitOut {
     }
 
     /// `Σ next · grad_next` plus the unit's own terms: the scalar whose backward gives this
-    /// unit's gradients (`None`: nothing to differentiate).
+    /// unit's gradients (`None`: nothing to differentiate). Only the product's gradient
+    /// w.r.t. `next`, `grad_next` itself, matters, so with bf16 activations the product stays
+    /// in `next`'s dtype and only the (unused) sum is cast to the objective's f32.
     fn objective(self, grad_next: Option<Tensor<3>>) -> Option<Tensor<1>> {
-        let carried = self.next.zip(grad_next).map(|(y, g)| (y * g).sum());
+        let carried = self.next.zip(grad_next).map(|(y, g)| {
+            let dtype = y.dtype();
+            (y * g.cast(dtype)).sum().cast(FloatDType::F32)
+        });
         match (carried, self.objective) {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),

@@ -87,6 +87,7 @@ fn setup(cfg: &RunConfig, seed: u64) -> (Mm1Model, GroupedAdamW, Device) {
         model.visit(&mut Materialize); // parameters draw their values lazily, at first use
         model
     };
+    let model = mm1_trainer::precision::apply(model, cfg.train.precision, cfg.train.device, &device).unwrap();
     let resolved = cfg.optim.resolve(mm1_trainer::run::non_embedding_params(&model));
     let settings = AdamWSettings::from_config(&cfg.optim, &resolved, &cfg.model.freeze);
     let optim = GroupedAdamW::new(&model, &settings).unwrap();
@@ -181,6 +182,17 @@ fn gradients_equal_keeping_everything_moe() {
     let cfg = config(tmp.path(), &[MOE]);
     let batch = synthetic_batch(&cfg, 5);
     for policy in [Recompute::EveryNth(1), Recompute::EveryNth(3)] {
+        assert_eq!(compare_grads(&cfg, &batch, policy), list_params(&setup(&cfg, 0).0).len());
+    }
+}
+
+/// bf16 mixed precision (`train.precision`): the recompute runs the same casts.
+#[test]
+fn gradients_equal_keeping_everything_bf16() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), &[MOE, "train.precision=\"bf16\""]);
+    let batch = synthetic_batch(&cfg, 9);
+    for policy in [Recompute::EveryNth(1), Recompute::EveryNth(2)] {
         assert_eq!(compare_grads(&cfg, &batch, policy), list_params(&setup(&cfg, 0).0).len());
     }
 }
