@@ -4,8 +4,9 @@
 //!
 //! Tolerances: bf16 keeps 8 significant bits (relative step 2⁻⁸ = 0.4 %), and one rounding per
 //! op over a few tiny layers moves a parameter's gradient by a few of those steps. Measured on
-//! 2026-12-06 (flex): loss relative difference ≤ 1.4e-4 (bound 1e-3; near init the logits are
-//! small and the loss ≈ ln(vocab)), worst gradient 1.7 % of its norm (bound 5 %).
+//! 2026-12-06 (flex): loss relative difference ≤ 7.2e-5 (bound 1e-3; near init the logits are
+//! small and the loss ≈ ln(vocab)), worst gradient 4.4 % of its norm (bound 10 %; the largest
+//! are the C-Abstractor's LayerNorm2d offsets, behind its bf16 convolutions).
 
 mod common;
 
@@ -63,12 +64,20 @@ fn norm(x: &[f32]) -> f32 {
     x.iter().map(|v| v * v).sum::<f32>().sqrt()
 }
 
+/// One model drawn at a time: burn-flex keeps one random seed per process and draws the
+/// (lazily initialised) weights at first use, so parallel tests would shuffle each other's draws.
+static ONE_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The bf16 model against the f32 one with the same weights.
 fn check(name: &str, cfg: &Mm1Config) {
     let device = Device::flex().autodiff();
-    device.seed(3);
-    let model = cfg.init(&device).unwrap();
-    let (loss32, dtype32, grads32) = loss_and_grads(&model, cfg, &device);
+    let (model, (loss32, dtype32, grads32)) = {
+        let _one = ONE_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(3);
+        let model = cfg.init(&device).unwrap();
+        let out = loss_and_grads(&model, cfg, &device); // draws every weight
+        (model, out)
+    };
     let half = model.clone().with_compute_dtype(FloatDType::BF16);
     let (loss16, dtype16, grads16) = loss_and_grads(&half, cfg, &device);
     assert_eq!((dtype32, dtype16), (DType::F32, DType::BF16), "{name}: logits dtypes");
@@ -88,7 +97,7 @@ fn check(name: &str, cfg: &Mm1Config) {
             worst = (rel, path.clone());
         }
     }
-    assert!(worst.0 < 0.05, "{name}: gradient of {} off by {:.3} of its norm", worst.1, worst.0);
+    assert!(worst.0 < 0.1, "{name}: gradient of {} off by {:.3} of its norm", worst.1, worst.0);
     eprintln!("{name}: loss rel diff {rel:.2e}, worst gradient rel diff {:.3} ({})", worst.0, worst.1);
 }
 

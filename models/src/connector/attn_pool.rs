@@ -3,6 +3,7 @@
 //! features; a linear projection maps them to the LLM width.
 
 use crate::config::AttnPoolConfig;
+use crate::ops::{layer_norm, linear_at_input_dtype};
 use crate::vit::VitAttention;
 use burn::module::{Initializer, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -34,8 +35,8 @@ impl AttnPool {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, _, _] = x.dims();
         let [m, dv] = self.queries.dims();
-        let q = self.queries.val().reshape([1, m, dv]).repeat_dim(0, b); // [b, m, dv]
-        let pooled = self.attn.forward_cross(q, self.norm.forward(x)); // [b, m, dv]
-        self.proj.forward(pooled) // [b, m, d]
+        let q = self.queries.val().cast(x.dtype()).reshape([1, m, dv]).repeat_dim(0, b); // [b, m, dv]
+        let pooled = self.attn.forward_cross(q, layer_norm(&self.norm, x)); // [b, m, dv]
+        linear_at_input_dtype(&self.proj, pooled) // [b, m, d]
     }
 }

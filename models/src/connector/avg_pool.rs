@@ -3,6 +3,7 @@
 
 use super::{map_to_tokens, tokens_to_map};
 use crate::config::AvgPoolConfig;
+use crate::ops::linear_at_input_dtype;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -26,6 +27,6 @@ impl AvgPool {
     /// - `x`: `[b, gh*gw, dv]` → `[b, m, d]`
     pub fn forward(&self, x: Tensor<3>, grid: [usize; 2]) -> Tensor<3> {
         let pooled = self.pool.forward(tokens_to_map(x, grid)); // [b, dv, √m, √m]
-        self.proj.forward(map_to_tokens(pooled)) // [b, m, d]
+        linear_at_input_dtype(&self.proj, map_to_tokens(pooled)) // [b, m, d]
     }
 }

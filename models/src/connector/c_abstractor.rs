@@ -5,6 +5,7 @@
 use super::regnet::Bottleneck;
 use super::{map_to_tokens, tokens_to_map};
 use crate::config::{CAbstractorConfig, VisionConfig};
+use crate::ops::linear_at_input_dtype;
 use burn::module::{Initializer, Param};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
@@ -45,7 +46,10 @@ impl CAbstractor {
     /// - `x`: `[b, gh*gw, dv]` → `[b, m, d]`
     pub fn forward(&self, x: Tensor<3>, grid: [usize; 2]) -> Tensor<3> {
         let x = match &self.pos_emb {
-            Some(pos) => x + pos.val().unsqueeze_dim::<3>(0), // [b, p, dv]
+            Some(pos) => {
+                let pos = pos.val().cast(x.dtype()); // [p, dv] at the activations' dtype
+                x + pos.unsqueeze_dim::<3>(0) // [b, p, dv]
+            }
             None => x,
         };
         let y = tokens_to_map(x, grid); // [b, dv, gh, gw]
@@ -54,7 +58,7 @@ impl CAbstractor {
         let y = self.stage2.iter().fold(y, |y, blk| blk.forward(y));
         let mut t = map_to_tokens(y); // [b, m, hid]
         for (i, lin) in self.readout.iter().enumerate() {
-            t = if i == 0 { lin.forward(t) } else { lin.forward(silu(t)) };
+            t = if i == 0 { linear_at_input_dtype(lin, t) } else { linear_at_input_dtype(lin, silu(t)) };
         }
         t // [b, m, d]
     }

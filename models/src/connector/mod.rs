@@ -37,20 +37,17 @@ impl Connector {
         }
     }
 
-    /// Computed in `f32` (its convolutions, pooling and norms; a small part of the model's
-    /// FLOPs) and returned in `x`'s dtype (`bf16` under mixed precision).
+    /// At `x`'s dtype (`bf16` under mixed precision: the parameters cast at use, the norms
+    /// computed in `f32`).
     ///
     /// # Shapes
     /// - `x`: `[b, gh*gw, dv]` (row-major grid) → `[b, m, d]`
     pub fn forward(&self, x: Tensor<3>, grid: [usize; 2]) -> Tensor<3> {
-        let dtype = x.dtype();
-        let x = x.cast(burn::tensor::FloatDType::F32);
-        let y = match self {
+        match self {
             Self::AvgPool(c) => c.forward(x, grid),
             Self::AttnPool(c) => c.forward(x),
             Self::CAbstractor(c) => c.forward(x, grid),
-        };
-        y.cast(dtype)
+        }
     }
 }
 

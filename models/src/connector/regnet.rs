@@ -2,6 +2,7 @@
 //! `regnet.Bottleneck` that Honeybee's C-Abstractor stacks (`RegStage(stride=1,
 //! act_layer=SiLU, norm_layer=LayerNorm2d)`, bottle_ratio 1, group size 1, se_ratio 0.25).
 
+use crate::ops::{conv2d, layer_norm};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -21,7 +22,7 @@ impl LayerNorm2d {
     /// # Shapes
     /// - `x`: `[b, c, h, w]` → `[b, c, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.norm.forward(x.permute([0, 2, 3, 1])); // [b, h, w, c]
+        let y = layer_norm(&self.norm, x.permute([0, 2, 3, 1])); // [b, h, w, c]
         y.permute([0, 3, 1, 2]) // [b, c, h, w]
     }
 }
@@ -38,7 +39,7 @@ impl SqueezeExcite {
     /// - `x`: `[b, c, h, w]` → `[b, c, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let s = x.clone().mean_dim(2).mean_dim(3); // [b, c, 1, 1]
-        let s = self.fc2.forward(silu(self.fc1.forward(s))); // [b, c, 1, 1]
+        let s = conv2d(&self.fc2, silu(conv2d(&self.fc1, s))); // [b, c, 1, 1]
         x * sigmoid(s)
     }
 }
@@ -89,12 +90,12 @@ impl Bottleneck {
     /// - `x`: `[b, ci, h, w]` → `[b, co, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.downsample {
-            Some((conv, norm)) => norm.forward(conv.forward(x.clone())),
+            Some((conv, norm)) => norm.forward(conv2d(conv, x.clone())),
             None => x.clone(),
         };
-        let y = silu(self.norm1.forward(self.conv1.forward(x)));
-        let y = silu(self.norm2.forward(self.conv2.forward(y)));
-        let y = self.norm3.forward(self.conv3.forward(self.se.forward(y)));
+        let y = silu(self.norm1.forward(conv2d(&self.conv1, x)));
+        let y = silu(self.norm2.forward(conv2d(&self.conv2, y)));
+        let y = self.norm3.forward(conv2d(&self.conv3, self.se.forward(y)));
         silu(y + shortcut)
     }
 }

@@ -43,7 +43,7 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
 pub fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<D>) -> [Tensor<D>; N] {
     let dims = x.dims();
     if D < 2 {
-        return layers.map(|layer| decomposed(layer, x.clone()));
+        return layers.map(|layer| linear_at_input_dtype(layer, x.clone()));
     }
     let d_in = dims[D - 1];
     for layer in layers {
@@ -52,7 +52,8 @@ pub fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<D
     }
     let rows = dims[..D - 1].iter().product::<usize>();
     let x = x.reshape([rows, d_in]);
-    let ys = fused(layers, x.clone()).unwrap_or_else(|| layers.map(|layer| decomposed(layer, x.clone())));
+    let ys = fused(layers, x.clone())
+        .unwrap_or_else(|| layers.map(|layer| linear_at_input_dtype(layer, x.clone())));
     ys.map(|y| {
         let mut dims = dims;
         dims[D - 1] = y.dims()[1];
@@ -66,7 +67,7 @@ pub fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<D
 ///
 /// # Shapes
 /// - `x`: `[..., d_in]` → `[..., d_out]`
-fn decomposed<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+pub fn linear_at_input_dtype<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     let dtype = x.dtype();
     let bias = layer.bias.as_ref().map(|b| b.val().cast(dtype));
     burn::tensor::module::linear(x, layer.weight.val().cast(dtype), bias)

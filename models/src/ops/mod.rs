@@ -37,6 +37,7 @@ macro_rules! on_autodiff_backends {
 }
 
 mod attention;
+mod conv;
 mod cross_entropy;
 mod gelu;
 mod host;
@@ -47,12 +48,13 @@ mod rope;
 mod swiglu;
 
 pub use attention::{AttentionMask, fused_attention_available, gqa_attention};
+pub use conv::conv2d;
 pub use cross_entropy::{decomposed as decomposed_masked_nll, masked_nll};
 pub use gelu::gelu;
 pub use host::adamw::{AdamWStep, update as adamw_update};
 pub use host::{on_flex_f32, square_sum};
 pub use layer_norm::layer_norm;
-pub use linear::{linear, linears};
+pub use linear::{linear, linear_at_input_dtype, linears};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::swiglu;
