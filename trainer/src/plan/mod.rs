@@ -135,9 +135,9 @@ pub fn plan(cfg: &RunConfig, opts: &PlanOptions) -> Result<Plan, String> {
     let recompute = Recompute::from_config(&cfg.train);
     let acts = activations::count(m, mb, recompute, scored);
     let activation_bytes = if precision == Precision::Bf16 { 2.0 } else { 4.0 };
-    // the connector computes in f32, and the loss upcasts the logits: the head and the backward
-    // transients count as f32 (mm1_models::Mm1Model::with_compute_dtype)
-    let f32_values = acts.head + acts.transient + acts.connector;
+    // the loss upcasts the logits: the head and the backward transients count as f32
+    // (mm1_models::Mm1Model::with_compute_dtype)
+    let f32_values = acts.head + acts.transient;
     memory.activations = activation_bytes * (acts.total() - f32_values) + 4.0 * f32_values;
     let accum = cfg.optim.grad_accum.max(1) as f64;
     let flops = FlopsModel::new(m, t);
