@@ -79,7 +79,7 @@ impl ZeroSync {
     pub fn reduce<M: Module>(
         &self,
         model: &M,
-        grads: GradientsParams,
+        mut grads: GradientsParams,
     ) -> Result<GradientsParams, CollectiveError> {
         let part = self.partition(model);
         let me = self.coll.rank();
@@ -90,11 +90,13 @@ impl ZeroSync {
         }
         self.check_layout(&part)?;
         // 1. gradients into owner-ordered chunks [ranks * L], zero padded; presence per parameter
-        let mut grads = grads;
-        let mut take =
-            TakeGrads { grads: &mut grads, part: &part, send: Vec::new(), present: Vec::new(), error: None };
-        take.send = vec![0.0; part.ranks() * part.chunk_len()];
-        take.present = vec![0.0; part.params().len()];
+        let mut take = TakeGrads {
+            grads: &mut grads,
+            part: &part,
+            send: vec![0.0; part.ranks() * part.chunk_len()],
+            present: vec![0.0; part.params().len()],
+            error: None,
+        };
         model.visit(&mut take);
         let TakeGrads { send, present, error, .. } = take;
         if let Some(e) = error {
