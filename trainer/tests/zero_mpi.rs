@@ -148,6 +148,23 @@ fn zero_1_and_2_on_two_ranks_equal_zero_0_with_half_the_optimizer_state_per_rank
     }
 }
 
+/// With a MoE decoder (`ep = 1`: the experts are partitioned like any parameter, and an expert no
+/// token reached has no gradient on a rank) ZeRO-2 still trains as `zero = 0`.
+#[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
+fn zero_2_with_a_moe_decoder_equals_zero_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moe = "\n[model.llm.moe]\nnum_experts = 4\ntop_k = 2\nevery = 1\ncapacity_factor = 0.0\n";
+    let file = two_stream_file(tmp.path(), moe);
+    let (zero0, zero2) = (tmp.path().join("zero0"), tmp.path().join("zero2"));
+    two_ranks(&file, &zero0, None, &TWO);
+    two_ranks(&file, &zero2, None, &strs(&with(&TWO, &["parallel.zero=2"])));
+    assert_losses(&zero2, &zero0, "MoE, zero 2 vs 0");
+    let identical = assert_params(&zero2, &zero0, "MoE, zero 2 vs 0");
+    println!("MoE, zero 2: {identical} tensors bit-identical to zero 0");
+    assert!(last_checkpoint(&zero2).join("optim-zero1.bpk").is_file());
+}
+
 /// Every state tensor of the optimizer files `files` by `<parameter path>.<field>` (the ids differ
 /// between runs, the paths do not).
 fn state_by_path(files: &[PathBuf]) -> BTreeMap<String, Vec<u8>> {

@@ -170,15 +170,10 @@ impl GroupedAdamW {
     pub fn state_len(&self) -> usize {
         self.optim.to_record().len()
     }
-
-    /// Bytes of the state tensors (AdamW's two moments of every parameter it has stepped), counted
-    /// from the serialised record: what ZeRO divides over the ranks.
-    pub fn state_bytes(&self) -> Result<usize, burn::store::RecordError> {
-        state_tensor_bytes(self.to_bytes()?)
-    }
 }
 
-/// Bytes of the tensors of a serialised optimizer record (`optim*.bpk`).
+/// Bytes of the state tensors of a serialised optimizer record (`optim*.bpk`: AdamW's two moments
+/// of every parameter it has stepped), what ZeRO divides over the ranks.
 pub fn state_tensor_bytes(record: burn::tensor::Bytes) -> Result<usize, burn::store::RecordError> {
     let reader = burn::store::burn_pack::Reader::from_bytes(record)?;
     Ok(reader.into_tensors()?.iter().map(|t| t.byte_len()).sum())
