@@ -40,5 +40,6 @@ slurm_env=$(scripts/slurm/local-cluster.sh start "$slurm_dir") && eval "$slurm_e
 cargo test --workspace --features "$FEATURES_TEST" --test slurm_cluster -- --ignored --test-threads=1 --nocapture
 scripts/slurm/local-cluster.sh stop "$slurm_dir" && rm -rf "$slurm_dir" && trap - EXIT && unset SLURM_CONF
 echo "== openblas: the GEMM path through the system's OpenBLAS against the same references"
-cargo test -p mm1-models --features openblas --lib --test fused_ops --test parity
+cargo test -p mm1-kernels --features openblas --lib --test fused_ops
+cargo test -p mm1-models --features openblas --test parity
 echo "== all checks passed"

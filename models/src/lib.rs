@@ -5,6 +5,9 @@
 //! C-Abstractor) → Llama-style decoder, dense or MoE (`llm`), composed in `mm1`.
 //! Tensors in, tensors out: this crate knows nothing of files (except `weights`, the HF
 //! import/export), ranks or the data crate. See `docs/models.md`.
+//!
+//! The fused ops and their host kernels (with the raw GEMM calls) live in `mm1-kernels`;
+//! they are re-exported as [`ops`] for the model's callers (`mm1_models::ops::masked_nll`).
 
 pub mod config;
 mod error;
@@ -19,7 +22,8 @@ pub use error::ModelError;
 pub mod connector;
 pub mod llm;
 mod mm1;
-pub mod ops;
+/// The fused ops: the `mm1-kernels` crate.
+pub use mm1_kernels as ops;
 pub mod vit;
 pub mod weights;
 

@@ -13,8 +13,8 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType, Gradients};
+use mm1_kernels::masked_nll;
 use mm1_models::config::{AttnPoolConfig, AvgPoolConfig, ConnectorConfig};
-use mm1_models::ops::masked_nll;
 use mm1_models::{Mm1Config, Mm1Model, presets};
 
 /// `(loss, logits dtype, grads)` of one forward/backward on the shared test batch.

@@ -3,11 +3,11 @@
 //! features; a linear projection maps them to the LLM width.
 
 use crate::config::AttnPoolConfig;
-use crate::ops::{layer_norm, linear_at_input_dtype};
 use crate::vit::VitAttention;
 use burn::module::{Initializer, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use mm1_kernels::{layer_norm, linear_at_input_dtype};
 
 #[derive(Module, Debug)]
 pub struct AttnPool {

@@ -3,10 +3,10 @@
 
 use super::{map_to_tokens, tokens_to_map};
 use crate::config::AvgPoolConfig;
-use crate::ops::linear_at_input_dtype;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use mm1_kernels::linear_at_input_dtype;
 
 #[derive(Module, Debug)]
 pub struct AvgPool {

@@ -5,12 +5,12 @@
 use super::regnet::Bottleneck;
 use super::{map_to_tokens, tokens_to_map};
 use crate::config::{CAbstractorConfig, VisionConfig};
-use crate::ops::linear_at_input_dtype;
 use burn::module::{Initializer, Param};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
+use mm1_kernels::linear_at_input_dtype;
 
 #[derive(Module, Debug)]
 pub struct CAbstractor {

@@ -2,11 +2,11 @@
 //! `regnet.Bottleneck` that Honeybee's C-Abstractor stacks (`RegStage(stride=1,
 //! act_layer=SiLU, norm_layer=LayerNorm2d)`, bottle_ratio 1, group size 1, se_ratio 0.25).
 
-use crate::ops::{conv2d, layer_norm};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, silu};
+use mm1_kernels::{conv2d, layer_norm};
 
 /// timm `LayerNorm2d`: LayerNorm over channels of an NCHW map (eps 1e-6 as timm).
 #[derive(Module, Debug)]

@@ -1,9 +1,9 @@
 //! Grouped-query self-attention with rotary embeddings (HF `LlamaAttention`, no biases).
 
 use super::rope::RopeTables;
-use crate::ops::{AttentionMask, gqa_attention, linear, linears};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use mm1_kernels::{AttentionMask, gqa_attention, linear, linears};
 
 #[derive(Module, Debug)]
 pub struct LlmAttention {

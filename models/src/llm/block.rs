@@ -6,9 +6,9 @@ use super::mlp::Mlp;
 use super::moe::{MoeFfn, MoeStats};
 use super::rope::RopeTables;
 use crate::config::LlmConfig;
-use crate::ops::{AttentionMask, rms_norm};
 use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::prelude::*;
+use mm1_kernels::{AttentionMask, rms_norm};
 
 /// The feed-forward sub-layer: dense SwiGLU or mixture of experts.
 // One value per model, built once: variant size does not matter.

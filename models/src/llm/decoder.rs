@@ -7,10 +7,10 @@ use super::mask::segment_causal_mask;
 use super::moe::MoeStats;
 use super::rope::{Rope, RopeTables};
 use crate::config::LlmConfig;
-use crate::ops::{AttentionMask, linear, rms_norm};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::FloatDType;
+use mm1_kernels::{AttentionMask, linear, rms_norm};
 
 #[derive(Module, Debug)]
 pub struct LlmDecoder {

@@ -3,7 +3,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::ops::{linear, linears, swiglu};
+use mm1_kernels::{linear, linears, swiglu};
 
 #[derive(Module, Debug)]
 pub struct Mlp {

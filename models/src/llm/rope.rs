@@ -42,6 +42,6 @@ impl RopeTables {
     /// # Shapes
     /// - `x`: `[b, t, h, dh]` → `[b, t, h, dh]`
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        crate::ops::rope(x, &self.cos, &self.sin)
+        mm1_kernels::rope(x, &self.cos, &self.sin)
     }
 }

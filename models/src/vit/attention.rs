@@ -1,9 +1,9 @@
 //! Multi-head attention with separate q/k/v/out projections and biases, as HF
 //! `CLIPAttention` (no mask: every patch sees every patch).
 
-use crate::ops::{gqa_attention, linear, linears};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use mm1_kernels::{gqa_attention, linear, linears};
 
 #[derive(Module, Debug)]
 pub struct VitAttention {

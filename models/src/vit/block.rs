@@ -3,10 +3,10 @@
 
 use super::attention::VitAttention;
 use crate::config::{Activation, VisionConfig};
-use crate::ops::{gelu, layer_norm, linear};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
+use mm1_kernels::{gelu, layer_norm, linear};
 
 /// `fc1 → activation → fc2`.
 #[derive(Module, Debug)]

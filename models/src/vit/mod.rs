@@ -15,9 +15,9 @@ pub use block::{VitBlock, VitMlp};
 pub use embeddings::VitEmbeddings;
 
 use crate::config::VisionConfig;
-use crate::ops::layer_norm;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+use mm1_kernels::layer_norm;
 
 #[derive(Module, Debug)]
 pub struct VisionTransformer {

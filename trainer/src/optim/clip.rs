@@ -6,7 +6,7 @@
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use mm1_models::ops::{on_flex_f32, square_sum};
+use mm1_kernels::{on_flex_f32, square_sum};
 
 /// `sqrt(sum over parameters of sum(g^2))`, over the gradients `grads` holds for `module`.
 /// Non-finite when any gradient holds NaN or Inf. One device sync.

@@ -1,12 +1,12 @@
 //! AdamW whose per-parameter update is one parallel pass on flex
-//! (`mm1_models::ops::adamw_update`) instead of burn-optim's ~12 element-wise tensor ops.
+//! (`mm1_kernels::adamw_update`) instead of burn-optim's ~12 element-wise tensor ops.
 //! Its state is burn-optim's own `AdamWState`, so checkpoints do not change, and the
 //! arithmetic is burn's operation for operation (the same values, tested); on any other
 //! backend (and for AMSGrad state, which we never create) it is burn's `AdamW`.
 
 use burn::optim::{AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::prelude::*;
-use mm1_models::ops::{AdamWStep, adamw_update, on_flex_f32};
+use mm1_kernels::{AdamWStep, adamw_update, on_flex_f32};
 
 #[derive(Clone)]
 pub struct FusedAdamW {

@@ -112,7 +112,7 @@ mod tests {
         let gs: Vec<f32> = (0..2000).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
         let x = Tensor::<1>::from_data(TensorData::new(xs, [2000]), &device);
         let g = Tensor::<1>::from_data(TensorData::new(gs, [2000]), &device);
-        let worst = crate::ops::max_abs_diff(host::gelu::backward(&x, g.clone()), backward(x, g));
+        let worst = crate::max_abs_diff(host::gelu::backward(&x, g.clone()), backward(x, g));
         assert!(worst < 1e-5, "max |diff| {worst}");
     }
 }

@@ -146,7 +146,7 @@ mod tests {
         let (y_ops, r_ops) = forward_burn(x.clone(), gamma.clone(), 1e-5);
         let (dx, dgamma) = host::rms_norm::backward(&x, &r, &gamma, g.clone());
         let (dx_ops, dgamma_ops) = backward_burn(x, r_ops.clone(), gamma, g);
-        let diff = crate::ops::max_abs_diff;
+        let diff = crate::max_abs_diff;
         for (name, worst, tol) in [
             ("y", diff(y, y_ops), 1e-5),
             ("r", diff(r, r_ops), 1e-6),

@@ -120,7 +120,7 @@ mod tests {
         let (da, db) = host::swiglu::backward(&a, b.clone(), g.clone());
         let (ea, eb) = backward(a, b, g);
         for (name, x, y) in [("da", da, ea), ("db", db, eb)] {
-            let worst = crate::ops::max_abs_diff(x, y);
+            let worst = crate::max_abs_diff(x, y);
             assert!(worst < 1e-4, "{name}: max |diff| {worst}");
         }
     }

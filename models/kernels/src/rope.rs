@@ -126,7 +126,7 @@ mod tests {
             // burn's ops: run `rotate` on an autodiff copy, which never takes the kernel
             let ad = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &device.clone().autodiff());
             let ops = rotate(ad(&x), ad(&cos), ad(&sin), transpose).inner();
-            let worst = crate::ops::max_abs_diff(kernel, ops);
+            let worst = crate::max_abs_diff(kernel, ops);
             assert!(worst < 1e-5, "transpose={transpose}: max |diff| {worst}");
         }
     }

@@ -2,7 +2,7 @@
 //! (forward `x·W`, backward `g·Wᵀ` and `xᵀ·g`), to compare with
 //! `numpy`/`torch` on the same machine. Prints GFLOP/s per shape.
 //!
-//! `cargo run -p mm1-models --example gemm_shapes`
+//! `cargo run -p mm1-kernels --example gemm_shapes`
 
 use burn::prelude::*;
 use std::time::Instant;

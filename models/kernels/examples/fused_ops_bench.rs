@@ -3,11 +3,11 @@
 //! mask, and the masked cross-entropy over `[8, 256, 4096]` logits. Prints the median ms of
 //! each; far less noisy than the whole step on a shared machine.
 //!
-//! `cargo run -p mm1-models --example fused_ops_bench -- [--iters N]`
+//! `cargo run -p mm1-kernels --example fused_ops_bench -- [--iters N]`
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use mm1_models::ops::{AttentionMask, gqa_attention, masked_nll};
+use mm1_kernels::{AttentionMask, gqa_attention, masked_nll};
 use std::time::Instant;
 
 fn median_ms(iters: usize, mut f: impl FnMut()) -> f64 {

@@ -1,17 +1,52 @@
-//! The fused ops (`mm1_models::ops`) against burn's decomposed ops under autodiff: same
-//! outputs and same gradients for every input, on shapes that exercise GQA and masks.
-
-mod common;
+//! The fused ops (`mm1_kernels`, `mm1_models::ops`) against burn's decomposed ops under
+//! autodiff: same outputs and same gradients for every input, on shapes that exercise GQA and
+//! masks. The inputs the model would build (the packed-row mask, the RoPE tables) are written
+//! here with burn's ops, so these tests need the kernels only.
 
 use burn::prelude::*;
 use burn::tensor::Gradients;
-use mm1_models::llm::segment_causal_mask;
-use mm1_models::ops::{AttentionMask, fused_attention_available, gqa_attention};
+use mm1_kernels::{AttentionMask, fused_attention_available, gqa_attention};
+
+/// Deterministic pseudo-random values in [-1, 1) (the generator of `models/tests/common`).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
 
 fn input<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
     let n = shape.iter().product();
-    let x = Tensor::from_data(TensorData::new(common::values(n, seed), shape), device);
+    let x = Tensor::from_data(TensorData::new(values(n, seed), shape), device);
     if device.is_autodiff() { x.require_grad() } else { x }
+}
+
+/// `true` where a query may not see a key: a later key, or one of another packed document
+/// (the decoder's `segment_causal_mask`, on equal query and key lengths).
+///
+/// # Shapes
+/// - `seg`: `[b, t]` → `[b, 1, t, t]`
+fn segment_causal_mask(seg: Tensor<2, Int>) -> Tensor<4, Bool> {
+    let [b, t] = seg.dims();
+    let future = Tensor::<2, Bool>::tril_mask([t, t], 0, &seg.device()); // [t, t]
+    let other_doc =
+        seg.clone().reshape([b, t, 1]).repeat_dim(2, t).not_equal(seg.reshape([b, 1, t]).repeat_dim(1, t)); // [b, t, t]
+    other_doc.bool_or(future.unsqueeze_dim::<3>(0).repeat_dim(0, b)).unsqueeze_dim(1) // [b, 1, t, t]
+}
+
+/// HF Llama's rotate-half RoPE tables `(cos, sin)` for explicit positions, each `[b, t, 1, dh]`
+/// (the decoder's `Rope::tables`).
+fn rope_tables(positions: Tensor<2, Int>, dh: usize, theta: f32) -> (Tensor<4>, Tensor<4>) {
+    let [b, t] = positions.dims();
+    let inv: Vec<f32> = (0..dh / 2).map(|i| 1.0 / theta.powf((2 * i) as f32 / dh as f32)).collect();
+    let inv =
+        Tensor::<1>::from_data(TensorData::new(inv, [dh / 2]), &positions.device()).reshape([1, 1, dh / 2]);
+    let ang = positions.float().reshape([b, t, 1]) * inv; // [b, t, dh/2]
+    let ang = Tensor::cat(vec![ang.clone(), ang], 2).reshape([b, t, 1, dh]); // [b, t, 1, dh]
+    (ang.clone().cos(), ang.sin())
 }
 
 fn assert_close<const D: usize>(what: &str, a: Tensor<D>, b: Tensor<D>, tol: f32) {
@@ -52,10 +87,9 @@ fn check_attention(b: usize, h: usize, kvh: usize, t: usize, dh: usize, masked: 
     // two packed documents per row (split at t/3), causal inside each
     let seg: Vec<i64> = (0..b * t).map(|i| 1 + ((i % t) >= t / 3) as i64).collect();
     let seg = Tensor::<2, Int>::from_data(TensorData::new(seg, [b, t]), &device);
-    let mask = masked.then(|| segment_causal_mask(seg.clone(), seg));
+    let mask = masked.then(|| segment_causal_mask(seg));
     // a loss that weighs every output element differently
-    let w =
-        Tensor::<4>::from_data(TensorData::new(common::values(b * t * h * dh, 9), [b, t, h, dh]), &device);
+    let w = Tensor::<4>::from_data(TensorData::new(values(b * t * h * dh, 9), [b, t, h, dh]), &device);
 
     let prepared = mask.clone().map(AttentionMask::new);
     // a segment-causal mask hides every future key: the products skip those blocks
@@ -92,7 +126,7 @@ fn gqa_attention_without_autodiff_matches_with() {
 
 #[test]
 fn masked_nll_matches_log_softmax_with_gradients() {
-    use mm1_models::ops::{decomposed_masked_nll, masked_nll};
+    use mm1_kernels::{decomposed_masked_nll, masked_nll};
     let device = Device::flex().autodiff();
     let (b, t, v) = (2, 5, 11);
     let logits = input([b, t, v], 11, &device).mul_scalar(4.0).detach().require_grad();
@@ -104,7 +138,7 @@ fn masked_nll_matches_log_softmax_with_gradients() {
     let theirs = decomposed_masked_nll(logits.clone(), targets.clone(), mask.clone());
     assert_close("nll", ours.clone().inner(), theirs.clone().inner(), 1e-6);
     // a different upstream gradient per position
-    let w = Tensor::<2>::from_data(TensorData::new(common::values(b * t, 12), [b, t]), &device);
+    let w = Tensor::<2>::from_data(TensorData::new(values(b * t, 12), [b, t]), &device);
     let g1 = (ours * w.clone()).sum().backward();
     let g2 = (theirs * w).sum().backward();
     let d = grad(&logits, &g1);
@@ -135,7 +169,7 @@ fn masked_nll_matches_log_softmax_with_gradients() {
 #[test]
 fn rms_norm_matches_burn_rms_norm_with_gradients() {
     use burn::nn::RmsNormConfig;
-    use mm1_models::ops::rms_norm;
+    use mm1_kernels::rms_norm;
     let device = Device::flex().autodiff();
     // a small case and one whose rows are split over several parallel blocks
     for (b, t, d) in [(2, 3, 6), (4, 50, 300)] {
@@ -143,7 +177,7 @@ fn rms_norm_matches_burn_rms_norm_with_gradients() {
         // a non-trivial weight, still a trainable parameter
         norm.gamma = norm.gamma.map(|_| input([d], 21, &device).add_scalar(1.5).detach().require_grad());
         let x = input([b, t, d], 22, &device);
-        let w = Tensor::<3>::from_data(TensorData::new(common::values(b * t * d, 23), [b, t, d]), &device);
+        let w = Tensor::<3>::from_data(TensorData::new(values(b * t * d, 23), [b, t, d]), &device);
         let ours = rms_norm(&norm, x.clone());
         let theirs = norm.forward(x.clone());
         assert_close("rms_norm output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
@@ -158,13 +192,13 @@ fn rms_norm_matches_burn_rms_norm_with_gradients() {
 #[test]
 fn swiglu_matches_silu_times_up_with_gradients() {
     use burn::tensor::activation::silu;
-    use mm1_models::ops::swiglu;
+    use mm1_kernels::swiglu;
     let device = Device::flex().autodiff();
     // a small tensor and one split over several parallel tasks
     for (n, f) in [(3, 7), (40, 1001)] {
         let a = input([n, f], 31, &device).mul_scalar(3.0).detach().require_grad();
         let b = input([n, f], 32, &device);
-        let w = Tensor::<2>::from_data(TensorData::new(common::values(n * f, 33), [n, f]), &device);
+        let w = Tensor::<2>::from_data(TensorData::new(values(n * f, 33), [n, f]), &device);
         let ours = swiglu(a.clone(), b.clone());
         let theirs = silu(a.clone()) * b.clone();
         assert_close("swiglu output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
@@ -178,12 +212,12 @@ fn swiglu_matches_silu_times_up_with_gradients() {
 #[test]
 fn gelu_matches_burn_gelu_with_gradients() {
     use burn::tensor::activation::gelu as burn_gelu;
-    use mm1_models::ops::gelu;
+    use mm1_kernels::gelu;
     let device = Device::flex().autodiff();
     // a small tensor and one split over several parallel tasks; values out to ±12
     for (n, f) in [(3, 7), (40, 1001)] {
         let x = input([n, f], 41, &device).mul_scalar(12.0).detach().require_grad();
-        let w = Tensor::<2>::from_data(TensorData::new(common::values(n * f, 42), [n, f]), &device);
+        let w = Tensor::<2>::from_data(TensorData::new(values(n * f, 42), [n, f]), &device);
         let ours = gelu(x.clone());
         let theirs = burn_gelu(x.clone());
         assert_close("gelu output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
@@ -198,37 +232,35 @@ fn gelu_matches_burn_gelu_with_gradients() {
 
 #[test]
 fn rope_matches_rotate_half_with_gradients() {
-    use mm1_models::llm::Rope;
     let device = Device::flex().autodiff();
     let (b, h, t, dh) = (2, 3, 40, 16);
     let x = input([b, t, h, dh], 51, &device);
     // packed documents: positions restart inside each row
     let pos: Vec<i64> = (0..b * t).map(|i| ((i % t) % 23) as i64).collect();
     let pos = Tensor::<2, Int>::from_data(TensorData::new(pos, [b, t]), &device);
-    let tables = Rope { head_dim: dh, theta: 10_000.0 }.tables(pos);
+    let (cos, sin) = rope_tables(pos, dh, 10_000.0);
     // HF `apply_rotary_pos_emb` written with burn's ops
     let x1 = x.clone().slice([0..b, 0..t, 0..h, 0..dh / 2]);
     let x2 = x.clone().slice([0..b, 0..t, 0..h, dh / 2..dh]);
-    let theirs = x.clone() * tables.cos.clone() + Tensor::cat(vec![x2.neg(), x1], 3) * tables.sin.clone();
-    let ours = tables.apply(x.clone());
+    let theirs = x.clone() * cos.clone() + Tensor::cat(vec![x2.neg(), x1], 3) * sin.clone();
+    let ours = mm1_kernels::rope(x.clone(), &cos, &sin);
     assert_close("rope output", ours.clone().inner(), theirs.clone().inner(), 1e-6);
-    let w =
-        Tensor::<4>::from_data(TensorData::new(common::values(b * t * h * dh, 52), [b, t, h, dh]), &device);
+    let w = Tensor::<4>::from_data(TensorData::new(values(b * t * h * dh, 52), [b, t, h, dh]), &device);
     let g1 = (ours * w.clone()).sum().backward();
     let g2 = (theirs * w).sum().backward();
     assert_close("rope dx", grad(&x, &g1), grad(&x, &g2), 1e-6);
     // without autodiff too
-    let (plain, cos, sin) = (x.inner(), tables.cos.inner(), tables.sin.inner());
+    let (plain, cos, sin) = (x.inner(), cos.inner(), sin.inner());
     let x1 = plain.clone().slice([0..b, 0..t, 0..h, 0..dh / 2]);
     let x2 = plain.clone().slice([0..b, 0..t, 0..h, dh / 2..dh]);
     let theirs = plain.clone() * cos.clone() + Tensor::cat(vec![x2.neg(), x1], 3) * sin.clone();
-    assert_close("rope, no autodiff", mm1_models::ops::rope(plain, &cos, &sin), theirs, 1e-6);
+    assert_close("rope, no autodiff", mm1_kernels::rope(plain, &cos, &sin), theirs, 1e-6);
 }
 
 #[test]
 fn linear_matches_burn_linear_with_gradients() {
     use burn::nn::LinearConfig;
-    use mm1_models::ops::linear;
+    use mm1_kernels::linear;
     let device = Device::flex().autodiff();
     // odd sizes on one thread, and a product large enough for the parallel GEMM; with and
     // without bias; a frozen weight (no dW) too
@@ -240,10 +272,7 @@ fn linear_matches_burn_linear_with_gradients() {
             layer.weight = layer.weight.clone().set_require_grad(false);
         }
         let x = input([b, t, d_in], 61, &device);
-        let w = Tensor::<3>::from_data(
-            TensorData::new(common::values(b * t * d_out, 62), [b, t, d_out]),
-            &device,
-        );
+        let w = Tensor::<3>::from_data(TensorData::new(values(b * t * d_out, 62), [b, t, d_out]), &device);
         let ours = linear(&layer, x.clone());
         let theirs = layer.forward(x.clone());
         assert_close("linear output", ours.clone().inner(), theirs.clone().inner(), 1e-4);
@@ -273,7 +302,7 @@ fn linear_matches_burn_linear_with_gradients() {
 #[test]
 fn linears_on_one_input_match_burn_linear_with_gradients() {
     use burn::nn::LinearConfig;
-    use mm1_models::ops::linears;
+    use mm1_kernels::linears;
     let device = Device::flex().autodiff();
     // query/key/value-like widths (one product split over the pool, two on one thread each),
     // with and without bias, the input's gradient summed over the three layers

@@ -1,6 +1,12 @@
+//! `mm1-kernels`: the kernels under the MM1 model stack and its optimizer.
+//!
 //! Fused operations with their own backward pass, registered in burn's autodiff graph on
 //! the concrete backend under the run-time dispatch (`Flex`, and `Cube` with `cuda`/`wgpu`).
-//! Each falls back to burn's decomposed ops on any other backend. See `docs/performance.md`.
+//! Each falls back to burn's decomposed ops on any other backend. Under them, `host`: the
+//! GEMM and SIMD loops on flex's storage (the `unsafe` GEMM calls: `host/gemm.rs`,
+//! `host/openblas.rs`), and the optimizer's kernels (`adamw_update`, `square_sum`).
+//! Depends on burn only; `mm1-models` re-exports it as `mm1_models::ops`.
+//! See `docs/performance.md`.
 
 /// `$call` with the type names `$b` (backend) and `$c` (checkpointing) bound in turn to each
 /// concrete autodiff backend of this build: `Flex`, and with `cuda`/`wgpu` the CubeCL `Cube`
