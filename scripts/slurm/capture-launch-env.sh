@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Capture what real launchers put in a rank's environment, trimmed to the variables that rank
-# discovery (trainer/src/parallel/env.rs) reads or could confuse, as the fixtures of
-# trainer/tests/launch_env.rs (trainer/tests/fixtures/launch-env/).
+# discovery (trainer/parallel/src/env.rs) reads or could confuse, as the fixtures of
+# trainer/parallel/tests/launch_env.rs (trainer/parallel/tests/fixtures/launch-env/).
 #
 #   eval "$(scripts/slurm/local-cluster.sh start)"
-#   scripts/slurm/capture-launch-env.sh trainer/tests/fixtures/launch-env
+#   scripts/slurm/capture-launch-env.sh trainer/parallel/tests/fixtures/launch-env
 #   scripts/slurm/local-cluster.sh stop
 #
 # Every case runs 2 ranks and writes CASE.RANK.env: srun --mpi=pmix, --mpi=pmi2 and without an

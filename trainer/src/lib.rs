@@ -9,7 +9,8 @@ pub mod logging;
 pub mod malloc;
 pub mod optim;
 pub mod parallel;
-pub mod param_kind;
+/// What each parameter is, from its path (in `mm1-parallel`, whose expert sharding reads it).
+pub use mm1_parallel::param_kind;
 pub mod plan;
 pub mod precision;
 pub mod recompute;

@@ -5,7 +5,8 @@
 pub mod clip;
 pub mod fused;
 pub mod groups;
-pub mod params;
+/// Every float parameter with its dotted path (in `mm1-parallel`, whose sharding reads it).
+pub use mm1_parallel::params;
 
 use burn::module::{Module, ParamGroup};
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;

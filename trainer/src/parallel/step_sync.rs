@@ -4,18 +4,18 @@
 //! expert parameters over their replicas only) and the global gradient norm (with expert
 //! parallelism it adds the experts of every rank of the EP group). With ZeRO
 //! ([`RankSync::with_zero`]) each rank receives its own parameters' gradients only and shares
-//! its updated parameters after the optimizer step (`zero/`).
+//! its updated parameters after the optimizer step (`mm1_parallel::zero`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use mm1_models::Mm1Model;
+use mm1_parallel::data_parallel::{CommStats, DataParallel, GradScaling};
+use mm1_parallel::expert_parallel::{MoeGradientReduction, expert_param_ids};
+use mm1_parallel::zero::ZeroSync;
+use mm1_parallel::{Collective, CollectiveError};
 
-use super::collective::{Collective, CollectiveError};
-use super::data_parallel::{CommStats, DataParallel, GradScaling};
-use super::expert_parallel::{MoeGradientReduction, expert_param_ids};
-use super::zero::ZeroSync;
 use crate::optim::{global_grad_norm, grad_square_sum_where};
 use crate::step::{StepError, StepSync};
 

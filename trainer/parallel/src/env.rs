@@ -1,7 +1,7 @@
 //! Which rank am I? Read from the environment the launcher gave this process. What each
 //! launcher sets was captured from the real ones (`scripts/slurm/capture-launch-env.sh`; the
-//! fixtures and their tests are `trainer/tests/fixtures/launch-env/` and
-//! `trainer/tests/launch_env.rs`):
+//! fixtures and their tests are `trainer/parallel/tests/fixtures/launch-env/` and
+//! `trainer/parallel/tests/launch_env.rs`):
 //!
 //! | launcher | rank | ranks | local rank |
 //! |---|---|---|---|
@@ -191,7 +191,7 @@ fn read(env: &HashMap<String, String>, var: &str) -> Result<Option<usize>, Colle
     }
 }
 
-// What real launchers set is tested on captured environments in trainer/tests/launch_env.rs;
+// What real launchers set is tested on captured environments in trainer/parallel/tests/launch_env.rs;
 // these are the errors, on environments no launcher writes.
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ParamId};
 
-use crate::optim::{ParamInfo, list_params};
+use crate::params::{ParamInfo, list_params};
 
 /// One partitioned parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

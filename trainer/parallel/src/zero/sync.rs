@@ -8,11 +8,11 @@ use std::time::Instant;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
-use mm1_models::ops::{on_flex_f32, square_sum};
+use mm1_kernels::{on_flex_f32, square_sum};
 
 use super::partition::ZeroPartition;
-use crate::parallel::collective::{Collective, CollectiveError, ReduceOp};
-use crate::parallel::data_parallel::{CommStats, DataParallel, GradScaling};
+use crate::collective::{Collective, CollectiveError, ReduceOp};
+use crate::data_parallel::{CommStats, DataParallel, GradScaling};
 
 /// ZeRO stage 1 or 2 over one communicator.
 #[derive(Debug)]
@@ -130,7 +130,7 @@ impl ZeroSync {
 
     /// Global L2 norm of the reduced gradients, each held by its owner only: every parameter's
     /// square sum from its owner, added in visiting order (the same f64 additions, in the same
-    /// order, as [`crate::optim::global_grad_norm`] over the whole gradient).
+    /// order, as `mm1_trainer::optim::global_grad_norm` over the whole gradient).
     pub fn grad_norm<M: Module>(&self, model: &M, grads: &GradientsParams) -> Result<f64, CollectiveError> {
         let part = self.partition(model);
         let n = part.params().len();

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mm1_trainer::parallel::{LaunchInfo, Launcher};
+use mm1_parallel::{LaunchInfo, Launcher};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/launch-env")

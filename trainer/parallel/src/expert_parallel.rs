@@ -161,7 +161,7 @@ pub fn install_dispatch(mut model: Mm1Model, dispatch: Arc<dyn ExpertDispatch>) 
 
 /// Ids of the MoE experts' parameters ([`ParamKind::Expert`](crate::param_kind::ParamKind::Expert)).
 pub fn expert_param_ids<M: Module>(module: &M) -> HashSet<ParamId> {
-    crate::optim::list_params(module).iter().filter(|p| p.class().expert().is_some()).map(|p| p.id).collect()
+    crate::params::list_params(module).iter().filter(|p| p.class().expert().is_some()).map(|p| p.id).collect()
 }
 
 /// Data + expert parallel gradient reduction: dense parameters over every rank, expert

@@ -77,12 +77,12 @@ impl ModuleMapper for Shard {
 /// Expert index (`...experts.<i>...`) of every expert parameter of `module`, by parameter id;
 /// placeholders count (they keep their owner's ids).
 pub fn expert_index<M: Module>(module: &M) -> HashMap<ParamId, usize> {
-    crate::optim::list_params(module).iter().filter_map(|p| Some((p.id, p.class().expert()?))).collect()
+    crate::params::list_params(module).iter().filter_map(|p| Some((p.id, p.class().expert()?))).collect()
 }
 
 /// Number of float parameter values `module` holds (placeholders count 0).
 pub fn held_params<M: Module>(module: &M) -> usize {
-    crate::optim::list_params(module).iter().map(|p| p.numel()).sum()
+    crate::params::list_params(module).iter().map(|p| p.numel()).sum()
 }
 
 /// `module` on the EP group's rank 0 with every expert's parameters from its owner; the other

@@ -1,10 +1,10 @@
 //! What each parameter is, from its path and rank: the one rule that weight decay and freezing
-//! (`optim::groups`), N of the MM1 learning-rate rule (`run::non_embedding_params`), expert
-//! sharding (`parallel::expert_shard`) and expert-parallel gradient reduction
-//! (`parallel::expert_parallel`) read (issue 18, item 2).
+//! (the trainer's `optim::groups`), N of the MM1 learning-rate rule (the trainer's
+//! `run::non_embedding_params`), expert sharding (`expert_shard`) and expert-parallel gradient
+//! reduction (`expert_parallel`) read (issue 18, item 2).
 //!
 //! Paths are burn's module field names (and enum variants) from the model's root, as
-//! `optim::list_params` joins them (`llm.layers.0.mlp.Moe.experts.3.up_proj.weight`), so the rules
+//! [`list_params`](crate::params::list_params) joins them (`llm.layers.0.mlp.Moe.experts.3.up_proj.weight`), so the rules
 //! follow `mm1-models`' field names: `vision.embeddings.{patch,position,class}_embedding`,
 //! `llm.embed_tokens`, `llm.lm_head`, `Moe.router`, `Moe.experts.<i>`, the norms' `gamma` and
 //! `beta`, the linears' `bias`. Learnt queries and positions that are not named `embed` (the
