@@ -2,7 +2,7 @@
 """Reads a TensorBoard event file (or a run folder) written by mm1-train with TensorBoard's own
 EventAccumulator, the reader behind `tensorboard --logdir`, and prints what it finds: every
 scalar tag with its number of points and first/last (step, value), and every text summary.
-Not run by CI (CI checks the files with our Rust reader, trainer/tests/tensorboard_roundtrip.rs).
+Not run by CI (CI checks the files with our Rust reader, trainer/logging/tests/tensorboard_roundtrip.rs).
 
 Setup:  python3 -m venv /work/venv-tb && /work/venv-tb/bin/pip install tensorboard
 Usage:  /work/venv-tb/bin/python scripts/check_tensorboard.py PATH [--expect TAG=N]... [--json]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes trainer/tests/fixtures/tensorboard/python.tfevents with TensorBoard's own Python
+"""Writes trainer/logging/tests/fixtures/tensorboard/python.tfevents with TensorBoard's own Python
 writer (EventFileWriter + the tensorboard protos), so the Rust reader is tested on a file it
 did not write. Not run by CI; the output is committed.
 Setup: python3 -m venv /work/venv-tb && /work/venv-tb/bin/pip install tensorboard
@@ -15,7 +15,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.text.summary_v2 import text_pb
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "trainer", "tests", "fixtures", "tensorboard")
+OUT = os.path.join(os.path.dirname(__file__), "..", "trainer", "logging", "tests", "fixtures", "tensorboard")
 
 
 def main():

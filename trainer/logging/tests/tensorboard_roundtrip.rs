@@ -1,8 +1,8 @@
 //! Event files: write with our writer, read back with our reader (crc-checked), compare
 //! values; framing against hand-made bytes; metrics.jsonl and its resume truncation.
 
-use mm1_trainer::config::{LogConfig, ProgressMode};
-use mm1_trainer::logging::{
+use mm1_config::{LogConfig, ProgressMode};
+use mm1_logging::{
     EventWriter, MetricsJsonl, RunLogger, event_files, format_duration, format_line, masked_crc32c,
     read_event_file, read_metrics_jsonl, read_records, write_record,
 };

@@ -4,7 +4,7 @@ use std::io;
 use std::path::Path;
 
 use super::{EventWriter, MetricsJsonl, Progress};
-use crate::config::LogConfig;
+use mm1_config::LogConfig;
 
 /// Everything the training loop logs to.
 pub struct RunLogger {

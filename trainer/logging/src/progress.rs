@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::ProgressMode;
+use mm1_config::ProgressMode;
 
 enum Sink {
     Bar(ProgressBar),
