@@ -31,55 +31,15 @@ use mm1_models::ops::AttentionMask;
 use mm1_models::vit::VisionTransformer;
 use mm1_models::{Mm1Model, MoeStats};
 
-use crate::config::{ActivationCheckpointing, TrainConfig};
+pub use crate::config::Recompute;
 use crate::optim::GroupedAdamW;
 use crate::step::{BatchLoss, BatchTensors, StepError, head_nll};
 
-/// Which blocks keep only their input for the backward pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Recompute {
-    /// Keep every activation (one backward pass through the whole graph).
-    #[default]
-    Nothing,
-    /// Every n-th block of each tower, counted from 1 (`"blocks"`: n = 1).
-    EveryNth(usize),
-}
-
-impl Recompute {
-    /// From `train.activation_checkpointing` (and `_every`).
-    pub fn from_config(train: &TrainConfig) -> Self {
-        match train.activation_checkpointing {
-            ActivationCheckpointing::None => Self::Nothing,
-            ActivationCheckpointing::Blocks => Self::EveryNth(1),
-            ActivationCheckpointing::EveryN => Self::EveryNth(train.activation_checkpointing_every.max(1)),
-        }
-    }
-
-    /// Whether block `i` (0-based within its tower: ViT or decoder) is recomputed; with
-    /// n = 2 that is blocks 1, 3, 5, ... as torchtitan's `selective_ac_option = "2"`.
-    pub fn block(self, i: usize) -> bool {
-        match self {
-            Self::Nothing => false,
-            Self::EveryNth(n) => (i + 1).is_multiple_of(n.max(1)),
-        }
-    }
-
-    /// In words, for the planner: "none", "every block", "every 2nd block".
-    pub fn describe(self) -> String {
-        match self {
-            Self::Nothing => "none".into(),
-            Self::EveryNth(1) => "every block".into(),
-            Self::EveryNth(2) => "every 2nd block".into(),
-            Self::EveryNth(3) => "every 3rd block".into(),
-            Self::EveryNth(n) => format!("every {n}th block"),
-        }
-    }
-
-    fn unit(self, unit: Unit) -> bool {
-        match unit {
-            Unit::VitBlock(i) | Unit::Layer(i) => self.block(i),
-            _ => false,
-        }
+/// Whether `unit` is a block that `recompute` names.
+fn recomputed(recompute: Recompute, unit: Unit) -> bool {
+    match unit {
+        Unit::VitBlock(i) | Unit::Layer(i) => recompute.block(i),
+        _ => false,
     }
 }
 
@@ -261,7 +221,7 @@ pub fn batch_grads(
     let (mut x, mut input_grad) = (None, false);
     for &unit in &units {
         let own = trainable(model, unit);
-        if !(own || input_grad) || policy.unit(unit) {
+        if !(own || input_grad) || recomputed(policy, unit) {
             let out = run(unit, &no_graph, x.clone(), &ctx)?;
             logged.add(&out);
             let keep = if own || input_grad { Saved::Input(x, input_grad) } else { Saved::Nothing };

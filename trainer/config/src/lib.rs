@@ -29,7 +29,7 @@ pub use optim::{LrMultipliers, LrRule, MM1_WEIGHT_DECAY_OVER_LR, OptimConfig, Re
 pub use resolved::{ResolvedFiles, config_hash};
 pub use sections::{
     ActivationCheckpointing, CheckpointConfig, Decay, DeviceKind, LogConfig, ParallelConfig, Precision,
-    ProgressMode, ScheduleConfig, TrainConfig,
+    ProgressMode, Recompute, ScheduleConfig, TrainConfig,
 };
 
 use mm1_data::DataConfig;

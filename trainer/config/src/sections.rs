@@ -206,3 +206,44 @@ impl Default for ParallelConfig {
         Self { dp: 1, ep: 1, collective_timeout_s: 600, zero: 0 }
     }
 }
+
+/// Which blocks keep only their input for the backward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recompute {
+    /// Keep every activation (one backward pass through the whole graph).
+    #[default]
+    Nothing,
+    /// Every n-th block of each tower, counted from 1 (`"blocks"`: n = 1).
+    EveryNth(usize),
+}
+
+impl Recompute {
+    /// From `train.activation_checkpointing` (and `_every`).
+    pub fn from_config(train: &TrainConfig) -> Self {
+        match train.activation_checkpointing {
+            ActivationCheckpointing::None => Self::Nothing,
+            ActivationCheckpointing::Blocks => Self::EveryNth(1),
+            ActivationCheckpointing::EveryN => Self::EveryNth(train.activation_checkpointing_every.max(1)),
+        }
+    }
+
+    /// Whether block `i` (0-based within its tower: ViT or decoder) is recomputed; with
+    /// n = 2 that is blocks 1, 3, 5, ... as torchtitan's `selective_ac_option = "2"`.
+    pub fn block(self, i: usize) -> bool {
+        match self {
+            Self::Nothing => false,
+            Self::EveryNth(n) => (i + 1).is_multiple_of(n.max(1)),
+        }
+    }
+
+    /// In words, for the planner: "none", "every block", "every 2nd block".
+    pub fn describe(self) -> String {
+        match self {
+            Self::Nothing => "none".into(),
+            Self::EveryNth(1) => "every block".into(),
+            Self::EveryNth(2) => "every 2nd block".into(),
+            Self::EveryNth(3) => "every 3rd block".into(),
+            Self::EveryNth(n) => format!("every {n}th block"),
+        }
+    }
+}

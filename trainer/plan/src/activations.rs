@@ -11,7 +11,7 @@
 
 use mm1_models::{Activation, ConnectorConfig, LlmConfig, Mm1Config, VisionConfig};
 
-use crate::recompute::Recompute;
+use mm1_config::Recompute;
 
 /// Values kept per micro-batch, by component, plus the largest backward transient.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]

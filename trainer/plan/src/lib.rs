@@ -3,11 +3,11 @@
 //! maths, counted for this workspace's model (`params.rs` is checked against the real model).
 //!
 //! Precision, activation checkpointing and the ZeRO stage come from the config
-//! (`train.precision`, `train.activation_checkpointing`, `parallel.zero`).
+//! (`train.precision`, `train.activation_checkpointing`, `parallel.zero`). This crate holds no
+//! tensor code; the check against a measured training process (`measure`) is in the trainer.
 
 mod activations;
 mod flops;
-pub mod measure;
 mod memory;
 mod params;
 mod perf;
@@ -20,11 +20,11 @@ pub use params::ParamCounts;
 pub use perf::PerfMeter;
 pub use table::render;
 
-use crate::config::RunConfig;
-use crate::recompute::Recompute;
+use mm1_config::Recompute;
+use mm1_config::RunConfig;
 
 /// Working precision, `train.precision` (the planner reads it from the config).
-pub use crate::config::Precision;
+pub use mm1_config::Precision;
 
 /// ZeRO stage, `parallel.zero` (`parallel/zero/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

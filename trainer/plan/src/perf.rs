@@ -3,7 +3,7 @@
 //! ([`FlopsModel`]), and MFU in percent of `train.device_peak_tflops` when that is set.
 
 use super::FlopsModel;
-use crate::config::RunConfig;
+use mm1_config::RunConfig;
 
 /// The step's FLOPs on one rank, fixed by the config up to the number of images.
 #[derive(Debug, Clone, Copy)]
