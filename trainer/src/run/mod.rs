@@ -21,7 +21,7 @@ use crate::config::{ConfigError, DeviceKind, LoadedConfig, RunConfig, config_has
 use crate::eval::heldout::HeldOutError;
 use crate::optim::{OptimError, list_params};
 use crate::schedule::LrSchedule;
-use crate::step::{NonFiniteGuard, StepError, train_step_with_recompute};
+use crate::step::{NonFiniteGuard, StepError, StepReport, train_step_with_recompute};
 use metrics::{LogSink, StepTiming, step_metrics};
 use ranks::Ranks;
 use session::Session;
@@ -166,30 +166,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
     let total = cfg.train.steps;
     let mut log = LogSink::open(main, &run_dir, &cfg.log, start_step, total)?;
     log.config(start_step, &config_text, &hash)?;
-    let plan = s.optim.plan();
-    log.message(&format!(
-        "run folder {}; {} parameters ({} trainable on this rank); steps {start_step}..{total}; {} rank(s)",
-        run_dir.display(),
-        s.sizes.total,
-        plan.trainable_numel,
-        ranks.world()
-    ));
-    if ranks.ep_size() > 1 {
-        log.message(&format!(
-            "expert parallel: {} ranks per EP group, this rank holds {} of the {} parameter values",
-            ranks.ep_size(),
-            plan.total_numel,
-            s.sizes.total
-        ));
-    }
-    if let Some(part) = ranks.zero_partition(&s.model) {
-        log.message(&format!(
-            "ZeRO stage {}: the ranks own the AdamW state of {:?} of the {} trainable parameter values",
-            ranks.zero_stage(),
-            part.loads(),
-            part.loads().iter().sum::<usize>()
-        ));
-    }
+    log_layout(&log, &s, &ranks, &run_dir, (start_step, total));
 
     // 4. the loop
     let gather = |v: serde_json::Value| ranks.gather_json(&v).map_err(|e| e.to_string());
@@ -243,10 +220,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             s.state.scheduler_step += 1;
         }
         let stop = guard.record(step, &report);
-        s.state.counters.skipped_steps = guard.total;
-        s.state.counters.nonfinite_in_a_row = guard.in_a_row;
-        s.state.counters.tokens_seen += report.tokens as u64;
-        s.state.counters.images_seen += report.images as u64;
+        count_step(&mut s, &guard, &report);
         summary.losses.push((step, report.loss));
         let last = step == total || opts.stop_after.is_some_and(|n| step - start_step >= n);
         let mut values = Vec::new();
@@ -286,16 +260,13 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
             || eval_error.is_some()
             || preempted.is_some()
         {
-            s.model = ranks.gather_experts(s.model)?;
-            let t = Instant::now();
-            let done = s.save(&ckpts, &config_text, &ranks, (&mut writer, cfg.checkpoint.background))?;
-            let held_ms = t.elapsed().as_secs_f64() * 1e3;
-            s.model = ranks.shard_experts(s.model)?;
-            if let Some(w) = done {
-                log.message(&written_message(&w));
-            }
-            let how = if cfg.checkpoint.background { "handed to the writer" } else { "written" };
-            log.message(&format!("checkpoint of step {step} {how} (the step loop waited {held_ms:.1} ms)"));
+            s = checkpoint(
+                s,
+                (&ckpts, &config_text),
+                &ranks,
+                (&mut writer, cfg.checkpoint.background),
+                &log,
+            )?;
         }
         if let Some(e) = eval_error {
             log.message(&format!("evaluation at step {step} failed: {e}"));
@@ -328,6 +299,67 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
     summary.end_step = s.state.step;
     summary.skipped_steps = guard.total;
     Ok(summary)
+}
+
+/// The run's layout in the log: folder, parameters, steps, ranks, and how expert parallelism and
+/// ZeRO split the model and the optimizer state.
+fn log_layout(log: &LogSink, s: &Session, ranks: &Ranks, run_dir: &Path, (start_step, total): (u64, u64)) {
+    let plan = s.optim.plan();
+    log.message(&format!(
+        "run folder {}; {} parameters ({} trainable on this rank); steps {start_step}..{total}; {} rank(s)",
+        run_dir.display(),
+        s.sizes.total,
+        plan.trainable_numel,
+        ranks.world()
+    ));
+    if ranks.ep_size() > 1 {
+        log.message(&format!(
+            "expert parallel: {} ranks per EP group, this rank holds {} of the {} parameter values",
+            ranks.ep_size(),
+            plan.total_numel,
+            s.sizes.total
+        ));
+    }
+    if let Some(part) = ranks.zero_partition(&s.model) {
+        log.message(&format!(
+            "ZeRO stage {}: the ranks own the AdamW state of {:?} of the {} trainable parameter values",
+            ranks.zero_stage(),
+            part.loads(),
+            part.loads().iter().sum::<usize>()
+        ));
+    }
+}
+
+/// The run state's counters after one step (`guard` has recorded it).
+fn count_step(s: &mut Session, guard: &NonFiniteGuard, report: &StepReport) {
+    let c = &mut s.state.counters;
+    c.skipped_steps = guard.total;
+    c.nonfinite_in_a_row = guard.in_a_row;
+    c.tokens_seen += report.tokens as u64;
+    c.images_seen += report.images as u64;
+}
+
+/// Save this step's checkpoint: experts gathered to their saving ranks first and sharded back
+/// after; with `background` the files are handed to the writer thread.
+fn checkpoint(
+    mut s: Session,
+    (ckpts, config_text): (&CheckpointDir, &str),
+    ranks: &Ranks,
+    (writer, background): (&mut BackgroundWriter, bool),
+    log: &LogSink,
+) -> Result<Session, RunError> {
+    let step = s.state.step;
+    s.model = ranks.gather_experts(s.model)?;
+    let t = Instant::now();
+    let done = s.save(ckpts, config_text, ranks, (writer, background))?;
+    let held_ms = t.elapsed().as_secs_f64() * 1e3;
+    s.model = ranks.shard_experts(s.model)?;
+    if let Some(w) = done {
+        log.message(&written_message(&w));
+    }
+    let how = if background { "handed to the writer" } else { "written" };
+    log.message(&format!("checkpoint of step {step} {how} (the step loop waited {held_ms:.1} ms)"));
+    Ok(s)
 }
 
 fn written_message(w: &Written) -> String {
