@@ -25,16 +25,7 @@ const EP2: [&str; 6] = [
 /// The tiny run with two training shards per source (one per stream) and a MoE decoder.
 fn ep_run_file(dir: &Path) -> PathBuf {
     let moe = "\n[model.llm.moe]\nnum_experts = 4\ntop_k = 2\nevery = 1\ncapacity_factor = 0.0\n";
-    let file = tiny_run_file(dir, &dir.join("synth"), 4, moe);
-    let mut text =
-        std::fs::read_to_string(&file).unwrap().replace("shards_per_kind = 2", "shards_per_kind = 3");
-    for kind in ["caption", "interleaved", "text"] {
-        text = text
-            .replace(&format!("{kind}-000001.tar"), &format!("{kind}-000002.tar"))
-            .replace(&format!("{kind}-000000.tar"), &format!("{kind}-{{000000..000001}}.tar"));
-    }
-    std::fs::write(&file, text).unwrap();
-    file
+    two_stream_run_file(dir, 4, moe)
 }
 
 fn two_ranks(file: &Path, run_dir: &Path, sets: &[&str]) -> Vec<[f64; 3]> {
@@ -77,16 +68,10 @@ fn expert_parallel_runs_log_the_same_losses_with_recomputed_blocks() {
 #[cfg(feature = "mpi")]
 mod workers {
     use super::*;
-    use mm1_trainer::run::{RunOptions, train};
 
     #[test]
     #[ignore = "run on 2 ranks by expert_parallel_runs_log_the_same_losses_with_recomputed_blocks"]
     fn worker_train() {
-        let file = std::env::var("MM1_TEST_RUN_FILE").unwrap();
-        let run_dir = std::env::var("MM1_TEST_RUN_DIR").unwrap();
-        let sets = std::env::var("MM1_TEST_SETS").unwrap_or_default();
-        let sets: Vec<&str> = sets.split(';').filter(|s| !s.is_empty()).collect();
-        let opts = RunOptions { run_dir: Some(run_dir.into()), ..Default::default() };
-        train(&load(Path::new(&file), &sets), &opts).unwrap();
+        train_from_env();
     }
 }

@@ -9,7 +9,6 @@ mod train_support;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use mm1_trainer::config::ConfigSources;
 use mm1_trainer::run::{RunOptions, train};
 use parallel_support::*;
 use train_support::*;
@@ -24,16 +23,7 @@ const TWO: [&str; 4] =
 
 /// The tiny run with two training shards per source (one per stream).
 fn two_stream_file(dir: &Path, extra: &str) -> PathBuf {
-    let file = tiny_run_file(dir, &dir.join("synth"), STEPS, extra);
-    let mut text =
-        std::fs::read_to_string(&file).unwrap().replace("shards_per_kind = 2", "shards_per_kind = 3");
-    for kind in ["caption", "interleaved", "text"] {
-        text = text
-            .replace(&format!("{kind}-000001.tar"), &format!("{kind}-000002.tar"))
-            .replace(&format!("{kind}-000000.tar"), &format!("{kind}-{{000000..000001}}.tar"));
-    }
-    std::fs::write(&file, text).unwrap();
-    file
+    two_stream_run_file(dir, STEPS, extra)
 }
 
 /// One in-process run at a time: burn-flex keeps one random seed per process, so two tests that
@@ -192,13 +182,7 @@ fn another_number_of_streams_is_an_error_naming_both_numbers() {
 fn a_dp_that_does_not_divide_the_streams_is_a_config_error() {
     let tmp = tempfile::tempdir().unwrap();
     let file = two_stream_file(tmp.path(), "");
-    let load_err = |sets: &[&str]| {
-        let mut src = ConfigSources::new(&file);
-        for s in sets {
-            src = src.set(*s);
-        }
-        src.load().expect_err("a config error").to_string()
-    };
+    let load_err = |sets: &[&str]| load_err(&file, sets);
     let err = load_err(&["parallel.dp=2", "data.streams=3"]);
     assert!(err.contains("data.streams (3)") && err.contains("ranks (2)") && err.contains("1, 3"), "{err}");
     let err = load_err(&["parallel.dp=1", "data.streams=2", "data.batch_size=3"]);
@@ -212,12 +196,6 @@ mod workers {
     #[test]
     #[ignore = "run on 2 ranks by the elastic resume tests"]
     fn worker_train() {
-        let file = std::env::var("MM1_TEST_RUN_FILE").unwrap();
-        let run_dir = std::env::var("MM1_TEST_RUN_DIR").unwrap();
-        let stop_after = std::env::var("MM1_TEST_STOP_AFTER").ok().and_then(|s| s.parse().ok());
-        let sets = std::env::var("MM1_TEST_SETS").unwrap_or_default();
-        let sets: Vec<&str> = sets.split(';').filter(|s| !s.is_empty()).collect();
-        let opts = RunOptions { run_dir: Some(run_dir.into()), stop_after, ..Default::default() };
-        train(&load(Path::new(&file), &sets), &opts).unwrap();
+        train_from_env();
     }
 }

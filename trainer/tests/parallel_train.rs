@@ -27,16 +27,7 @@ const MOE: &str = "\n[model.llm.moe]\nnum_experts = 4\ntop_k = 2\nevery = 1\ncap
 /// The tiny run with `parallel` settings and two training shards per source (one per rank).
 fn two_rank_file(dir: &Path, parallel: &str, extra: &str) -> std::path::PathBuf {
     let sections = format!("\n[parallel]\n{parallel}\ncollective_timeout_s = 60\n{extra}");
-    let file = tiny_run_file(dir, &dir.join("synth"), STEPS, &sections);
-    let mut text =
-        std::fs::read_to_string(&file).unwrap().replace("shards_per_kind = 2", "shards_per_kind = 3");
-    for kind in ["caption", "interleaved", "text"] {
-        text = text
-            .replace(&format!("{kind}-000001.tar"), &format!("{kind}-000002.tar"))
-            .replace(&format!("{kind}-000000.tar"), &format!("{kind}-{{000000..000001}}.tar"));
-    }
-    std::fs::write(&file, text).unwrap();
-    file
+    two_stream_run_file(dir, STEPS, &sections)
 }
 
 fn run_two_ranks(file: &Path, run_dir: &Path, stop_after: Option<u64>) -> Outcome {
@@ -240,12 +231,6 @@ mod workers {
     #[test]
     #[ignore = "run on 2 ranks by the two_rank_* tests"]
     fn worker_train() {
-        let file = std::env::var("MM1_TEST_RUN_FILE").unwrap();
-        let run_dir = std::env::var("MM1_TEST_RUN_DIR").unwrap();
-        let stop_after = std::env::var("MM1_TEST_STOP_AFTER").ok().and_then(|s| s.parse().ok());
-        let sets = std::env::var("MM1_TEST_SETS").unwrap_or_default();
-        let sets: Vec<&str> = sets.split(';').filter(|s| !s.is_empty()).collect();
-        let opts = RunOptions { run_dir: Some(run_dir.into()), stop_after, ..Default::default() };
-        train(&load(Path::new(&file), &sets), &opts).unwrap();
+        train_from_env();
     }
 }

@@ -27,16 +27,7 @@ const ONE: [&str; 3] = ["data.streams=2", "data.batch_size=4", "optim.grad_accum
 /// The tiny run with two training shards per source, one per data stream (as elastic_resume.rs);
 /// `extra` is appended to the run file.
 fn two_stream_file(dir: &Path, extra: &str) -> PathBuf {
-    let file = tiny_run_file(dir, &dir.join("synth"), STEPS, extra);
-    let mut text =
-        std::fs::read_to_string(&file).unwrap().replace("shards_per_kind = 2", "shards_per_kind = 3");
-    for kind in ["caption", "interleaved", "text"] {
-        text = text
-            .replace(&format!("{kind}-000001.tar"), &format!("{kind}-000002.tar"))
-            .replace(&format!("{kind}-000000.tar"), &format!("{kind}-{{000000..000001}}.tar"));
-    }
-    std::fs::write(&file, text).unwrap();
-    file
+    two_stream_run_file(dir, STEPS, extra)
 }
 
 /// burn-flex keeps one random seed per process: one in-process run at a time (see elastic_resume.rs).
@@ -244,13 +235,7 @@ fn a_zero_run_from_an_expert_parallel_checkpoint_names_both_settings() {
 fn zero_needs_ep_1_and_a_stage_of_at_most_2() {
     let tmp = tempfile::tempdir().unwrap();
     let file = two_stream_file(tmp.path(), "");
-    let load_err = |sets: &[&str]| {
-        let mut src = mm1_trainer::config::ConfigSources::new(&file);
-        for s in sets {
-            src = src.set(*s);
-        }
-        src.load().expect_err("a config error").to_string()
-    };
+    let load_err = |sets: &[&str]| load_err(&file, sets);
     let err = load_err(&["parallel.zero=3"]);
     assert!(err.contains("parallel.zero") && err.contains("got 3"), "{err}");
     let err = load_err(&["parallel.zero=1", "parallel.dp=2", "parallel.ep=2"]);
@@ -264,12 +249,6 @@ mod workers {
     #[test]
     #[ignore = "run on 2 ranks by the ZeRO tests"]
     fn worker_train() {
-        let file = std::env::var("MM1_TEST_RUN_FILE").unwrap();
-        let run_dir = std::env::var("MM1_TEST_RUN_DIR").unwrap();
-        let stop_after = std::env::var("MM1_TEST_STOP_AFTER").ok().and_then(|s| s.parse().ok());
-        let sets = std::env::var("MM1_TEST_SETS").unwrap_or_default();
-        let sets: Vec<&str> = sets.split(';').filter(|s| !s.is_empty()).collect();
-        let opts = RunOptions { run_dir: Some(run_dir.into()), stop_after, ..Default::default() };
-        train(&load(Path::new(&file), &sets), &opts).unwrap();
+        train_from_env();
     }
 }

@@ -110,12 +110,46 @@ progress = "off"
     path
 }
 
-pub fn load(file: &Path, sets: &[&str]) -> LoadedConfig {
-    let mut src = ConfigSources::new(file);
-    for s in sets {
-        src = src.set(*s);
+/// [`tiny_run_file`] with two training shards per source, so that two data streams (or two
+/// ranks) each read their own.
+pub fn two_stream_run_file(dir: &Path, steps: u64, extra: &str) -> PathBuf {
+    let file = tiny_run_file(dir, &dir.join("synth"), steps, extra);
+    let mut text =
+        std::fs::read_to_string(&file).unwrap().replace("shards_per_kind = 2", "shards_per_kind = 3");
+    for kind in ["caption", "interleaved", "text"] {
+        text = text
+            .replace(&format!("{kind}-000001.tar"), &format!("{kind}-000002.tar"))
+            .replace(&format!("{kind}-000000.tar"), &format!("{kind}-{{000000..000001}}.tar"));
     }
-    src.load().unwrap()
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn sources(file: &Path, sets: &[&str]) -> ConfigSources {
+    sets.iter().fold(ConfigSources::new(file), |src, s| src.set(*s))
+}
+
+pub fn load(file: &Path, sets: &[&str]) -> LoadedConfig {
+    sources(file, sets).load().unwrap()
+}
+
+/// The message of the config error `file` with `sets` must give.
+pub fn load_err(file: &Path, sets: &[&str]) -> String {
+    sources(file, sets).load().expect_err("a config error").to_string()
+}
+
+/// The body of a 2-rank test's worker: train the run the launching test names in
+/// `MM1_TEST_RUN_FILE`, `MM1_TEST_RUN_DIR`, optional `MM1_TEST_STOP_AFTER` and `MM1_TEST_SETS`
+/// (`;`-separated `--set`s).
+pub fn train_from_env() {
+    let file = std::env::var("MM1_TEST_RUN_FILE").unwrap();
+    let run_dir = std::env::var("MM1_TEST_RUN_DIR").unwrap();
+    let stop_after = std::env::var("MM1_TEST_STOP_AFTER").ok().and_then(|s| s.parse().ok());
+    let sets = std::env::var("MM1_TEST_SETS").unwrap_or_default();
+    let sets: Vec<&str> = sets.split(';').filter(|s| !s.is_empty()).collect();
+    let opts =
+        mm1_trainer::run::RunOptions { run_dir: Some(run_dir.into()), stop_after, ..Default::default() };
+    mm1_trainer::run::train(&load(Path::new(&file), &sets), &opts).unwrap();
 }
 
 /// The tiny stack in memory: its config (synthetic shards generated under `dir`), the model
