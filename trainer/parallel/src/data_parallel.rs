@@ -73,6 +73,27 @@ impl CommStats {
         self.bytes += bytes as u64;
         self.calls += 1;
     }
+
+    /// `self` plus `other`'s time, bytes and calls.
+    pub fn merged(self, other: CommStats) -> CommStats {
+        CommStats {
+            seconds: self.seconds + other.seconds,
+            bytes: self.bytes + other.bytes,
+            calls: self.calls + other.calls,
+        }
+    }
+}
+
+/// Run `f`, one collective of `bytes` payload bytes, and add its time to `stats`.
+pub(crate) fn timed<T>(
+    stats: &Mutex<CommStats>,
+    bytes: usize,
+    f: impl FnOnce() -> Result<T, CollectiveError>,
+) -> Result<T, CollectiveError> {
+    let t0 = Instant::now();
+    let out = f()?;
+    stats.lock().expect("stats lock").add(t0.elapsed().as_secs_f64(), bytes);
+    Ok(out)
 }
 
 /// Result of [`DataParallel::sync_step`].
@@ -117,10 +138,7 @@ impl DataParallel {
         bytes: usize,
         f: impl FnOnce() -> Result<T, CollectiveError>,
     ) -> Result<T, CollectiveError> {
-        let t0 = Instant::now();
-        let out = f()?;
-        self.stats.lock().expect("stats lock").add(t0.elapsed().as_secs_f64(), bytes);
-        Ok(out)
+        timed(&self.stats, bytes, f)
     }
 
     /// Rank 0's parameters on every rank (forcing lazy initialisation), verified by checksum.

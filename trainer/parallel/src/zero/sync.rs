@@ -3,7 +3,6 @@
 //! every rank.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -12,7 +11,7 @@ use mm1_kernels::{on_flex_f32, square_sum};
 
 use super::partition::ZeroPartition;
 use crate::collective::{Collective, CollectiveError, ReduceOp};
-use crate::data_parallel::{CommStats, DataParallel, GradScaling};
+use crate::data_parallel::{CommStats, DataParallel, GradScaling, timed};
 
 /// ZeRO stage 1 or 2 over one communicator.
 #[derive(Debug)]
@@ -50,12 +49,8 @@ impl ZeroSync {
 
     /// Communication since the previous call.
     pub fn take_comm_stats(&self) -> CommStats {
-        let mut own = std::mem::take(&mut *self.stats.lock().expect("stats lock"));
-        let dp = self.dp.take_comm_stats();
-        own.seconds += dp.seconds;
-        own.bytes += dp.bytes;
-        own.calls += dp.calls;
-        own
+        let own = std::mem::take(&mut *self.stats.lock().expect("stats lock"));
+        own.merged(self.dp.take_comm_stats())
     }
 
     fn timed<T>(
@@ -63,13 +58,7 @@ impl ZeroSync {
         bytes: usize,
         f: impl FnOnce() -> Result<T, CollectiveError>,
     ) -> Result<T, CollectiveError> {
-        let t0 = Instant::now();
-        let out = f()?;
-        let mut s = self.stats.lock().expect("stats lock");
-        s.seconds += t0.elapsed().as_secs_f64();
-        s.bytes += bytes as u64;
-        s.calls += 1;
-        Ok(out)
+        timed(&self.stats, bytes, f)
     }
 
     /// Summed gradients of the parameters this rank owns (the others dropped). Stage 1
