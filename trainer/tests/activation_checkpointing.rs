@@ -8,15 +8,15 @@ mod train_support;
 
 use std::path::Path;
 use std::sync::Mutex;
+use train_support::{grad_of, values};
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use mm1_data::Batch;
 use mm1_models::Mm1Model;
 use mm1_trainer::bench::synthetic_batch;
 use mm1_trainer::config::{ConfigSources, RunConfig};
-use mm1_trainer::optim::{AdamWSettings, GroupedAdamW, ParamInfo, list_params};
+use mm1_trainer::optim::{AdamWSettings, GroupedAdamW, list_params};
 use mm1_trainer::recompute::{Recompute, batch_grads};
 use mm1_trainer::run::{RunOptions, train};
 use mm1_trainer::step::{LocalStep, batch_to_tensors, forward_batch, train_step_with_recompute};
@@ -100,20 +100,6 @@ struct Materialize;
 impl ModuleVisitor for Materialize {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let _ = param.val();
-    }
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn grad_of(grads: &GradientsParams, p: &ParamInfo) -> Option<Vec<f32>> {
-    match p.shape.len() {
-        1 => grads.get::<1>(p.id).map(values),
-        2 => grads.get::<2>(p.id).map(values),
-        3 => grads.get::<3>(p.id).map(values),
-        4 => grads.get::<4>(p.id).map(values),
-        r => panic!("{}: rank {r}", p.path),
     }
 }
 

@@ -5,31 +5,15 @@
 mod train_support;
 
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
 use mm1_trainer::optim::list_params;
 use mm1_trainer::step::{batch_to_tensors, forward_batch, masked_nll};
 use train_support::*;
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
 
 fn assert_close(what: &str, a: &[f32], b: &[f32]) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
     let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(worst <= 1e-4 * scale, "{what}: max |diff| {worst} (max |ref| {scale})");
-}
-
-/// The gradient of parameter `p` as a flat vector (`None` when it has none).
-fn grad_of(grads: &GradientsParams, p: &mm1_trainer::optim::ParamInfo) -> Option<Vec<f32>> {
-    match p.shape.len() {
-        1 => grads.get::<1>(p.id).map(values),
-        2 => grads.get::<2>(p.id).map(values),
-        3 => grads.get::<3>(p.id).map(values),
-        4 => grads.get::<4>(p.id).map(values),
-        r => panic!("{}: rank {r}", p.path),
-    }
 }
 
 #[test]

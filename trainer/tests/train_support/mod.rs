@@ -203,3 +203,19 @@ pub fn stacked(a: &mm1_data::Batch, b: &mm1_data::Batch) -> mm1_data::Batch {
     both.n_images += b.n_images;
     both
 }
+
+/// A float tensor's values, flattened.
+pub fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// The gradient of parameter `p` as a flat vector (`None` when it has none).
+pub fn grad_of(grads: &burn::optim::GradientsParams, p: &mm1_trainer::optim::ParamInfo) -> Option<Vec<f32>> {
+    match p.shape.len() {
+        1 => grads.get::<1>(p.id).map(values),
+        2 => grads.get::<2>(p.id).map(values),
+        3 => grads.get::<3>(p.id).map(values),
+        4 => grads.get::<4>(p.id).map(values),
+        r => panic!("{}: rank {r}", p.path),
+    }
+}
