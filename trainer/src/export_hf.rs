@@ -60,7 +60,9 @@ pub fn export_hf(checkpoint: &Path, out: &Path) -> Result<HfExport, GenerateErro
     write("vision", Some(&vision_json), "model.safetensors", &vision)?;
     write("llm", Some(&llama_config(&cfg.model.llm)), "model.safetensors", &llm)?;
     write(".", None, "connector.safetensors", &connector)?;
-    copy(&checkpoint_config(checkpoint)?, &out.join("mm1-config.toml"))?;
+    let config = out.join("mm1-config.toml");
+    let text = cfg.to_resolved_toml().map_err(|e| refuse(e.to_string()))?;
+    std::fs::write(&config, text).map_err(|e| GenerateError::File { path: config, msg: e.to_string() })?;
     let tokenizer = cfg.data.tokenizer.is_file().then(|| cfg.data.tokenizer.clone());
     if let Some(t) = &tokenizer {
         copy(t, &out.join("llm/tokenizer.json"))?;
@@ -143,18 +145,6 @@ fn llama_config(l: &LlmConfig) -> Value {
         "attention_bias": false,
         "mlp_bias": false,
     })
-}
-
-/// The `config.toml` of the checkpoint `load_checkpoint` read (a checkpoint folder, or a run's
-/// newest).
-fn checkpoint_config(path: &Path) -> Result<PathBuf, GenerateError> {
-    if path.join("config.toml").is_file() {
-        return Ok(path.join("config.toml"));
-    }
-    let latest = crate::checkpoint::CheckpointDir::new(path.join("checkpoints"), 0).latest()?;
-    latest
-        .map(|c| c.path.join("config.toml"))
-        .ok_or_else(|| GenerateError::File { path: path.to_path_buf(), msg: "no complete checkpoint".into() })
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), GenerateError> {

@@ -129,6 +129,8 @@ fn hf_export_loads_into_transformers_and_computes_the_same() {
     assert_eq!(mm1_models::weights::llm_from_hf(&read("llm")).unwrap(), cfg.model.llm);
     let vision = mm1_models::weights::vision_from_hf(&read("vision")).unwrap();
     assert_eq!((vision.width, vision.layers, vision.image_size), (32, 2, cfg.model.vision.image_size));
+    let written = std::fs::read_to_string(hf.join("mm1-config.toml")).unwrap();
+    assert_eq!(toml::from_str::<mm1_trainer::config::RunConfig>(&written).unwrap(), cfg, "mm1-config.toml");
     if std::env::var_os("MM1_EXPORT_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
