@@ -2,7 +2,7 @@
 //!
 //! Rules follow nanoGPT / HF Trainer: tensors of rank < 2 (norm gains, biases) do not decay
 //! unless asked; embeddings (token, position, class token) decay unless told not to
-//! ([`ParamClass::decays`](crate::param_kind::ParamClass::decays)); a frozen component (e.g.
+//! ([`ParamClass::decays`](mm1_parallel::param_kind::ParamClass::decays)); a frozen component (e.g.
 //! the ViT in a connector-only stage, MM1 §3) gets neither gradients nor optimizer state.
 
 use std::collections::BTreeMap;
@@ -23,7 +23,7 @@ pub struct GroupRules {
     pub frozen: Vec<String>,
     /// Whether rank-1 tensors (norm gains, biases) take weight decay (MM1/LLaVA: no).
     pub decay_norms_and_biases: bool,
-    /// Whether embedding tensors ([`ParamKind::Embedding`](crate::param_kind::ParamKind)) take
+    /// Whether embedding tensors ([`ParamKind::Embedding`](mm1_parallel::param_kind::ParamKind)) take
     /// weight decay (nanoGPT/HF Trainer: yes).
     pub decay_embeddings: bool,
 }

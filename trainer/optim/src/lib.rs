@@ -64,8 +64,8 @@ pub struct UpdateStats {
 impl AdamWSettings {
     /// From the run's `[optim]` (after its `lr_rule` is resolved) and `[model.freeze]`.
     pub fn from_config(
-        optim: &crate::config::OptimConfig,
-        resolved: &crate::config::ResolvedOptim,
+        optim: &mm1_config::OptimConfig,
+        resolved: &mm1_config::ResolvedOptim,
         freeze: &mm1_models::FreezeConfig,
     ) -> Self {
         let m = &optim.lr_multipliers;
