@@ -10,7 +10,7 @@ use burn::module::ParamId;
 
 use super::zero_index::{ZeroIndex, slice_file};
 use super::{Checkpoint, CheckpointError, EpChange, OPTIM, format_err, io, reshard};
-use crate::optim::GroupedAdamW;
+use mm1_optim::GroupedAdamW;
 
 /// File of EP rank `r`'s optimizer state (`optim.bpk` for rank 0).
 pub(super) fn optim_file(ep_rank: usize) -> String {
@@ -109,7 +109,7 @@ impl Checkpoint {
     /// The optimizer state of rank `change.rank` of `change.ep` EP ranks when this checkpoint was
     /// written by `change.saved` (another `parallel.ep`): the dense parameters' from `optim.bpk`,
     /// each of this rank's experts' from the file of the rank that owned it (see `reshard.rs`).
-    /// `experts` gives each expert parameter's expert ([`crate::parallel::expert_index`]).
+    /// `experts` gives each expert parameter's expert ([`mm1_parallel::expert_index`]).
     pub fn load_optim_resharded(
         &self,
         optim: GroupedAdamW,

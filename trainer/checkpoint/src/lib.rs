@@ -42,7 +42,7 @@ pub use state::{Counters, RngState, TrainState};
 pub use writer::{BackgroundWriter, Written};
 pub use zero_index::{ZERO_INDEX, ZeroEntry, ZeroIndex, slice_file};
 
-use crate::optim::GroupedAdamW;
+use mm1_optim::GroupedAdamW;
 
 const MODEL: &str = "model.bpk";
 const OPTIM: &str = "optim.bpk";

@@ -57,7 +57,7 @@ impl EpChange {
 
 /// Rank `change.rank`'s optimizer state as burnpack bytes (what `GroupedAdamW::load_bytes`
 /// reads), from the checkpoint's files; `file(q)` is EP rank `q`'s and `experts` gives each
-/// expert parameter's expert ([`crate::parallel::expert_index`]). Only the files that hold
+/// expert parameter's expert ([`mm1_parallel::expert_index`]). Only the files that hold
 /// something of this rank's are read.
 pub fn reshard(
     file: &dyn Fn(usize) -> PathBuf,

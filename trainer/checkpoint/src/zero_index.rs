@@ -76,11 +76,11 @@ impl ZeroIndex {
     /// The index of `part` (stage `stage`) with the paths of `model`'s parameters.
     pub fn of<M: burn::module::Module>(
         stage: u8,
-        part: &crate::parallel::zero::ZeroPartition,
+        part: &mm1_parallel::zero::ZeroPartition,
         model: &M,
     ) -> Self {
         let paths: HashMap<_, _> =
-            crate::optim::list_params(model).into_iter().map(|p| (p.id, p.path)).collect();
+            mm1_optim::list_params(model).into_iter().map(|p| (p.id, p.path)).collect();
         let params = (part.params().iter())
             .map(|p| ZeroEntry {
                 id: p.id.val(),
