@@ -1,4 +1,4 @@
-//! The experts' AdamW state re-cut for another `parallel.ep` (`checkpoint/reshard.rs`), on a
+//! The experts' AdamW state re-cut for another `parallel.ep` (`mm1-checkpoint`, `reshard.rs`), on a
 //! model with a dense layer and 4 experts whose state is saved whole (`ep = 1`): cut for 2 EP
 //! ranks, each rank gets exactly the entries (moments, step counts, paths) of the dense layer and
 //! of its own 2 experts; those two files, as a checkpoint written with `ep = 2`, cut for 1 rank
