@@ -4,11 +4,13 @@
 //! expert parameters over their replicas only) and the global gradient norm (with expert
 //! parallelism it adds the experts of every rank of the EP group). With ZeRO
 //! ([`RankSync::with_zero`]) each rank receives its own parameters' gradients only and shares
-//! its updated parameters after the optimizer step (`mm1_parallel::zero`).
+//! its updated parameters after the optimizer step (`mm1_parallel::zero`); under activation
+//! checkpointing ZeRO-2 reduces each unit's gradients during the backward pass (`reduce_group`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use mm1_models::Mm1Model;
 use mm1_parallel::data_parallel::{CommStats, DataParallel, GradScaling};
@@ -133,6 +135,22 @@ impl StepSync for RankSync {
             Reduction::Experts(m, _) => m.all_reduce(model, grads),
         }
         .map_err(collective)
+    }
+
+    fn reduces_per_group(&self) -> bool {
+        self.zero.as_ref().is_some_and(|z| z.stage() == 2)
+    }
+
+    fn reduce_group(
+        &self,
+        model: &Mm1Model,
+        grads: GradientsParams,
+        ids: &[ParamId],
+    ) -> Result<GradientsParams, StepError> {
+        match &self.zero {
+            Some(zero) if zero.stage() == 2 => zero.reduce_group(model, grads, ids).map_err(collective),
+            _ => self.reduce_grads(model, grads),
+        }
     }
 
     fn router_groups(&self) -> usize {

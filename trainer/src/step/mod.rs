@@ -91,6 +91,10 @@ pub fn train_step_with_recompute(
     let denom = loss_tokens.max(1) as f64;
     // The aux loss is a mean over the micro-batches of every router group (rank or EP group).
     let micro = (batches.len() * sync.router_groups()) as f64;
+    // ZeRO-2 under activation checkpointing: each unit's gradients reach their owner during the
+    // backward pass, and the micro-batches' reduced sums are added on the owner
+    let per_group = recompute != Recompute::Nothing && sync.reduces_per_group();
+    let reduce = per_group.then_some(sync);
     let mut accum = Accumulator::<Mm1Model>::default();
     let (mut ce_total, mut aux_total) = (0.0f64, 0.0f64);
     let mut report = StepReport {
@@ -109,7 +113,7 @@ pub fn train_step_with_recompute(
     for batch in batches {
         let tensors = batch_to_tensors(batch, device)?;
         // 1. gradients of this micro-batch's share of the step's mean loss
-        let (out, grads) = batch_grads(&model, optim, tensors, recompute, denom, micro)?;
+        let (out, grads) = batch_grads(&model, optim, tensors, recompute, (denom, micro), reduce)?;
         accum.add(&model, grads);
         let ce_sum = out.ce_sum();
         // 2. numbers for the log (after backward: no extra graph work)
@@ -122,7 +126,7 @@ pub fn train_step_with_recompute(
         add_source_losses(&mut report.source_loss, batch, &nll);
         add_moe_stats(&mut report, &out.moe);
     }
-    let grads = sync.reduce_grads(&model, accum.take())?;
+    let grads = if per_group { accum.take() } else { sync.reduce_grads(&model, accum.take())? };
     sum_report(&mut report, ce_total, aux_total, sync)?;
     report.loss /= denom;
     report.aux_loss /= micro;
@@ -138,17 +142,19 @@ pub fn train_step_with_recompute(
     Ok((model, report))
 }
 
-/// Forward and backward of one micro-batch: the gradients of `ce_sum / denom + aux / micro`.
+/// Forward and backward of one micro-batch: the gradients of `ce_sum / denom + aux / micro`,
+/// reduced unit by unit over `reduce` when given (the segmented backward pass only).
 fn batch_grads(
     model: &Mm1Model,
     optim: &GroupedAdamW,
     tensors: BatchTensors,
     recompute: Recompute,
-    denom: f64,
-    micro: f64,
+    (denom, micro): (f64, f64),
+    reduce: Option<&dyn StepSync>,
 ) -> Result<(BatchLoss, GradientsParams), StepError> {
     if recompute != Recompute::Nothing {
-        return crate::recompute::batch_grads(model, optim, tensors, recompute, denom, micro);
+        use crate::recompute::batch_grads_reduced;
+        return batch_grads_reduced(model, optim, tensors, recompute, denom, micro, reduce);
     }
     let out = forward_batch(model, tensors)?;
     let objective = out.ce_sum().div_scalar(denom) + out.aux.clone().div_scalar(micro);

@@ -1,6 +1,7 @@
 //! What a step exchanges with the other data-parallel ranks ([`StepSync`]), and the
 //! one-process case ([`LocalStep`]).
 
+use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use mm1_models::Mm1Model;
 
@@ -20,6 +21,23 @@ pub trait StepSync {
     /// group losses (the world size without expert parallelism).
     fn router_groups(&self) -> usize {
         self.world()
+    }
+    /// Whether a segmented backward pass (activation checkpointing, `crate::recompute`) hands
+    /// each unit's finished gradients to [`reduce_group`](Self::reduce_group) at once (ZeRO-2)
+    /// instead of the step summing them locally for [`reduce_grads`](Self::reduce_grads).
+    fn reduces_per_group(&self) -> bool {
+        false
+    }
+    /// The sums over the ranks of the gradients of `ids` (complete for this micro-batch), as
+    /// [`reduce_grads`](Self::reduce_grads) returns them (ZeRO-2: the owned ones only). Every
+    /// rank calls it with the same `ids` in the same order.
+    fn reduce_group(
+        &self,
+        model: &Mm1Model,
+        grads: GradientsParams,
+        _ids: &[ParamId],
+    ) -> Result<GradientsParams, StepError> {
+        self.reduce_grads(model, grads)
     }
     /// Global L2 norm of the reduced gradients (what clipping uses).
     fn grad_norm(&self, model: &Mm1Model, grads: &GradientsParams) -> Result<f64, StepError> {

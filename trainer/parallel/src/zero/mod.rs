@@ -4,10 +4,13 @@
 //! One step, after every rank's local backward (gradients already shares of the global-mean
 //! loss, as in plain data parallelism):
 //! 1. [`ZeroSync::reduce`]: stage 1 all-reduces every gradient (DDP's buckets) and keeps its own
-//!    parameters'; stage 2 reduce-scatters owner-ordered chunks, so a rank receives the sums of
-//!    its own parameters only. Burn's backward hands back every local gradient at once (no
-//!    per-bucket hooks), so the local, unreduced gradient is whole in both stages; what stage 2
-//!    saves is the reduced copy.
+//!    parameters'; stage 2 reduce-scatters owner-ordered chunks ([`ExchangeLayout`]), so a rank
+//!    receives the sums of its own parameters only. Burn's backward hands back every local
+//!    gradient of a graph at once (no per-bucket hooks), so after one backward pass through the
+//!    whole model the local, unreduced gradient is whole. Under activation checkpointing the
+//!    trainer's backward pass goes unit by unit (a ViT block, a decoder layer, the head), and
+//!    stage 2 then reduces each unit's gradients as soon as they are complete
+//!    ([`ZeroSync::reduce_group`]): a rank holds its own sums plus one unit's local gradients.
 //! 2. [`ZeroSync::grad_norm`]: the clipping norm from every owner's square sums.
 //! 3. The optimizer steps the gradients it was given, i.e. the owned parameters: its state
 //!    exists for those only (the memory ZeRO-1 saves).
@@ -19,8 +22,10 @@
 //! the state by parameter id. With two ranks the sums of both stages are the plain data-parallel
 //! sums bit for bit (`a + b` either way), so training equals `parallel.zero = 0`.
 
+mod layout;
 mod partition;
 mod sync;
 
+pub use layout::{ExchangeLayout, Slot};
 pub use partition::{Owned, ZeroPartition};
 pub use sync::ZeroSync;

@@ -2,13 +2,16 @@
 //! gradients to their owners, the global gradient norm, and the updated parameters back to
 //! every rank.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use mm1_kernels::{on_flex_f32, square_sum};
 
+use super::layout::ExchangeLayout;
 use super::partition::ZeroPartition;
 use crate::collective::{Collective, CollectiveError, ReduceOp};
 use crate::data_parallel::{CommStats, DataParallel, GradScaling, timed};
@@ -22,6 +25,8 @@ pub struct ZeroSync {
     dp: DataParallel,
     /// Built from the model at the first call; every rank computes the same.
     partition: Mutex<Option<Arc<ZeroPartition>>>,
+    /// Whether the ranks' partitions were compared (per-unit reductions check once).
+    layout_checked: AtomicBool,
     stats: Mutex<CommStats>,
 }
 
@@ -32,7 +37,14 @@ impl ZeroSync {
             return Err(CollectiveError::Launch(format!("parallel.zero = {stage}: ZeroSync needs 1 or 2")));
         }
         let dp = DataParallel::new(coll.clone(), bucket_elems);
-        Ok(Self { coll, stage, dp, partition: Mutex::new(None), stats: Mutex::new(CommStats::default()) })
+        Ok(Self {
+            coll,
+            stage,
+            dp,
+            partition: Mutex::new(None),
+            layout_checked: AtomicBool::new(false),
+            stats: Mutex::new(CommStats::default()),
+        })
     }
 
     pub fn stage(&self) -> u8 {
@@ -68,7 +80,7 @@ impl ZeroSync {
     pub fn reduce<M: Module>(
         &self,
         model: &M,
-        mut grads: GradientsParams,
+        grads: GradientsParams,
     ) -> Result<GradientsParams, CollectiveError> {
         let part = self.partition(model);
         let me = self.coll.rank();
@@ -78,25 +90,62 @@ impl ZeroSync {
             return Ok(grads);
         }
         self.check_layout(&part)?;
-        // 1. gradients into owner-ordered chunks [ranks * L], zero padded; presence per parameter
-        let mut take = TakeGrads {
-            grads: &mut grads,
-            part: &part,
-            send: vec![0.0; part.ranks() * part.chunk_len()],
-            present: vec![0.0; part.params().len()],
-            error: None,
-        };
+        self.reduce_scatter(model, grads, &ExchangeLayout::of(&part, |_| true))
+    }
+
+    /// Stage 2 during a segmented backward pass: the sums over the ranks of the gradients of
+    /// `ids` (whose local gradients are complete), kept for the parameters this rank owns; the
+    /// others are dropped. Every rank calls it with the same `ids` in the same order (a rank
+    /// without some of the gradients sends zeros for them); parameters outside the partition
+    /// (frozen) are ignored, and with none left nothing is exchanged.
+    pub fn reduce_group<M: Module>(
+        &self,
+        model: &M,
+        grads: GradientsParams,
+        ids: &[ParamId],
+    ) -> Result<GradientsParams, CollectiveError> {
+        if self.stage != 2 {
+            return Err(CollectiveError::Launch(format!(
+                "parallel.zero = {}: gradients are reduced per unit under stage 2 only",
+                self.stage
+            )));
+        }
+        let part = self.partition(model);
+        if !self.layout_checked.swap(true, Ordering::Relaxed) {
+            self.check_layout(&part)?;
+        }
+        let ids: HashSet<ParamId> = ids.iter().copied().collect();
+        let layout = ExchangeLayout::of(&part, |id| ids.contains(id));
+        if layout.is_empty() {
+            return Ok(GradientsParams::new());
+        }
+        self.reduce_scatter(model, grads, &layout)
+    }
+
+    /// Stage 2's exchange: the gradients of `layout`'s parameters moved into owner-ordered
+    /// chunks with presence flags, reduce-scattered, and this rank's sums put back as the
+    /// gradients of its own parameters that some rank had (absent on a rank: zeros there, as
+    /// in data parallelism). Gradients outside the layout stay in `grads`.
+    fn reduce_scatter<M: Module>(
+        &self,
+        model: &M,
+        mut grads: GradientsParams,
+        layout: &ExchangeLayout,
+    ) -> Result<GradientsParams, CollectiveError> {
+        // 1. gradients and flags into owner-ordered chunks [ranks * chunk]
+        let send = vec![0.0; self.coll.world_size() * layout.chunk_len()];
+        let mut take = TakeGrads { grads: &mut grads, layout, send, error: None };
         model.visit(&mut take);
-        let TakeGrads { send, present, error, .. } = take;
+        let TakeGrads { send, error, .. } = take;
         if let Some(e) = error {
             return Err(e);
         }
-        let present = self.timed(4 * present.len(), || self.coll.all_reduce(present, ReduceOp::Sum))?;
-        // 2. this rank's chunk of the sums [L]
+        // 2. this rank's chunk of the sums [chunk]
         let bytes = 4 * send.len();
         let mine = self.timed(bytes, || self.coll.reduce_scatter(send, ReduceOp::Sum))?;
         // 3. back as gradients of the owned parameters some rank had a gradient for
-        model.visit(&mut PutGrads { grads: &mut grads, part: &part, me, values: &mine, present: &present });
+        let me = self.coll.rank();
+        model.visit(&mut PutGrads { grads: &mut grads, layout, me, chunk: &mine });
         Ok(grads)
     }
 
@@ -160,26 +209,23 @@ impl ModuleVisitor for DropOthers<'_> {
     }
 }
 
-/// Stage 2: every partitioned gradient moved out of `grads` into its owner's chunk of `send`.
+/// Stage 2: every gradient of the layout moved out of `grads` into its owner's chunk of `send`,
+/// with its presence flag.
 struct TakeGrads<'a> {
     grads: &'a mut GradientsParams,
-    part: &'a ZeroPartition,
-    /// `[ranks * L]`
+    layout: &'a ExchangeLayout,
+    /// `[ranks * chunk]`
     send: Vec<f32>,
-    /// 1 where this rank had the parameter's gradient (absent: zeros, as in data parallel).
-    present: Vec<f32>,
     error: Option<CollectiveError>,
 }
 
 impl ModuleVisitor for TakeGrads<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let (Some(i), Some(g)) = (self.part.index_of(&param.id), self.grads.remove::<D>(param.id)) else {
-            return;
-        };
-        let p = self.part.params()[i];
+        let Some(slot) = self.layout.get(&param.id) else { return };
+        let Some(g) = self.grads.remove::<D>(param.id) else { return };
         let data = g.into_data().convert::<f32>();
-        if data.num_elements() != p.numel {
-            let (got, expected) = (data.num_elements(), p.numel);
+        if data.num_elements() != slot.numel {
+            let (got, expected) = (data.num_elements(), slot.numel);
             self.error = Some(CollectiveError::Size {
                 op: "zero reduce_scatter",
                 what: "gradient elements",
@@ -188,31 +234,29 @@ impl ModuleVisitor for TakeGrads<'_> {
             });
             return;
         }
-        let start = p.owner * self.part.chunk_len() + p.offset;
-        self.send[start..start + p.numel].copy_from_slice(data.as_slice::<f32>().expect("converted to f32"));
-        self.present[i] = 1.0;
+        let start = self.layout.send_values(slot);
+        self.send[start..start + slot.numel]
+            .copy_from_slice(data.as_slice::<f32>().expect("converted to f32"));
+        self.send[self.layout.send_flag(slot)] = 1.0;
     }
 }
 
 /// Stage 2: the owned parameters' summed gradients (this rank's chunk) back into `grads`.
 struct PutGrads<'a> {
     grads: &'a mut GradientsParams,
-    part: &'a ZeroPartition,
+    layout: &'a ExchangeLayout,
     me: usize,
-    /// `[L]`
-    values: &'a [f32],
-    /// Ranks that had each parameter's gradient.
-    present: &'a [f32],
+    /// `[chunk]`: values, then the number of ranks that had each owned parameter's gradient.
+    chunk: &'a [f32],
 }
 
 impl ModuleVisitor for PutGrads<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let Some(i) = self.part.index_of(&param.id) else { return };
-        let p = self.part.params()[i];
-        if p.owner != self.me || self.present[i] == 0.0 {
+        let Some(slot) = self.layout.get(&param.id).filter(|s| s.owner == self.me) else { return };
+        if self.chunk[self.layout.recv_flag(slot)] == 0.0 {
             return;
         }
-        let values = self.values[p.offset..p.offset + p.numel].to_vec();
+        let values = self.chunk[slot.offset..slot.offset + slot.numel].to_vec();
         // gradients live on the inner (non-autodiff) device
         let device = param.lazy_device().inner();
         self.grads.register::<D>(

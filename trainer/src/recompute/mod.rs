@@ -15,16 +15,20 @@
 //!    backwards `Σ out · ∂L/∂out` plus its own terms of the objective (its share of the LM loss
 //!    or of the MoE auxiliary loss). That gives its parameters' gradients, summed over the
 //!    units (a tied embedding gets two), and `∂L/∂in`, the previous unit's `∂L/∂out`.
+//! 3. A parameter's gradient is complete after the last unit adding to it; `finish.rs` then
+//!    hands it on: into the micro-batch's sum, or under ZeRO-2 (`parallel.zero = 2`) reduced
+//!    to its owner rank at once, so a rank never holds the whole model's local gradient.
 //!
 //! The gradients are those of one backward pass through the whole graph up to the order of
 //! float additions (`tests/activation_checkpointing.rs`). Kept at the peak: the graphs of the
-//! units that are not recomputed, each recomputed block's input, and one block's graph.
+//! units that are not recomputed, each recomputed block's input, and one block's graph; of the
+//! gradients, under ZeRO-2, the rank's own sums plus the unfinished local ones.
 //! Costs one more forward pass of the recomputed blocks. With expert parallelism the recompute
 //! reruns a MoE layer's all-to-all in the backward pass, in the same order on every rank (each
 //! rank runs the same decoder units; `tests/activation_checkpointing_ep.rs`).
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{FloatDType, Tensor};
 use mm1_models::llm::RopeTables;
 use mm1_models::ops::AttentionMask;
@@ -33,7 +37,10 @@ use mm1_models::{Mm1Model, MoeStats};
 
 pub use crate::config::Recompute;
 use crate::optim::GroupedAdamW;
-use crate::step::{BatchLoss, BatchTensors, StepError, head_nll};
+use crate::step::{BatchLoss, BatchTensors, StepError, StepSync, head_nll};
+use finish::Finisher;
+
+mod finish;
 
 /// Whether `unit` is a block that `recompute` names.
 fn recomputed(recompute: Recompute, unit: Unit) -> bool {
@@ -57,7 +64,12 @@ enum Unit {
 /// The units of a micro-batch: the vision tower only when it has image placeholders.
 fn units(model: &Mm1Model, tensors: &BatchTensors) -> Vec<Unit> {
     let images = tensors.input.images.as_ref().is_some_and(|i| i.dims()[0] > 0);
-    let vision = images.then(|| {
+    model_units(model, images)
+}
+
+/// The units of `model`, in forward order (the vision tower's when `vision`).
+fn model_units(model: &Mm1Model, vision: bool) -> Vec<Unit> {
+    let vision = vision.then(|| {
         let blocks = (0..model.vision.layers.len()).map(Unit::VitBlock);
         std::iter::once(Unit::VitStem).chain(blocks).chain([Unit::Connector])
     });
@@ -136,24 +148,29 @@ fn run(unit: Unit, model: &Mm1Model, x: Option<Tensor<3>>, ctx: &Context) -> Res
 /// Whether any parameter of `unit` takes a gradient.
 fn trainable(model: &Mm1Model, unit: Unit) -> bool {
     let mut v = AnyTrainable(false);
+    visit_unit(model, unit, &mut v);
+    v.0
+}
+
+/// Visit the parameters `unit` computes with.
+fn visit_unit(model: &Mm1Model, unit: Unit, v: &mut impl ModuleVisitor) {
     match unit {
         Unit::VitStem => {
-            model.vision.embeddings.visit(&mut v);
-            model.vision.pre_layrnorm.visit(&mut v);
+            model.vision.embeddings.visit(v);
+            model.vision.pre_layrnorm.visit(v);
         }
-        Unit::VitBlock(i) => model.vision.layers[i].visit(&mut v),
-        Unit::Connector => model.connector.visit(&mut v),
-        Unit::Embed => model.llm.embed_tokens.visit(&mut v),
-        Unit::Layer(j) => model.llm.layers[j].visit(&mut v),
+        Unit::VitBlock(i) => model.vision.layers[i].visit(v),
+        Unit::Connector => model.connector.visit(v),
+        Unit::Embed => model.llm.embed_tokens.visit(v),
+        Unit::Layer(j) => model.llm.layers[j].visit(v),
         Unit::Head => {
-            model.llm.norm.visit(&mut v);
+            model.llm.norm.visit(v);
             match &model.llm.lm_head {
-                Some(head) => head.visit(&mut v),
-                None => model.llm.embed_tokens.visit(&mut v), // tied
+                Some(head) => head.visit(v),
+                None => model.llm.embed_tokens.visit(v), // tied
             }
         }
     }
-    v.0
 }
 
 struct AnyTrainable(bool);
@@ -210,6 +227,21 @@ pub fn batch_grads(
     denom: f64,
     micro: f64,
 ) -> Result<(BatchLoss, GradientsParams), StepError> {
+    batch_grads_reduced(model, optim, tensors, policy, denom, micro, None)
+}
+
+/// [`batch_grads`] whose gradients, with `reduce` given, are each reduced over the ranks as
+/// soon as the backward pass has finished them ([`StepSync::reduce_group`], ZeRO-2): it returns
+/// the sums over the ranks that `reduce` keeps (`finish.rs`).
+pub fn batch_grads_reduced(
+    model: &Mm1Model,
+    optim: &GroupedAdamW,
+    tensors: BatchTensors,
+    policy: Recompute,
+    denom: f64,
+    micro: f64,
+    reduce: Option<&dyn StepSync>,
+) -> Result<(BatchLoss, GradientsParams), StepError> {
     let input = &tensors.input;
     let (rope, mask) = model.llm.layer_inputs(input.position_ids.clone(), input.segment_ids.clone());
     let ctx = Context { tensors: &tensors, rope, mask, denom, micro };
@@ -225,39 +257,62 @@ pub fn batch_grads(
             let out = run(unit, &no_graph, x.clone(), &ctx)?;
             logged.add(&out);
             let keep = if own || input_grad { Saved::Input(x, input_grad) } else { Saved::Nothing };
-            saved.push(keep);
+            saved.push((unit, keep));
             x = out.next;
         } else {
             let leaf_in = leaf(x.take(), input_grad);
             let out = run(unit, model, leaf_in.clone(), &ctx)?;
             logged.add(&out);
             x = out.next.clone().map(Tensor::detach);
-            saved.push(Saved::Graph(leaf_in, Box::new(out)));
+            saved.push((unit, Saved::Graph(leaf_in, Box::new(out))));
         }
         input_grad |= own;
     }
 
-    // 2. backward, last unit first, carrying ∂L/∂out
-    let mut acc = GradientsAccumulator::<Mm1Model>::new();
+    // 2. backward over every unit of the model, last first, carrying ∂L/∂out; each unit's
+    //    finished gradients handed on right after it (a unit this batch skipped: none)
+    let all = model_units(model, true);
+    let mut finisher = Finisher::new(model, &all, reduce);
     let mut grad_next: Option<Tensor<3>> = None;
-    for (&unit, keep) in units.iter().zip(saved).rev() {
-        let (leaf_in, out) = match keep {
-            Saved::Nothing => continue,
-            Saved::Graph(leaf_in, out) => (leaf_in, *out),
-            Saved::Input(x, grad) => {
-                let leaf_in = leaf(x, grad);
-                let out = run(unit, model, leaf_in.clone(), &ctx)?;
-                (leaf_in, out)
+    for &unit in all.iter().rev() {
+        if saved.last().is_some_and(|(u, _)| *u == unit) {
+            let (_, keep) = saved.pop().expect("checked");
+            if let Some(grads) = backward(unit, keep, model, optim, &ctx, &mut grad_next)? {
+                finisher.add(grads);
             }
-        };
-        let Some(objective) = out.objective(grad_next.take()) else { continue };
-        let mut grads = objective.backward();
-        grad_next = leaf_in.and_then(|x| x.grad_remove(&mut grads));
-        acc.accumulate(model, optim.grads(grads, model));
+        }
+        finisher.finish(unit)?;
     }
+    debug_assert!(saved.is_empty(), "every unit run is a unit of the model");
 
     let zeros = Tensor::<1>::zeros([1], &tensors.loss_mask.device());
     let aux = logged.aux.into_iter().fold(zeros, |a, b| a + b);
     let nll = logged.nll.expect("the head unit always runs");
-    Ok((BatchLoss { nll, aux, moe: logged.moe }, acc.grads()))
+    Ok((BatchLoss { nll, aux, moe: logged.moe }, finisher.end()?))
+}
+
+/// The backward pass of one unit from what the forward pass kept of it (rerunning a recomputed
+/// block): its parameters' gradients (`None`: nothing to differentiate), with `grad_next` taken
+/// as `∂L/∂out` and replaced by `∂L/∂in`.
+fn backward(
+    unit: Unit,
+    keep: Saved,
+    model: &Mm1Model,
+    optim: &GroupedAdamW,
+    ctx: &Context,
+    grad_next: &mut Option<Tensor<3>>,
+) -> Result<Option<GradientsParams>, StepError> {
+    let (leaf_in, out) = match keep {
+        Saved::Nothing => return Ok(None),
+        Saved::Graph(leaf_in, out) => (leaf_in, *out),
+        Saved::Input(x, grad) => {
+            let leaf_in = leaf(x, grad);
+            let out = run(unit, model, leaf_in.clone(), ctx)?;
+            (leaf_in, out)
+        }
+    };
+    let Some(objective) = out.objective(grad_next.take()) else { return Ok(None) };
+    let mut grads = objective.backward();
+    *grad_next = leaf_in.and_then(|x| x.grad_remove(&mut grads));
+    Ok(Some(optim.grads(grads, model)))
 }
