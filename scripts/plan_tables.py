@@ -15,6 +15,7 @@ ROWS = [
     ("mm1-ablation-base", ("bf16", "blocks", 1), 4),
     ("mm1-3b", ("bf16", "blocks", 1), 4),
     ("mm1-7b", ("bf16", "blocks", 1), 2),
+    ("mm1-7b", ("bf16", "blocks", 2), 2),
     ("mm1-7b", ("bf16", "blocks", 2), 4),
     ("mm1-30b", ("bf16", "blocks", 2), 1),
     ("mm1-3b-moe", ("bf16", "blocks", 0), 1),

@@ -3,7 +3,9 @@
 //! dense and an MoE decoder, every connector kind and the shape options that change a count
 //! (tied head, feature layer, pretrained grid, C-Abstractor depth / readout / pos_emb).
 //! Also: the planner's bytes match its own arithmetic (f32: 16 bytes per trainable
-//! parameter; ZeRO-1 under dp 4 divides the optimizer state by 4).
+//! parameter; ZeRO-1 under dp 4 divides the optimizer state by 4; ZeRO-2 under activation
+//! checkpointing holds a quarter of the gradients plus the largest unit's, and that unit count
+//! equals the allocated model's largest unit).
 
 use burn::module::Module;
 use mm1_models::Mm1Config;
@@ -107,6 +109,12 @@ fn state_bytes_follow_precision_and_zero() {
     cfg.parallel.zero = 2;
     let m = plan::plan(&cfg, &PlanOptions::default()).unwrap().memory;
     assert_eq!([m.gradients, m.optimizer], [4.0 * n, 2.0 * n], "ZeRO-2: the local gradient stays whole");
+    // under activation checkpointing ZeRO-2 reduces unit by unit: own quarter + one unit's
+    cfg.train.activation_checkpointing = mm1_trainer::config::ActivationCheckpointing::Blocks;
+    let unit = plan::largest_unit_gradients(&cfg.model) as f64;
+    let m = plan::plan(&cfg, &PlanOptions::default()).unwrap().memory;
+    assert_eq!(m.gradients, 4.0 * (n / 4.0 + unit), "ZeRO-2 with checkpointed blocks");
+    cfg.train.activation_checkpointing = mm1_trainer::config::ActivationCheckpointing::None;
     cfg.parallel.zero = 0;
     cfg.train.precision = Precision::F32;
     // activation checkpointing is read from the config: every block keeps less than every 2nd
@@ -119,4 +127,45 @@ fn state_bytes_follow_precision_and_zero() {
         every < every_2nd && every_2nd < none,
         "activations: every block {every}, every 2nd {every_2nd}, none {none}"
     );
+}
+
+/// The most gradient values the segmented backward pass holds unreduced (`recompute/finish.rs`):
+/// the largest unit of the allocated model (ViT stem, a ViT block, connector, embedding, a
+/// decoder layer, final norm + head), with a tied head's embedding term held through the layers;
+/// a frozen tower's units hold none.
+#[test]
+fn largest_unit_gradients_equal_the_allocated_units() {
+    let avg = "kind = \"avg_pool\"\nnum_tokens = 4";
+    let device = mm1_trainer::run::train_device(DeviceKind::Flex).expect("flex device");
+    let real = |m: &Mm1Config| -> u64 {
+        let model = m.init(&device).expect("model");
+        let n = |x: usize| if m.freeze.vision { 0 } else { x as u64 };
+        let vit = &model.vision;
+        let stem = n(vit.embeddings.num_params() + vit.pre_layrnorm.num_params());
+        let blocks = vit.layers.iter().map(|b| n(b.num_params())).max().unwrap_or(0);
+        let llm = &model.llm;
+        let embed = llm.embed_tokens.num_params() as u64;
+        let pending = if m.llm.tie_embeddings { embed } else { 0 };
+        let layers = llm.layers.iter().map(|l| l.num_params() as u64).max().unwrap() + pending;
+        let head =
+            (llm.norm.num_params() + llm.lm_head.as_ref().map_or(0, |h| h.num_params())) as u64 + pending;
+        [stem, blocks, model.connector.num_params() as u64, embed + pending, layers, head]
+            .into_iter()
+            .max()
+            .unwrap()
+    };
+    let moe = "[llm.moe]\nnum_experts = 4\ntop_k = 2\nevery = 2";
+    let mut wide_vit = tiny(avg, "", "");
+    (wide_vit.vision.width, wide_vit.vision.mlp_dim) = (192, 768); // a ViT block is the largest unit
+    let mut frozen = wide_vit.clone();
+    frozen.freeze.vision = true;
+    for (name, m) in [
+        ("dense", tiny(avg, "", "")),
+        ("tied head", tiny(avg, "tie_embeddings = true", "")),
+        ("moe every 2", tiny(avg, moe, "")),
+        ("wide ViT", wide_vit),
+        ("frozen wide ViT", frozen),
+    ] {
+        assert_eq!(plan::largest_unit_gradients(&m), real(&m), "{name}: planner (left) vs allocated model");
+    }
 }

@@ -16,7 +16,7 @@ mod table;
 pub use activations::{ActivationCount, MicroBatch};
 pub use flops::FlopsModel;
 pub use memory::{MemoryBytes, RankParams};
-pub use params::ParamCounts;
+pub use params::{ParamCounts, largest_unit_gradients};
 pub use perf::PerfMeter;
 pub use table::render;
 
@@ -32,7 +32,7 @@ pub enum Zero {
     Zero,
     /// AdamW moments sharded over the data-parallel ranks.
     One,
-    /// Also the reduced gradients (the local gradient of the backward pass stays whole).
+    /// Also the reduced gradients; under activation checkpointing the local ones too, unit by unit.
     Two,
 }
 
@@ -95,6 +95,9 @@ pub struct Plan {
     pub ep: usize,
     /// `parallel.zero`.
     pub zero: Zero,
+    /// ZeRO-2 under activation checkpointing: the most local gradient values held before
+    /// they are reduced (one unit's); `None`: the whole local gradient is held.
+    pub unfinished_gradients: Option<u64>,
 }
 
 impl Plan {
@@ -127,12 +130,15 @@ pub fn plan(cfg: &RunConfig, opts: &PlanOptions) -> Result<Plan, String> {
     };
     let precision = cfg.train.precision;
     let zero = Zero::from_stage(cfg.parallel.zero)?;
-    let mut memory = memory::state_bytes(rank, precision, zero, dp, ep);
+    let recompute = Recompute::from_config(&cfg.train);
+    // ZeRO-2 under activation checkpointing reduces each unit's gradients during the backward pass
+    let per_unit = zero == Zero::Two && recompute != Recompute::Nothing && dp > 1;
+    let unfinished = per_unit.then(|| params::largest_unit_gradients(m));
+    let mut memory = memory::state_bytes(rank, precision, zero, (dp, ep), unfinished);
     let images_per_seq = opts.images_per_seq.unwrap_or(cfg.data.max_images_per_seq);
     let (b, t) = (cfg.data.batch_size, cfg.data.seq_len);
     let mb = MicroBatch { seqs: b, seq_len: t, images: b * images_per_seq };
     let scored = b * t.saturating_sub(images_per_seq * m.num_image_tokens());
-    let recompute = Recompute::from_config(&cfg.train);
     let acts = activations::count(m, mb, recompute, scored);
     let activation_bytes = if precision == Precision::Bf16 { 2.0 } else { 4.0 };
     // the loss upcasts the logits: the head and the backward transients count as f32
@@ -160,6 +166,7 @@ pub fn plan(cfg: &RunConfig, opts: &PlanOptions) -> Result<Plan, String> {
         ep,
         precision,
         zero,
+        unfinished_gradients: unfinished,
     })
 }
 

@@ -8,8 +8,12 @@
 //! mixed precision). ZeRO (`parallel.zero`, `parallel/zero/`) shards the moments over the
 //! data-parallel ranks (an expert's over its `dp / ep` replicas); the master weights are the
 //! parameters every rank computes with, so they are not sharded. ZeRO-2 shards the *reduced*
-//! gradients too, but burn's backward hands back every local gradient at once, so the whole
-//! local gradient is held at the peak under every stage and is counted so here.
+//! gradients too. burn's backward hands back every local gradient of a graph at once, so after
+//! one backward pass through the whole model (`train.activation_checkpointing = "none"`) the
+//! whole local gradient is held at the peak under every stage and is counted so here; under
+//! activation checkpointing the backward pass goes unit by unit and ZeRO-2 reduces each unit's
+//! gradients at once (`recompute/finish.rs`), so a rank holds its own sums (its share) plus
+//! the largest set of unfinished local gradients ([`crate::params::largest_unit_gradients`]).
 
 use super::{Precision, Zero};
 
@@ -44,8 +48,16 @@ impl MemoryBytes {
 }
 
 /// Weights, master, gradients and optimizer bytes of `p` on one rank; `dp` data-parallel
-/// ranks, `ep` expert-parallel group size.
-pub fn state_bytes(p: RankParams, precision: Precision, zero: Zero, dp: usize, ep: usize) -> MemoryBytes {
+/// ranks, `ep` expert-parallel group size; `unfinished`: with ZeRO-2 reducing unit by unit
+/// (activation checkpointing, `dp > 1`), the most local gradient values held before they are
+/// reduced.
+pub fn state_bytes(
+    p: RankParams,
+    precision: Precision,
+    zero: Zero,
+    (dp, ep): (usize, usize),
+    unfinished: Option<u64>,
+) -> MemoryBytes {
     let (dp, ep) = (dp.max(1) as f64, ep.max(1) as f64);
     // ZeRO shards a dense value over dp ranks, an expert value over the dp / ep replicas
     let sharded = |on: bool| {
@@ -59,7 +71,11 @@ pub fn state_bytes(p: RankParams, precision: Precision, zero: Zero, dp: usize, e
     MemoryBytes {
         weights: w * p.held as f64,
         master: master * p.held as f64,
-        gradients: 4.0 * sharded(false), // the local gradient is whole under every stage (above)
+        gradients: 4.0
+            * match unfinished {
+                Some(n) => (sharded(true) + n as f64).min(sharded(false)), // own sums + one unit's
+                None => sharded(false), // the local gradient is whole (above)
+            },
         optimizer: 8.0 * sharded(zero >= Zero::One),
         activations: 0.0,
     }

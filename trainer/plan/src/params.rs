@@ -39,6 +39,38 @@ impl ParamCounts {
     }
 }
 
+/// Trainable parameters whose local gradients the segmented backward pass (activation
+/// checkpointing) holds at most at once before they are finished (`recompute/finish.rs`): one
+/// unit's — the ViT stem, a ViT block, the connector, the embedding, a decoder layer, or the
+/// final norm with the head — plus, with a tied head, the embedding's head term, held from the
+/// head back to the embedding unit. Frozen towers (`[model.freeze]`) give none.
+pub fn largest_unit_gradients(m: &Mm1Config) -> u64 {
+    let (v, l, f) = (&m.vision, &m.llm, &m.freeze);
+    let (d, vocab) = (l.width as u64, l.vocab_size as u64);
+    let depth = v.feature_depth().unwrap_or(v.layers) as u64;
+    let vision_units = [vision(v) - depth * vit_block(v), if depth > 0 { vit_block(v) } else { 0 }];
+    let vision_max = if f.vision { 0 } else { vision_units.into_iter().max().unwrap_or(0) };
+    let connector = if f.connector { 0 } else { connector(&m.connector, v, d) };
+    if f.llm {
+        return vision_max.max(connector);
+    }
+    let layer = (0..l.layers).map(|i| decoder_layer(l, i)).max().unwrap_or(0);
+    // tied: the head's term of the embedding waits through every layer for the embedding's
+    let (head, pending) = if l.tie_embeddings { (d + vocab * d, vocab * d) } else { (d + d * vocab, 0) };
+    let llm = [head, layer + pending, vocab * d + pending].into_iter().max().unwrap_or(0);
+    vision_max.max(connector).max(llm)
+}
+
+/// Decoder layer `i`: 2 RMSNorms, attention, and its FFN or its router and experts.
+fn decoder_layer(c: &LlmConfig, i: usize) -> u64 {
+    let d = c.width as u64;
+    let ffn_part = match (&c.moe, c.is_moe_layer(i)) {
+        (Some(m), true) => d * m.num_experts as u64 + m.num_experts as u64 * ffn(c),
+        _ => ffn(c),
+    };
+    2 * d + attention(c) + ffn_part
+}
+
 /// `Linear` with bias: `i·o + o`.
 fn lin(i: u64, o: u64) -> u64 {
     i * o + o

@@ -75,10 +75,14 @@ pub fn render(p: &Plan, opts: &PlanOptions) -> String {
         count(a.transient),
         count(a.recompute)
     );
+    let grad_note = match p.unfinished_gradients {
+        Some(n) => format!("own 1/{} of the sums + {} unreduced (one unit)", p.dp, count(n as f64)),
+        None => "the whole local gradient".into(),
+    };
     for (name, v, note) in [
         ("weights", m.weights, String::new()),
         ("master (f32)", m.master, String::new()),
-        ("gradients", m.gradients, String::new()),
+        ("gradients", m.gradients, grad_note),
         ("optimizer (AdamW)", m.optimizer, "2 f32 moments".into()),
         ("activations", m.activations, act_note),
         ("peak", m.total(), String::new()),
