@@ -93,7 +93,7 @@ fn connector(c: &ConnectorConfig, v: &VisionConfig, d: f64) -> f64 {
 
 /// Values kept for one micro-batch. A block that `recompute` names keeps only its input.
 /// With recomputed blocks the backward pass has two phases that do not overlap
-/// (`trainer/src/recompute.rs`): the head's (its logits and their gradient, freed before the
+/// (`trainer/src/recompute/`): the head's (its logits and their gradient, freed before the
 /// first block is recomputed), then the blocks' (one recomputed block's values and its
 /// attention probabilities); the larger one is counted.
 pub fn count(m: &Mm1Config, mb: MicroBatch, recompute: Recompute, scored: usize) -> ActivationCount {
