@@ -145,7 +145,8 @@ fn zero_1_and_2_on_two_ranks_equal_zero_0_with_half_the_optimizer_state_per_rank
 }
 
 /// With a MoE decoder (`ep = 1`: the experts are partitioned like any parameter, and an expert no
-/// token reached has no gradient on a rank) ZeRO-2 still trains as `zero = 0`.
+/// token reached has no gradient on a rank) ZeRO-2 still trains as `zero = 0`, also reducing unit
+/// by unit under activation checkpointing.
 #[test]
 #[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
 fn zero_2_with_a_moe_decoder_equals_zero_0() {
@@ -159,6 +160,14 @@ fn zero_2_with_a_moe_decoder_equals_zero_0() {
     let identical = assert_params(&zero2, &zero0, "MoE, zero 2 vs 0");
     println!("MoE, zero 2: {identical} tensors bit-identical to zero 0");
     assert!(last_checkpoint(&zero2).join("optim-zero1.bpk").is_file());
+
+    // every block recomputed, one micro-batch per step: each MoE layer's gradients (router and
+    // experts) reduced with the layer, bit for bit zero 0's
+    let (zero0, zero2) = (tmp.path().join("zero0-ckpt"), tmp.path().join("zero2-ckpt"));
+    two_ranks(&file, &zero0, None, &CHECKPOINTED);
+    two_ranks(&file, &zero2, None, &[&CHECKPOINTED[..], &["parallel.zero=2"]].concat());
+    assert_eq!(logged_losses(&zero2), logged_losses(&zero0), "MoE, checkpointed zero 2 vs 0");
+    assert_eq!(checkpoint_tensors(&zero2), checkpoint_tensors(&zero0), "MoE, checkpointed zero 2 vs 0");
 }
 
 /// 2 ranks × 4 rows in one micro-batch, a tied head, every block recomputed: ZeRO-2 reduces each
