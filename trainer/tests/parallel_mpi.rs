@@ -45,6 +45,12 @@ fn two_rank_expert_parallel_moe_equals_local_experts() {
     run_workers("workers::worker_expert_parallel", 2, &[]).expect_success();
 }
 
+#[test]
+#[cfg_attr(not(feature = "mpi"), ignore = "needs the `mpi` feature: cargo test --features mm1-trainer/mpi")]
+fn two_rank_zero_share_update_in_buckets_gives_every_rank_the_owners_values() {
+    run_workers("workers::worker_zero_share_update", 2, &[]).expect_success();
+}
+
 #[cfg(feature = "mpi")]
 mod workers {
     use std::sync::Arc;
@@ -562,5 +568,57 @@ mod workers {
 
     fn grads_of_mm1(model: &mm1_models::Mm1Model, loss: Tensor<1>) -> GradientsParams {
         GradientsParams::from_grads(loss.backward(), model)
+    }
+
+    /// Every parameter filled with `owner · 10⁴ + k · 10³ + i` (`k`: its visiting position, `i`:
+    /// the element), `owner` being `rank` or, with `part`, the parameter's owner.
+    struct Fill<'a> {
+        rank: usize,
+        part: Option<&'a mm1_trainer::parallel::zero::ZeroPartition>,
+        k: usize,
+    }
+
+    impl Fill<'_> {
+        fn values(&mut self, id: &burn::module::ParamId, n: usize) -> Vec<f32> {
+            let owner = self.part.map_or(self.rank, |p| p.owner(id).expect("partitioned"));
+            self.k += 1;
+            (0..n).map(|i| (owner * 10_000 + self.k * 1000 + i) as f32).collect()
+        }
+    }
+
+    impl burn::module::ModuleMapper for Fill<'_> {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<Tensor<D>>,
+        ) -> burn::module::Param<Tensor<D>> {
+            let values = self.values(&param.id, param.lazy_shape().num_elements());
+            param.map(|t| Tensor::from_data(TensorData::new(values, t.shape()), &t.device()).require_grad())
+        }
+    }
+
+    impl burn::module::ModuleVisitor for Fill<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let want = self.values(&param.id, param.lazy_shape().num_elements());
+            let got = param.val().into_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(got, want, "parameter {} after share_update", self.k);
+        }
+    }
+
+    /// ZeRO's all-gather of the updated parameters, in buckets of 20 values (several exchanges,
+    /// l2.weight alone in one) and in one: every rank ends with each parameter's owner's values.
+    #[test]
+    #[ignore = "run on 2 ranks by two_rank_zero_share_update_in_buckets_gives_every_rank_the_owners_values"]
+    fn worker_zero_share_update() {
+        use mm1_trainer::parallel::zero::ZeroSync;
+        let c = world();
+        let device = Device::flex().autodiff();
+        for bucket in [20, 1 << 20] {
+            let zero = ZeroSync::new(c.clone(), 2, bucket).unwrap();
+            let model = Tiny::new(&device).map(&mut Fill { rank: c.rank(), part: None, k: 0 });
+            let part = zero.partition(&model);
+            assert!(part.loads().iter().all(|&l| l > 0), "both ranks own parameters: {:?}", part.loads());
+            let model = zero.share_update(model).unwrap();
+            model.visit(&mut Fill { rank: c.rank(), part: Some(&part), k: 0 });
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! unit's during the segmented backward pass (`ZeroSync::reduce_group`) are both such a layout,
 //! computed from shapes and visiting order only, so every rank cuts the same buffer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use burn::module::ParamId;
 
@@ -48,6 +48,23 @@ impl ExchangeLayout {
         Self { slots, values: most(fill), flags: most(count) }
     }
 
+    /// The whole partition cut into exchanges of consecutive parameters (visiting order) of at
+    /// most `max_values` values each (a larger parameter alone): the bounded buckets of the
+    /// parameters' all-gather, as data parallelism's all-reduce buckets.
+    pub fn buckets(part: &ZeroPartition, max_values: usize) -> Vec<Self> {
+        let mut cuts: Vec<HashSet<ParamId>> = Vec::new();
+        let mut filled = usize::MAX; // values in the last bucket (none yet)
+        for p in part.params() {
+            if filled.saturating_add(p.numel) > max_values.max(1) {
+                cuts.push(HashSet::new());
+                filled = 0;
+            }
+            cuts.last_mut().expect("pushed above").insert(p.id);
+            filled += p.numel;
+        }
+        cuts.iter().map(|ids| Self::of(part, |id| ids.contains(id))).collect()
+    }
+
     /// Parameters in the exchange.
     pub fn len(&self) -> usize {
         self.slots.len()
@@ -59,6 +76,11 @@ impl ExchangeLayout {
 
     pub fn get(&self, id: &ParamId) -> Option<Slot> {
         self.slots.get(id).copied()
+    }
+
+    /// Values per chunk (the largest owner's), the chunk of an exchange without flags.
+    pub fn values_len(&self) -> usize {
+        self.values
     }
 
     /// One owner's chunk: its values, then its flags.
@@ -111,5 +133,11 @@ mod tests {
         assert_eq!((some.send_values(slot(3)), some.send_flag(slot(3))), (11, 11 + 9));
         assert_eq!(some.recv_flag(slot(4)), 10);
         assert!(some.get(&ParamId::from(0)).is_none());
+        // buckets of at most 9 values: [4], [6, 2], [5, 3]; the first one's owner is rank 1
+        let buckets = ExchangeLayout::buckets(&part, 9);
+        let lens: Vec<(usize, usize)> = buckets.iter().map(|b| (b.len(), b.values_len())).collect();
+        assert_eq!(lens, vec![(1, 4), (2, 8), (2, 5)]);
+        assert_eq!(buckets[0].get(&ParamId::from(0)).map(|s| (s.owner, s.offset)), Some((1, 0)));
+        assert_eq!(ExchangeLayout::buckets(&part, 3).len(), 5, "a parameter above the bound alone");
     }
 }

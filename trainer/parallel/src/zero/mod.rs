@@ -14,7 +14,9 @@
 //! 2. [`ZeroSync::grad_norm`]: the clipping norm from every owner's square sums.
 //! 3. The optimizer steps the gradients it was given, i.e. the owned parameters: its state
 //!    exists for those only (the memory ZeRO-1 saves).
-//! 4. [`ZeroSync::share_update`]: the updated values all-gathered back into every rank's model.
+//! 4. [`ZeroSync::share_update`]: the updated values all-gathered back into every rank's model,
+//!    in buckets of consecutive parameters (`bucket_elems` values), so no rank stages the whole
+//!    model in one exchange buffer.
 //!
 //! [`ZeroPartition`] says who owns what: whole parameters, greedily balanced by element count,
 //! computed identically on every rank. Checkpoints keep each rank's slice with an index of the

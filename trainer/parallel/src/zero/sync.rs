@@ -23,6 +23,8 @@ pub struct ZeroSync {
     stage: u8,
     /// Stage 1's gradient all-reduce (DDP buckets).
     dp: DataParallel,
+    /// Values per all-gather of the updated parameters.
+    bucket_elems: usize,
     /// Built from the model at the first call; every rank computes the same.
     partition: Mutex<Option<Arc<ZeroPartition>>>,
     /// Whether the ranks' partitions were compared (per-unit reductions check once).
@@ -31,7 +33,8 @@ pub struct ZeroSync {
 }
 
 impl ZeroSync {
-    /// `stage` 1 or 2 (`parallel.zero`) over `coll`; `bucket_elems` values per stage-1 all-reduce.
+    /// `stage` 1 or 2 (`parallel.zero`) over `coll`; `bucket_elems` values per stage-1 all-reduce
+    /// and per all-gather of the updated parameters.
     pub fn new(coll: Arc<dyn Collective>, stage: u8, bucket_elems: usize) -> Result<Self, CollectiveError> {
         if !(1..=2).contains(&stage) {
             return Err(CollectiveError::Launch(format!("parallel.zero = {stage}: ZeroSync needs 1 or 2")));
@@ -41,6 +44,7 @@ impl ZeroSync {
             coll,
             stage,
             dp,
+            bucket_elems: bucket_elems.max(1),
             partition: Mutex::new(None),
             layout_checked: AtomicBool::new(false),
             stats: Mutex::new(CommStats::default()),
@@ -181,16 +185,20 @@ impl ZeroSync {
     }
 
     /// After the optimizer updated this rank's own parameters: every parameter's new value from
-    /// its owner on every rank (one all-gather of owner-ordered chunks).
-    pub fn share_update<M: Module>(&self, model: M) -> Result<M, CollectiveError> {
+    /// its owner on every rank, all-gathered in owner-ordered chunks, one bucket of at most
+    /// `bucket_elems` values at a time (so the exchange buffers stay one bucket's size).
+    pub fn share_update<M: Module>(&self, mut model: M) -> Result<M, CollectiveError> {
         let part = self.partition(&model);
         let me = self.coll.rank();
-        let l = part.chunk_len();
-        let mut mine = Collect { part: &part, me, chunk: vec![0.0; l] };
-        model.visit(&mut mine);
-        let chunk = mine.chunk;
-        let all = self.timed(4 * l, || self.coll.all_gather(chunk))?; // [ranks * L]
-        Ok(model.map(&mut Replace { part: &part, me, all: &all, chunk_len: l }))
+        for layout in ExchangeLayout::buckets(&part, self.bucket_elems) {
+            let l = layout.values_len();
+            let mut mine = Collect { layout: &layout, me, chunk: vec![0.0; l] };
+            model.visit(&mut mine);
+            let chunk = mine.chunk;
+            let all = self.timed(4 * l, || self.coll.all_gather(chunk))?; // [ranks * L]
+            model = model.map(&mut Replace { layout: &layout, me, all: &all });
+        }
+        Ok(model)
     }
 }
 
@@ -283,36 +291,35 @@ impl ModuleVisitor for SquareSums<'_> {
     }
 }
 
-/// This rank's parameters' values at their offsets in its chunk.
+/// This rank's parameters' values at their offsets in its chunk of `layout`.
 struct Collect<'a> {
-    part: &'a ZeroPartition,
+    layout: &'a ExchangeLayout,
     me: usize,
     chunk: Vec<f32>,
 }
 
 impl ModuleVisitor for Collect<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let Some(p) = self.part.get(&param.id).filter(|p| p.owner == self.me) else { return };
+        let Some(s) = self.layout.get(&param.id).filter(|s| s.owner == self.me) else { return };
         let data = param.val().into_data().convert::<f32>();
-        self.chunk[p.offset..p.offset + p.numel]
+        self.chunk[s.offset..s.offset + s.numel]
             .copy_from_slice(data.as_slice::<f32>().expect("converted to f32"));
     }
 }
 
-/// Every other rank's parameters replaced by the values from their owner's chunk.
+/// Every other rank's parameters of `layout` replaced by the values from their owner's chunk.
 struct Replace<'a> {
-    part: &'a ZeroPartition,
+    layout: &'a ExchangeLayout,
     me: usize,
-    /// `[ranks * L]`
+    /// `[ranks * values_len]`
     all: &'a [f32],
-    chunk_len: usize,
 }
 
 impl ModuleMapper for Replace<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(p) = self.part.get(&param.id).copied().filter(|p| p.owner != self.me) else { return param };
-        let start = p.owner * self.chunk_len + p.offset;
-        let values = self.all[start..start + p.numel].to_vec();
+        let Some(s) = self.layout.get(&param.id).filter(|s| s.owner != self.me) else { return param };
+        let start = s.owner * self.layout.values_len() + s.offset;
+        let values = self.all[start..start + s.numel].to_vec();
         param.map(|t| {
             let data = TensorData::new(values, t.shape()).convert_dtype(t.dtype());
             let fresh = Tensor::<D>::from_data(data, &t.device());
