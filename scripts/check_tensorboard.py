@@ -4,8 +4,8 @@ EventAccumulator, the reader behind `tensorboard --logdir`, and prints what it f
 scalar tag with its number of points and first/last (step, value), and every text summary.
 Not run by CI (CI checks the files with our Rust reader, trainer/logging/tests/tensorboard_roundtrip.rs).
 
-Setup:  python3 -m venv /work/venv-tb && /work/venv-tb/bin/pip install tensorboard
-Usage:  /work/venv-tb/bin/python scripts/check_tensorboard.py PATH [--expect TAG=N]... [--json]
+Setup:  python3 -m venv ~/.venvs/mm1-tb && ~/.venvs/mm1-tb/bin/pip install tensorboard
+Usage:  ~/.venvs/mm1-tb/bin/python scripts/check_tensorboard.py PATH [--expect TAG=N]... [--json]
         --expect loss=50 fails (exit 1) unless tag `loss` has exactly 50 points."""
 import argparse
 import json

@@ -2,8 +2,8 @@
 """Python reference for `mm1-data bench`: webdataset + PIL decode, shortest-side bicubic resize,
 centre crop and CLIP normalisation of every image in a shard spec, single process.
 
-    /work/venv-data/bin/pip install webdataset pillow numpy
-    /work/venv-data/bin/python scripts/data_bench_python.py "DIR/caption-{000000..000001}.tar" --resolution 224
+    ~/.venvs/mm1-data/bin/pip install webdataset pillow numpy
+    ~/.venvs/mm1-data/bin/python scripts/data_bench_python.py "DIR/caption-{000000..000001}.tar" --resolution 224
 
 Prints one JSON line with images, wall seconds, CPU seconds and CPU seconds per image, the metric
 `scripts/data_bench.sh` compares with the Rust pipeline.

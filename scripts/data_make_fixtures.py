@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Writes the data-crate test fixtures with Python's reference `webdataset.TarWriter` and PIL.
 
-Run with the venv holding `webdataset` and `pillow` (`python -m venv /work/venv-data &&
-/work/venv-data/bin/pip install webdataset pillow`):
+Run with the venv holding `webdataset` and `pillow` (`python -m venv ~/.venvs/mm1-data &&
+~/.venvs/mm1-data/bin/pip install webdataset pillow`):
 
-    /work/venv-data/bin/python scripts/data_make_fixtures.py
+    ~/.venvs/mm1-data/bin/python scripts/data_make_fixtures.py
 
 Outputs (committed, read by data/tests/*.rs; CI never runs Python):
   data/tests/fixtures/wds_mixed.tar            caption / interleaved / text samples, mixed image extensions

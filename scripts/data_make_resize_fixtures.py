@@ -10,8 +10,8 @@ and the CPU scales 32, 48, 64. The resized size and crop offset torchvision used
 
 Run with a venv holding torch, torchvision, pillow and numpy (outside the repo):
 
-    python -m venv /work/venv && /work/venv/bin/pip install torch torchvision pillow numpy
-    /work/venv/bin/python scripts/data_make_resize_fixtures.py
+    python -m venv ~/.venvs/mm1 && ~/.venvs/mm1/bin/pip install torch torchvision pillow numpy
+    ~/.venvs/mm1/bin/python scripts/data_make_resize_fixtures.py
 
 Outputs (committed; read by data/tests/resize_parity.rs; CI never runs Python):
   data/tests/fixtures/resize/NNN.{png,jpg,webp}   the source images

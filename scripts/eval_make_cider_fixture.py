@@ -7,8 +7,8 @@ then its punctuation-token removal) and the tokenised text through `Cider().comp
 `pycocoevalcap.eval.COCOEvalCap` does. The fixture stores raw captions, the tokenised captions, the
 per-image scores and the corpus score; the Rust test checks both our tokenizer and our scorer.
 
-Needs Java (`apt-get install -y default-jre-headless`) and `pip install pycocoevalcap` (venv /work/venv-eval).
-Run: /work/venv-eval/bin/python scripts/eval_make_cider_fixture.py
+Needs Java (`apt-get install -y default-jre-headless`) and `pip install pycocoevalcap` (venv ~/.venvs/mm1-eval).
+Run: ~/.venvs/mm1-eval/bin/python scripts/eval_make_cider_fixture.py
 """
 import json
 import os

@@ -10,7 +10,7 @@ trainer/tests/fixtures/export/transformers.json:
   `[1, 3, s, s]`, flat index i -> ((i * 37) % 101) / 50 - 1;
 - `llm`: SHA-256 of model.safetensors, the prompt, the last position's logits, 8 greedy ids.
 
-Usage: /work/venv/bin/python scripts/make_export_fixture.py EXPORT_DIR [OUT_JSON]
+Usage: ~/.venvs/mm1/bin/python scripts/make_export_fixture.py EXPORT_DIR [OUT_JSON]
 """
 import hashlib, json, os, sys
 

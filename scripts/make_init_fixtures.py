@@ -14,7 +14,7 @@ of one prompt. Not run by CI; the outputs are committed (each file well under 1 
   last position's logits, full recompute each token, the model in f32 holding the bf16 weights,
   as the import casts them), with the gap between the two best logits at each step.
 
-Usage: /work/venv/bin/python scripts/make_init_fixtures.py [OUT_DIR]
+Usage: ~/.venvs/mm1/bin/python scripts/make_init_fixtures.py [OUT_DIR]
 (default OUT_DIR: trainer/tests/fixtures/init; needs `pip install transformers safetensors`)
 """
 import json, os, shutil, sys

@@ -8,7 +8,7 @@ Each case folder holds `case.json`, `config.json` + `model.safetensors` (exactly
 its reference is Honeybee's C-Abstractor written out here in PyTorch, its weights are saved
 under mm1-models' own parameter paths and its settings live in `case.json`.
 
-Usage: /work/venv-models/bin/python scripts/make_parity_fixtures.py [OUT_DIR]
+Usage: ~/.venvs/mm1-models/bin/python scripts/make_parity_fixtures.py [OUT_DIR]
 (default OUT_DIR: models/tests/fixtures/parity)
 """
 import json, os, shutil, sys

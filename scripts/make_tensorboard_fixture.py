@@ -2,8 +2,8 @@
 """Writes trainer/logging/tests/fixtures/tensorboard/python.tfevents with TensorBoard's own Python
 writer (EventFileWriter + the tensorboard protos), so the Rust reader is tested on a file it
 did not write. Not run by CI; the output is committed.
-Setup: python3 -m venv /work/venv-tb && /work/venv-tb/bin/pip install tensorboard
-Usage: /work/venv-tb/bin/python scripts/make_tensorboard_fixture.py"""
+Setup: python3 -m venv ~/.venvs/mm1-tb && ~/.venvs/mm1-tb/bin/pip install tensorboard
+Usage: ~/.venvs/mm1-tb/bin/python scripts/make_tensorboard_fixture.py"""
 import glob
 import math
 import os
