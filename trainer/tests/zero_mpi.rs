@@ -184,8 +184,8 @@ const CHECKPOINTED: [&str; 6] = [
 /// ZeRO-2 under activation checkpointing, each unit's gradients reduced to their owner as soon
 /// as they are complete: with one micro-batch per step every sum is zero 0's `a + b` (a tied
 /// embedding's head and embedding terms added before its reduction, as zero 0 adds them), so it
-/// logs zero 0's losses and ends with its parameters bit for bit; a unit's gradient dropped or
-/// reduced twice would move them. Both stay within the data-parallel tolerance of zero 0 without
+/// logs zero 0's losses and ends with its parameters bit for bit, also with a frozen ViT; a
+/// unit's gradient dropped or reduced twice would move them. Both stay within the data-parallel tolerance of zero 0 without
 /// checkpointing (one backward pass through the whole graph). With 2 micro-batches per step
 /// each is reduced on its own and the owner adds the sums (`(a1 + b1) + (a2 + b2)`, not zero
 /// 0's `(a1 + a2) + (b1 + b2)`): losses within the tolerance, and the parameters but the
@@ -208,6 +208,13 @@ fn zero_2_with_activation_checkpointing_equals_zero_0() {
         run("zero0-none", &[&CHECKPOINTED[..], &["train.activation_checkpointing=\"none\""]].concat());
     assert_losses(&zero2, &full_graph, "zero 2 checkpointed vs zero 0 not");
     assert_params(&zero2, &full_graph, "zero 2 checkpointed vs zero 0 not");
+
+    // a frozen ViT: its units have no partitioned parameter and exchange nothing
+    let frozen = ["model.freeze.vision=true"];
+    let zero0 = run("zero0-frozen", &[&CHECKPOINTED[..], &frozen].concat());
+    let zero2 = run("zero2-frozen", &[&CHECKPOINTED[..], &frozen, &["parallel.zero=2"]].concat());
+    assert_eq!(logged_losses(&zero2), logged_losses(&zero0), "frozen ViT, zero 2 vs 0");
+    assert_eq!(checkpoint_tensors(&zero2), checkpoint_tensors(&zero0), "frozen ViT, zero 2 vs 0");
 
     let accum2 = ["data.batch_size=2", "optim.grad_accum=2"];
     let zero0 = run("zero0-accum", &[&CHECKPOINTED[..], &accum2].concat());

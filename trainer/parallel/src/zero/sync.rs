@@ -100,8 +100,9 @@ impl ZeroSync {
     /// Stage 2 during a segmented backward pass: the sums over the ranks of the gradients of
     /// `ids` (whose local gradients are complete), kept for the parameters this rank owns; the
     /// others are dropped. Every rank calls it with the same `ids` in the same order (a rank
-    /// without some of the gradients sends zeros for them); parameters outside the partition
-    /// (frozen) are ignored, and with none left nothing is exchanged.
+    /// without some of the gradients sends zeros for them). Gradients of parameters outside the
+    /// partition (frozen ones have none) stay as they are; with no partitioned parameter in
+    /// `ids` nothing is exchanged.
     pub fn reduce_group<M: Module>(
         &self,
         model: &M,
@@ -121,7 +122,7 @@ impl ZeroSync {
         let ids: HashSet<ParamId> = ids.iter().copied().collect();
         let layout = ExchangeLayout::of(&part, |id| ids.contains(id));
         if layout.is_empty() {
-            return Ok(GradientsParams::new());
+            return Ok(grads);
         }
         self.reduce_scatter(model, grads, &layout)
     }
