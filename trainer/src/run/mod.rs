@@ -8,6 +8,7 @@ mod metrics;
 mod ranks;
 mod session;
 mod signals;
+mod train_loop;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,11 +21,11 @@ use crate::checkpoint::{BackgroundWriter, CheckpointDir, CheckpointError, Writte
 use crate::config::{ConfigError, DeviceKind, LoadedConfig, RunConfig, config_hash};
 use crate::eval::heldout::HeldOutError;
 use crate::optim::{OptimError, list_params};
-use crate::schedule::LrSchedule;
-use crate::step::{NonFiniteGuard, StepError, StepReport, train_step_with_recompute};
-use metrics::{LogSink, StepTiming, step_metrics};
+use crate::step::{NonFiniteGuard, StepError, StepReport};
+use metrics::LogSink;
 use ranks::Ranks;
 use session::Session;
+use train_loop::TrainLoop;
 
 /// Errors that stop a run; each names its cause.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +160,7 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
 
     // 2. model, optimizer, data: fresh or from the checkpoint
     let device = train_device(cfg.train.device)?;
-    let mut s = Session::open(cfg, &device, &hash, (&ckpts, latest.as_ref()), &ranks, &say)?;
+    let s = Session::open(cfg, &device, &hash, (&ckpts, latest.as_ref()), &ranks, &say)?;
     let start_step = s.state.step;
 
     // 3. logging (rank 0)
@@ -170,135 +171,20 @@ pub fn train(loaded: &LoadedConfig, opts: &RunOptions) -> Result<RunSummary, Run
 
     // 4. the loop
     let gather = |v: serde_json::Value| ranks.gather_json(&v).map_err(|e| e.to_string());
-    let split = ranks.eval_split(&gather);
-    let peak = cfg.optim.resolve(s.sizes.non_embedding).lr;
-    let schedule = LrSchedule::new(&cfg.schedule, peak, total);
-    let mut guard = NonFiniteGuard {
-        max_in_a_row: cfg.train.max_nonfinite_in_a_row as u64,
-        in_a_row: s.state.counters.nonfinite_in_a_row,
-        total: s.state.counters.skipped_steps,
-    };
-    let mut summary = RunSummary {
-        run_dir: run_dir.clone(),
-        rank: ranks.rank(),
+    let peak_lr = cfg.optim.resolve(s.sizes.non_embedding).lr;
+    let run = TrainLoop {
+        cfg,
+        opts,
+        ranks: &ranks,
+        device: &device,
+        run_dir: &run_dir,
+        ckpts: &ckpts,
+        config_text: &config_text,
+        split: ranks.eval_split(&gather),
+        log,
         start_step,
-        end_step: start_step,
-        losses: Vec::new(),
-        eval: Vec::new(),
-        fewshot: Vec::new(),
-        skipped_steps: guard.total,
-        preempted: None,
     };
-    // model FLOPs of a step from the planner, for perf/tflops and perf/mfu
-    let meter = crate::plan::PerfMeter::new(cfg);
-    let recompute = crate::recompute::Recompute::from_config(&cfg.train);
-    let signals = signals::StopSignals::install().map_err(RunError::Stop)?;
-    let mut writer = BackgroundWriter::new();
-    while s.state.step < total {
-        ranks.set_step(s.state.step + 1);
-        let t0 = Instant::now();
-        let batches = next_batches(&mut s.loader, cfg.optim.grad_accum.max(1))?;
-        let data_wait = t0.elapsed().as_secs_f64();
-        let lr = schedule.lr(s.state.scheduler_step);
-        let (model, report) = train_step_with_recompute(
-            s.model,
-            &mut s.optim,
-            &batches,
-            lr,
-            &device,
-            ranks.step_sync(),
-            recompute,
-        )?;
-        s.model = model;
-        let step_time = t0.elapsed().as_secs_f64();
-        let comm = ranks.take_comm_stats();
-        let perf = meter.values(report.images, step_time);
-        let timing = StepTiming { lr, data_wait, step_time, comm, perf };
-        s.state.step += 1;
-        let step = s.state.step;
-        if report.applied {
-            s.state.scheduler_step += 1;
-        }
-        let stop = guard.record(step, &report);
-        count_step(&mut s, &guard, &report);
-        summary.losses.push((step, report.loss));
-        let last = step == total || opts.stop_after.is_some_and(|n| step - start_step >= n);
-        let mut values = Vec::new();
-        if log.should_log(step) || last {
-            values = step_metrics(&report, &timing, &s);
-        }
-        if let Err(msg) = stop {
-            log.values(step, &values)?;
-            log.message(&msg);
-            let _ = log.finish();
-            return Err(RunError::Stop(msg));
-        }
-        let eval_dir = main.then_some(run_dir.as_path());
-        // A failing evaluation stops the run only after this step is logged and checkpointed.
-        let (ev, eval_error) =
-            match evals::evaluate_due(&s.model, cfg, (step, total), (eval_dir, &split), &device, &log) {
-                Ok(ev) => (ev, None),
-                Err(e) => (evals::EvalOutcome::default(), Some(e)),
-            };
-        if !ev.values.is_empty() && values.is_empty() {
-            // Eval lines carry the step's training loss too: every metrics.jsonl line has `loss`.
-            values.push(("loss".into(), report.loss));
-        }
-        values.extend(ev.values);
-        if !ev.heldout.is_empty() {
-            summary.eval = ev.heldout;
-        }
-        if !ev.fewshot.is_empty() {
-            summary.fewshot = ev.fewshot;
-        }
-        log.values(step, &values)?;
-        // every rank stops at this step if any rank was signalled (one collective per step)
-        let signal = ranks.agree_max(signals.received().map_or(0, |s| s as u64))?;
-        let preempted = (signal > 0 && step < total).then(|| signal_name(signal as i32));
-        if (cfg.checkpoint.every > 0 && step.is_multiple_of(cfg.checkpoint.every))
-            || last
-            || eval_error.is_some()
-            || preempted.is_some()
-        {
-            s = checkpoint(
-                s,
-                (&ckpts, &config_text),
-                &ranks,
-                (&mut writer, cfg.checkpoint.background),
-                &log,
-            )?;
-        }
-        if let Some(e) = eval_error {
-            log.message(&format!("evaluation at step {step} failed: {e}"));
-            let _ = log.finish();
-            return Err(e);
-        }
-        if let Some(signal) = preempted {
-            log.message(&format!(
-                "received {signal}: stopped after step {step} with its checkpoint written; \
-                 exit status {EXIT_PREEMPTED}, the next start (or --resume) continues from step {step}"
-            ));
-            summary.preempted = Some(signal);
-            break;
-        }
-        if step < total && last {
-            log.message(&format!(
-                "stopping after {} steps (--stop-after); resume to continue",
-                step - start_step
-            ));
-            break;
-        }
-    }
-    if let Some(w) = writer.wait()? {
-        log.message(&written_message(&w));
-    }
-    // No rank exits before rank 0's last checkpoint is published: under `srun
-    // --kill-on-bad-exit` the first rank to exit with 85 ends the others.
-    ranks.barrier()?;
-    log.finish()?;
-    summary.end_step = s.state.step;
-    summary.skipped_steps = guard.total;
-    Ok(summary)
+    run.run(s, peak_lr)
 }
 
 /// The run's layout in the log: folder, parameters, steps, ranks, and how expert parallelism and
