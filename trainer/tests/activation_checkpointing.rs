@@ -129,7 +129,7 @@ fn compare_grads(cfg: &RunConfig, batch: &Batch, policy: Recompute) -> usize {
     let objective = out.ce_sum().div_scalar(denom) + out.aux.clone().div_scalar(micro);
     let reference = optim.grads(objective.backward(), &model);
     let tensors = batch_to_tensors(batch, &device).unwrap();
-    let (ours, grads) = batch_grads(&model, &optim, tensors, policy, denom, micro).unwrap();
+    let (ours, grads) = batch_grads(&model, &optim, tensors, policy, (denom, micro), None).unwrap();
 
     assert_close("nll", &values(ours.nll), &values(out.nll), 1e-6);
     assert_close("aux", &values(ours.aux), &values(out.aux), 1e-6);

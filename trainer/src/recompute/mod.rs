@@ -218,28 +218,16 @@ fn leaf(x: Option<Tensor<3>>, grad: bool) -> Option<Tensor<3>> {
 }
 
 /// One micro-batch's loss and gradients (of `loss_sum / denom + aux / micro`, as
-/// `train_step_synced`) with the blocks `policy` names recomputed in the backward pass.
+/// `train_step_synced`) with the blocks `policy` names recomputed in the backward pass. With
+/// `reduce` given, each gradient is reduced over the ranks as soon as the backward pass has
+/// finished it ([`StepSync::reduce_group`], ZeRO-2), and the sums that `reduce` keeps are
+/// returned (`finish.rs`).
 pub fn batch_grads(
     model: &Mm1Model,
     optim: &GroupedAdamW,
     tensors: BatchTensors,
     policy: Recompute,
-    denom: f64,
-    micro: f64,
-) -> Result<(BatchLoss, GradientsParams), StepError> {
-    batch_grads_reduced(model, optim, tensors, policy, denom, micro, None)
-}
-
-/// [`batch_grads`] whose gradients, with `reduce` given, are each reduced over the ranks as
-/// soon as the backward pass has finished them ([`StepSync::reduce_group`], ZeRO-2): it returns
-/// the sums over the ranks that `reduce` keeps (`finish.rs`).
-pub fn batch_grads_reduced(
-    model: &Mm1Model,
-    optim: &GroupedAdamW,
-    tensors: BatchTensors,
-    policy: Recompute,
-    denom: f64,
-    micro: f64,
+    (denom, micro): (f64, f64),
     reduce: Option<&dyn StepSync>,
 ) -> Result<(BatchLoss, GradientsParams), StepError> {
     let input = &tensors.input;

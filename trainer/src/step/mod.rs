@@ -153,8 +153,7 @@ fn batch_grads(
     reduce: Option<&dyn StepSync>,
 ) -> Result<(BatchLoss, GradientsParams), StepError> {
     if recompute != Recompute::Nothing {
-        use crate::recompute::batch_grads_reduced;
-        return batch_grads_reduced(model, optim, tensors, recompute, denom, micro, reduce);
+        return crate::recompute::batch_grads(model, optim, tensors, recompute, (denom, micro), reduce);
     }
     let out = forward_batch(model, tensors)?;
     let objective = out.ce_sum().div_scalar(denom) + out.aux.clone().div_scalar(micro);
