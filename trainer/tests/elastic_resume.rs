@@ -7,7 +7,6 @@ mod parallel_support;
 mod train_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use mm1_trainer::run::{RunOptions, train};
 use parallel_support::*;
@@ -26,13 +25,8 @@ fn two_stream_file(dir: &Path, extra: &str) -> PathBuf {
     two_stream_run_file(dir, STEPS, extra)
 }
 
-/// One in-process run at a time: burn-flex keeps one random seed per process, so two tests that
-/// seed and build a model at the same moment draw each other's numbers (seen in CI: step 1 of a
-/// reference run off by 0.02). The 2-rank runs are worker processes and need no lock.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 fn one_rank(file: &Path, run_dir: &Path, stop_after: Option<u64>, sets: &[&str]) -> Vec<f64> {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let opts = RunOptions { run_dir: Some(run_dir.to_path_buf()), stop_after, ..Default::default() };
     train(&load(file, sets), &opts).unwrap().losses.iter().map(|l| l.1).collect()
 }

@@ -27,7 +27,6 @@
 mod train_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use mm1_trainer::run::{RunOptions, train};
 
@@ -39,11 +38,6 @@ const REGEN: &str = "MM1_REGEN_GOLDEN";
 
 const QUICKSTART_STEPS: u64 = 50;
 const BENCH_STEPS: usize = 5;
-
-/// One test at a time: `device.seed` seeds the flex device's one random stream (burn-flex keeps one
-/// per process), so two models initialised at once draw each other's numbers (measured: a
-/// quickstart run beside the bench test's differed from the golden file by up to 6e-2).
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -143,7 +137,7 @@ fn compare(path: &Path, losses: &[(u64, f64)], golden: &[(u64, f64)]) {
 
 #[test]
 fn quickstart_first_50_steps() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = train_support::one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     // The quickstart as written, its data paths (relative to the working folder) moved to `tmp`.
     let text = std::fs::read_to_string(repo_root().join("configs/quickstart.toml")).unwrap();
@@ -166,7 +160,7 @@ fn quickstart_first_50_steps() {
 
 #[test]
 fn bench_first_5_steps() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = train_support::one_at_a_time();
     let loaded = train_support::load(&repo_root().join("configs/bench-cpu.toml"), &[]);
     let losses = mm1_trainer::bench::bench_losses(&loaded.config, BENCH_STEPS).unwrap();
     let losses: Vec<(u64, f64)> = (1..).zip(losses).collect();

@@ -9,6 +9,16 @@ use std::path::{Path, PathBuf};
 use burn::store::ModuleSnapshot;
 use mm1_trainer::config::{ConfigSources, LoadedConfig};
 
+/// One in-process model initialisation or run at a time, for the tests of one binary that need
+/// theirs reproducible: burn-flex keeps one random stream per process, so two tests that seed
+/// and build a model at the same moment draw each other's numbers (seen: a golden quickstart run
+/// off by up to 6e-2, an elastic reference run's step 1 off by 0.02, and the accumulation test's
+/// parameters 1.7e-5 apart after one AdamW step). Worker processes need no lock.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A run file for a ~60k-parameter model; `extra` is appended (more sections or keys).
 pub fn tiny_run_file(dir: &Path, synth: &Path, steps: u64, extra: &str) -> PathBuf {
     let s = synth.display();
