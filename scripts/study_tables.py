@@ -23,7 +23,8 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 METRICS = [
     ("stripes, 0-shot choice (gate: resolution)", "synth_vqa_stripes/0shot/choice_accuracy", "eval"),
     ("patch_colour, 0-shot choice (gate: none)", "synth_vqa_patch_colour/0shot/choice_accuracy", "eval"),
-    ("grid, 0-shot choice (gate: tokens)", "synth_vqa_grid/0shot/choice_accuracy", "eval"),
+    ("row_index, 0-shot choice (gate: tokens)", "synth_vqa_row_index/0shot/choice_accuracy", "eval"),
+    ("row_colour, 0-shot choice (gate: none)", "synth_vqa_row_colour/0shot/choice_accuracy", "eval"),
     ("colour, 0-shot choice", "synth_vqa_colour/0shot/choice_accuracy", "eval"),
     ("counting, 0-shot choice", "synth_vqa_counting/0shot/choice_accuracy", "eval"),
     ("position, 0-shot choice", "synth_vqa_position/0shot/choice_accuracy", "eval"),

@@ -3,9 +3,6 @@
 //! `image::preprocess` produces at a resolution (CLIP-normalised `[3, r, r]`, flattened), trained on
 //! freshly drawn scenes and scored on others: the held-out accuracy at the native size is the task's
 //! ceiling for a linear read-out of the pixels, at a low resolution its floor.
-//!
-//! For `grid` the question is fixed to one corner (top right), since a read-out of the pixels
-//! alone cannot see which corner a question names.
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -59,10 +56,7 @@ pub struct ProbeResult {
 fn item(cfg: &ProbeConfig, i: usize) -> Result<(Vec<f32>, usize)> {
     let task_word = cfg.task.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     let mut rng = Rng::from_words(&[cfg.seed, TAG_PROBE, task_word, i as u64]);
-    let mut scene = GatedScene::sample(cfg.task, cfg.native, &mut rng);
-    if let GatedScene::Grid { ask, .. } = &mut scene {
-        *ask = 1;
-    }
+    let scene = GatedScene::sample(cfg.task, cfg.native, &mut rng);
     let answer = scene.question().answers[0].clone();
     let label = cfg.task.classes().iter().position(|c| *c == answer).ok_or_else(|| {
         DataError::Config(format!("probe: answer {answer:?} is not in the classes of {}", cfg.task.name))

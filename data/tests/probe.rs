@@ -50,13 +50,52 @@ fn thin_stripes_vanish_at_half_resolution_and_a_tint_does_not() {
     }
 }
 
+/// Mean of the preprocessed `[3, r, r]` pixels over each cell of a `k`x`k` grid: what average
+/// pooling to `k * k` tokens keeps of pixels that every patch passes on unchanged.
+fn pooled(x: &[f32], r: usize, k: usize) -> Vec<f32> {
+    let cell = r / k;
+    let mut out = vec![0.0; 3 * k * k];
+    for (i, v) in x.iter().enumerate() {
+        let (c, y, xx) = (i / (r * r), (i / r) % r, i % r);
+        out[c * k * k + (y / cell) * k + xx / cell] += v / (cell * cell) as f32;
+    }
+    out
+}
+
+/// The token gate by construction: moving the coloured row to another row of the same half
+/// leaves every 2x2 (4-token) average of the pixels unchanged and changes the 8x8 (64-token) one;
+/// its colour changes both.
+#[test]
+fn row_index_survives_64_tokens_not_4_and_its_colour_survives_both() {
+    let n = 64;
+    let scene = |row: usize, colour: usize, ask_index: bool| GatedScene::ColouredRow {
+        greys: vec![128; 64],
+        row,
+        colour,
+        ask_index,
+    };
+    let px = |s: &GatedScene| pixels(s, n, n);
+    // Rows 0 and 2: the same top half.
+    let (a, b, other_colour) = (px(&scene(0, 0, true)), px(&scene(2, 0, true)), px(&scene(0, 2, true)));
+    let gap = |k: usize, x: &[f32], y: &[f32]| {
+        pooled(x, n, k).iter().zip(pooled(y, n, k)).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max)
+    };
+    assert!(gap(2, &a, &b) < 1e-5, "4 tokens: rows apart by {}", gap(2, &a, &b));
+    assert!(gap(8, &a, &b) > 0.5, "64 tokens: rows apart by only {}", gap(8, &a, &b));
+    assert!(gap(2, &a, &other_colour) > 0.05, "4 tokens lose the colour: {}", gap(2, &a, &other_colour));
+    assert_eq!(scene(2, 0, true).question().answers, ["third"]);
+    let colour = scene(2, 0, false);
+    assert_eq!(colour.question().answers, ["red"]);
+    assert_eq!(colour.task().gate, "none");
+}
+
 #[test]
 fn probe_certifies_the_resolution_gate_and_its_control() {
     let run = |task: GatedTask, resolution| {
         let cfg = ProbeConfig { train: 300, test: 200, steps: 100, ..ProbeConfig::new(task, 64, resolution) };
         probe(&cfg).unwrap()
     };
-    let [stripes, colour, _] = GATED_TASKS;
+    let [stripes, colour, _, _] = GATED_TASKS;
     let high = run(stripes, 64);
     let low = run(stripes, 32);
     assert!(high.test_accuracy >= 0.95, "stripes at 64: {high:?}");
@@ -79,7 +118,7 @@ fn eval_items_carry_their_gate() {
     let cfg = SynthConfig {
         image_size: 64,
         samples_per_shard: 4,
-        eval_vqa: 14,
+        eval_vqa: 16,
         eval_captions: 2,
         ..SynthConfig::small(dir.path(), 0)
     };
@@ -91,8 +130,8 @@ fn eval_items_carry_their_gate() {
         .collect();
     let tasks: Vec<&str> = rows.iter().map(|r| r["task"].as_str().unwrap()).collect();
     // Scene tasks fall back to counting when a scene has no unique shape; the gated ones never do.
-    assert_eq!(tasks[4..7], synth::VQA_ROTATION[4..]);
-    assert_eq!(tasks[11..14], synth::VQA_ROTATION[4..]);
+    assert_eq!(tasks[4..8], synth::VQA_ROTATION[4..]);
+    assert_eq!(tasks[12..16], synth::VQA_ROTATION[4..]);
     for r in &rows {
         let (task, image) = (r["task"].as_str().unwrap(), r["image"].as_str().unwrap());
         match GatedTask::by_name(task) {

@@ -99,7 +99,8 @@ fn log_likelihoods_on_a_tiny_model_agree_with_one_row_and_the_chain_rule() {
             "synth_vqa_reading",
             "synth_vqa_stripes",
             "synth_vqa_patch_colour",
-            "synth_vqa_grid",
+            "synth_vqa_row_index",
+            "synth_vqa_row_colour",
             "synth_captions"
         ]
     );

@@ -11,7 +11,7 @@
 //!                [--seq-len T] [--batch-size B] [--num-image-tokens M] [--batches N]
 //! mm1-data preview SHARD_SPEC --out DIR [--resolution R] [-n N] [--kind K]
 //! mm1-data fuzz [--cases N] [--seed S] [--resolution R]
-//! mm1-data probe --resolution R [--task stripes|patch_colour|grid] [--native N] [--train N]
+//! mm1-data probe --resolution R [--task stripes|patch_colour|row_index|row_colour] [--native N] [--train N]
 //!                [--test N] [--seed S] [--steps N]
 //! ```
 //!
@@ -208,7 +208,7 @@ struct FuzzArgs {
 struct ProbeArgs {
     #[arg(long, value_name = "R")]
     resolution: usize,
-    /// One task (stripes|patch_colour|grid); all of them when left out.
+    /// One task (stripes|patch_colour|row_index|row_colour); all of them when left out.
     #[arg(long, value_name = "TASK", value_parser = parse_task)]
     task: Option<GatedTask>,
     #[arg(long, value_name = "N")]
@@ -229,7 +229,7 @@ fn parse_kind(s: &str) -> Res<SampleKind> {
 
 fn parse_task(name: &str) -> Res<GatedTask> {
     GatedTask::by_name(name)
-        .ok_or_else(|| format!("--task {name:?}: not a gated task (stripes, patch_colour, grid)"))
+        .ok_or_else(|| format!("--task {name:?}: not a gated task (stripes, patch_colour, row_index, row_colour)"))
 }
 
 fn err(e: DataError) -> String {

@@ -4,7 +4,8 @@
 //! with coloured shapes in a 3x3 grid and a short string in an 8x8 bitmap font at several sizes,
 //! so counting, colour, position and reading questions have exact answers and reading the
 //! smallest text needs resolution. Half the images are instead gated scenes (`gated.rs`: stripes
-//! that need resolution, their control, a grid that needs image tokens), stored as PNG.
+//! that need resolution and their control, a coloured row whose place needs image tokens and
+//! whose colour is its control), stored as PNG.
 //! Deterministic: the same config gives the same bytes.
 //! File formats: docs/data.md "Synthetic benchmark".
 
@@ -22,7 +23,7 @@ use serde_json::json;
 use crate::config::{SampleKind, SourceConfig};
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
-pub use gated::{GATED_TASKS, GRID_COLOURS, GatedScene, GatedTask, TINTS};
+pub use gated::{GATED_TASKS, ROW_COLOURS, GatedScene, GatedTask, TINTS};
 pub use render::Canvas;
 pub use scene::{Qa, Scene, text_document};
 pub use tar_out::write_tar;
@@ -126,7 +127,8 @@ impl SynthOutput {
 }
 
 /// Version of the generator's output, written to `manifest.json`: bumped whenever the same config
-/// gives different bytes, so that caches of an older generator are regenerated. 7: `stripes` and
+/// gives different bytes, so that caches of an older generator are regenerated. 8: `row_index` and
+/// `row_colour` (one coloured row in an 8x8 grid of grey cells) replace `grid`. 7: `stripes` and
 /// `patch_colour` fill the frame (they were squares of a quarter to half the side), with film
 /// grain so that no two images are equal. 6: the control
 /// is `patch_colour`, a flat tinted square of its own; stripes as in 3. 5: stripes of
@@ -134,7 +136,7 @@ impl SynthOutput {
 /// `stripes_colour` (the tint of the striped patch) replaces `stripes_wide`. 3: gated scenes
 /// (stripes, stripes_wide, grid; PNG) in half the images and in the VQA rotation. 2: per-sample
 /// streams from the fixed `Rng::from_words` (1, unversioned: samples repeated across shards).
-pub const GENERATOR_VERSION: u64 = 7;
+pub const GENERATOR_VERSION: u64 = 8;
 
 /// True when `cfg.out` holds a finished generation of exactly this config by this generator
 /// version (`manifest.json` is written last).
@@ -189,7 +191,7 @@ impl AnyScene {
     fn questions(&self, rng: &mut Rng) -> Vec<Qa> {
         match self {
             AnyScene::Plain(s) => s.questions(rng),
-            AnyScene::Gated(g) => g.questions(rng),
+            AnyScene::Gated(g) => g.questions(),
         }
     }
 
@@ -283,8 +285,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The VQA set's tasks, one item each in turn: the scene tasks, then the gated tasks.
-pub const VQA_ROTATION: [&str; 7] =
-    ["counting", "colour", "position", "reading", "stripes", "patch_colour", "grid"];
+pub const VQA_ROTATION: [&str; 8] =
+    ["counting", "colour", "position", "reading", "stripes", "patch_colour", "row_index", "row_colour"];
 
 /// Held-out sets: `vqa.jsonl` (one question per image, tasks in rotation) and `captions.jsonl`.
 fn write_eval(cfg: &SynthConfig) -> Result<Vec<String>> {
