@@ -2,6 +2,10 @@
 """Tables of the CPU study's write-up (docs/results/ablations-cpu.md) from a finished sweep folder.
 
     python3 scripts/study_tables.py runs/sweeps/study_cpu > tables.md
+    python3 scripts/study_tables.py runs/sweeps/study_cpu runs/sweeps/study_cpu_tokens > tables.md
+
+Further folders add seeds: their runs join the first folder's arm of the same name (a sweep over
+fewer arms with other seeds, such as `study_cpu_tokens` for the token arms).
 
 Reads the plan (`sweep.json`), each run's `eval.json` (0-shot forced choice, 4-shot generative VQA,
 captioning CIDEr-D, their blank-image baselines, the majority answer) and the last line of its
@@ -120,9 +124,27 @@ def per_seed(plan, runs, key, where="eval"):
     return "\n".join(out) + "\n"
 
 
+def add_seeds(plan, runs, folder):
+    """Runs of another sweep folder, joined to `plan`'s arm of the same name."""
+    other, extra = load_runs(folder)
+    names = [a["name"] for a in plan["arms"]]
+    for (a, s), run in extra.items():
+        name = other["arms"][a]["name"]
+        if name not in names:
+            sys.exit(f"{folder}: arm {name!r} is not an arm of the first folder")
+        if (names.index(name), s) in runs:
+            sys.exit(f"{folder}: arm {name!r} seed {s} is already in the first folder")
+        runs[(names.index(name), s)] = run
+    plan["seeds"] = sorted(set(plan["seeds"]) | set(other["seeds"]))
+    plan["runs"] = plan["runs"] + other["runs"]
+
+
 def main():
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/sweeps/study_cpu")
-    plan, runs = load_runs(folder)
+    folders = [Path(f) for f in sys.argv[1:]] or [Path("runs/sweeps/study_cpu")]
+    plan, runs = load_runs(folders[0])
+    for folder in folders[1:]:
+        add_seeds(plan, runs, folder)
+    folder = ", ".join(str(f) for f in folders)
     names = [a["name"] for a in plan["arms"]]
     control = next(i for i, a in enumerate(plan["arms"]) if not a["delta"])
     print(f"{len(runs)} finished runs of {len(plan['runs'])} in {folder}\n")
