@@ -228,8 +228,9 @@ fn parse_kind(s: &str) -> Res<SampleKind> {
 }
 
 fn parse_task(name: &str) -> Res<GatedTask> {
-    GatedTask::by_name(name)
-        .ok_or_else(|| format!("--task {name:?}: not a gated task (stripes, patch_colour, row_index, row_colour)"))
+    GatedTask::by_name(name).ok_or_else(|| {
+        format!("--task {name:?}: not a gated task (stripes, patch_colour, row_index, row_colour)")
+    })
 }
 
 fn err(e: DataError) -> String {

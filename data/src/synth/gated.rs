@@ -277,8 +277,12 @@ impl GatedScene {
     pub fn questions(&self) -> Vec<Qa> {
         let mut qas = vec![self.question()];
         if let GatedScene::ColouredRow { greys, row, colour, ask_index } = self {
-            let other =
-                GatedScene::ColouredRow { greys: greys.clone(), row: *row, colour: *colour, ask_index: !ask_index };
+            let other = GatedScene::ColouredRow {
+                greys: greys.clone(),
+                row: *row,
+                colour: *colour,
+                ask_index: !ask_index,
+            };
             qas.push(other.question());
         }
         qas

@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::config::{SampleKind, SourceConfig};
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
-pub use gated::{GATED_TASKS, ROW_COLOURS, GatedScene, GatedTask, TINTS};
+pub use gated::{GATED_TASKS, GatedScene, GatedTask, ROW_COLOURS, TINTS};
 pub use render::Canvas;
 pub use scene::{Qa, Scene, text_document};
 pub use tar_out::write_tar;
