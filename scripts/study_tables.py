@@ -146,10 +146,11 @@ def main():
         add_seeds(plan, runs, folder)
     folder = ", ".join(str(f) for f in folders)
     names = [a["name"] for a in plan["arms"]]
-    control = next(i for i, a in enumerate(plan["arms"]) if not a["delta"])
+    # A grid over one axis (the token supplements) has no unchanged arm, so no control.
+    control = next((i for i, a in enumerate(plan["arms"]) if not a["delta"]), None)
     print(f"{len(runs)} finished runs of {len(plan['runs'])} in {folder}\n")
     for i, name in enumerate(names):
-        if i != control:
+        if control is not None and i != control:
             print(compare(plan, runs, i, control, "Arm against the control"))
     if "tokens-64" in names and "tokens-4" in names:
         print(compare(plan, runs, names.index("tokens-64"), names.index("tokens-4"), "Tokens, extremes"))
