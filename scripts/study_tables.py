@@ -144,11 +144,11 @@ def main():
     plan, runs = load_runs(folders[0])
     for folder in folders[1:]:
         add_seeds(plan, runs, folder)
-    folder = ", ".join(str(f) for f in folders)
+    sources = ", ".join(str(f) for f in folders)
     names = [a["name"] for a in plan["arms"]]
     # A grid over one axis (the token supplements) has no unchanged arm, so no control.
     control = next((i for i, a in enumerate(plan["arms"]) if not a["delta"]), None)
-    print(f"{len(runs)} finished runs of {len(plan['runs'])} in {folder}\n")
+    print(f"{len(runs)} finished runs of {len(plan['runs'])} in {sources}\n")
     for i, name in enumerate(names):
         if control is not None and i != control:
             print(compare(plan, runs, i, control, "Arm against the control"))

@@ -257,18 +257,9 @@ impl GatedScene {
                 question: "what colour is the patch?".into(),
                 answers: vec![TINTS[*tint].0.into()],
             },
-            GatedScene::ColouredRow { row, ask_index: true, .. } => Qa {
-                task: t.name,
-                gate: Some(t.gate),
-                question: "which row is coloured?".into(),
-                answers: vec![ROWS[*row].into()],
-            },
-            GatedScene::ColouredRow { colour, ask_index: false, .. } => Qa {
-                task: t.name,
-                gate: Some(t.gate),
-                question: "what colour is the coloured row?".into(),
-                answers: vec![ROW_COLOURS[*colour].0.into()],
-            },
+            &GatedScene::ColouredRow { row, colour, ask_index, .. } => {
+                coloured_row_qa(row, colour, ask_index)
+            }
         }
     }
 
@@ -276,14 +267,8 @@ impl GatedScene {
     /// place or its colour).
     pub fn questions(&self) -> Vec<Qa> {
         let mut qas = vec![self.question()];
-        if let GatedScene::ColouredRow { greys, row, colour, ask_index } = self {
-            let other = GatedScene::ColouredRow {
-                greys: greys.clone(),
-                row: *row,
-                colour: *colour,
-                ask_index: !ask_index,
-            };
-            qas.push(other.question());
+        if let &GatedScene::ColouredRow { row, colour, ask_index, .. } = self {
+            qas.push(coloured_row_qa(row, colour, !ask_index));
         }
         qas
     }
@@ -317,4 +302,15 @@ impl GatedScene {
             }
         }
     }
+}
+
+/// The question of a coloured-row scene: its place (`row_index`) or its colour (`row_colour`).
+fn coloured_row_qa(row: usize, colour: usize, ask_index: bool) -> Qa {
+    let t = if ask_index { ROW_INDEX } else { ROW_COLOUR };
+    let (question, answer) = if ask_index {
+        ("which row is coloured?", ROWS[row])
+    } else {
+        ("what colour is the coloured row?", ROW_COLOURS[colour].0)
+    };
+    Qa { task: t.name, gate: Some(t.gate), question: question.into(), answers: vec![answer.into()] }
 }
