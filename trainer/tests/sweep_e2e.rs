@@ -20,7 +20,8 @@ fn two_tiny_arms_train_evaluate_and_report() {
              [set]\n\"schedule.warmup_steps\" = 2\n\"eval.every\" = 6\n\"checkpoint.every\" = 6\n\"log.progress\" = \"off\"\n\
              \"model.llm.max_seq_len\" = 512\n\
              [axes]\n\"model.vision.image_size\" = [32]\n\
-             [eval]\nshots = [0, 1]\nsupport_size = 4\nlimit = 4\nmax_new_tokens = 8\ncommand = [\"{}\"]\n",
+             [eval]\nshots = [0, 1]\nsupport_size = 4\nlimit = 4\nmax_new_tokens = 8\ncommand = [\"{}\"]\n\
+             fewshot_tasks = [\"synth_vqa_counting\", \"synth_captions\"]\n",
             env!("CARGO_BIN_EXE_mm1-train"),
             env!("CARGO_BIN_EXE_mm1-eval")
         ),
@@ -50,6 +51,9 @@ fn two_tiny_arms_train_evaluate_and_report() {
             serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
         assert_eq!(eval["step"], 12);
         assert!(eval["scores"]["synth_vqa_counting/1shot/vqa_accuracy"].is_number());
+        // `fewshot_tasks`: the other tasks are scored 0-shot only.
+        assert!(eval["scores"]["synth_vqa_colour/0shot/vqa_accuracy"].is_number());
+        assert!(eval["scores"].get("synth_vqa_colour/1shot/vqa_accuracy").is_none());
         assert!(eval["scores"]["synth_vqa_counting/0shot/choice_accuracy_blank"].is_number());
         assert!(eval["scores"]["synth_captions/majority/cider"].is_number());
         // The resolved config of the arm carries its delta.

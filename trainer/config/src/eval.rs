@@ -45,6 +45,9 @@ pub struct FewshotConfig {
     pub max_new_tokens: usize,
     /// Queries per task (0: all).
     pub limit: usize,
+    /// Tasks also scored at the shot counts above 0 (empty: every task); the others get their
+    /// 0-shot scores only.
+    pub fewshot_tasks: Vec<String>,
     /// Seed of the demonstration draws (recorded in `eval.json`).
     pub seed: u64,
 }
@@ -58,6 +61,7 @@ impl Default for FewshotConfig {
             support_size: 8,
             max_new_tokens: 24,
             limit: 0,
+            fewshot_tasks: vec![],
             seed: 0,
         }
     }
@@ -72,6 +76,7 @@ impl FewshotConfig {
             seed: self.seed,
             limit: (self.limit > 0).then_some(self.limit),
             max_new_tokens: self.max_new_tokens,
+            fewshot_tasks: self.fewshot_tasks.clone(),
             ..EvalOptions::default()
         })
     }

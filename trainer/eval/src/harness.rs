@@ -40,6 +40,10 @@ pub struct EvalOptions {
     /// Forced choice runs on tasks whose closed answer set has at most this many answers (one
     /// forward row per answer and query); `0` turns it off.
     pub max_choices: usize,
+    /// Tasks scored at the shot counts above 0 (empty: every task). Few-shot prompts are the
+    /// longest to generate from, and a study that needs few-shot scores on a few tasks should not
+    /// pay for them on every one; every task keeps its 0-shot scores.
+    pub fewshot_tasks: Vec<String>,
 }
 
 impl Default for EvalOptions {
@@ -53,7 +57,36 @@ impl Default for EvalOptions {
             max_new_tokens: 24,
             blank_baseline: true,
             max_choices: 32,
+            fewshot_tasks: vec![],
         }
+    }
+}
+
+impl EvalOptions {
+    /// The shot counts `task` is scored at: every one of `shots` when `fewshot_tasks` is empty or
+    /// names the task, else 0 only.
+    pub fn shots_for(&self, task: &str) -> Vec<usize> {
+        let few = self.fewshot_tasks.is_empty() || self.fewshot_tasks.iter().any(|t| t == task);
+        self.shots.iter().copied().filter(|&k| k == 0 || few).collect()
+    }
+
+    /// `Err` names each of `fewshot_tasks` that is not one of `tasks`, and the tasks there are.
+    pub fn check_fewshot_tasks(&self, tasks: &[EvalTask]) -> Result<(), EvalError> {
+        let unknown: Vec<&str> = self
+            .fewshot_tasks
+            .iter()
+            .filter(|n| !tasks.iter().any(|t| &t.name == *n))
+            .map(String::as_str)
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+        Err(EvalError::Invalid(format!(
+            "fewshot_tasks names {} that the evaluation does not have (its tasks: {})",
+            unknown.join(", "),
+            names.join(", ")
+        )))
     }
 }
 
@@ -203,6 +236,7 @@ pub fn evaluate_tasks_split(
         scores: BTreeMap::new(),
         tasks: vec![],
     };
+    opts.check_fewshot_tasks(tasks)?;
     for task in tasks {
         let queries = &task.queries[..opts.limit.unwrap_or(usize::MAX).min(task.queries.len())];
         let majority = majority(task, queries)?;
@@ -220,7 +254,7 @@ pub fn evaluate_tasks_split(
             choice: None,
             majority,
         };
-        for &k in &opts.shots {
+        for k in opts.shots_for(&task.name) {
             if k > task.support.len() {
                 return Err(EvalError::Invalid(format!(
                     "task {}: {k} shots need at least {k} support items, the pool has {}",

@@ -210,6 +210,18 @@ fn harness_scores_and_writes_eval_json() {
     let too_many = EvalOptions { shots: vec![8], ..EvalOptions::default() };
     let err = evaluate_tasks(&tasks[..1], &too_many, None, &mut constant).unwrap_err().to_string();
     assert!(err.contains("8 shots") && err.contains("pool has 4"), "{err}");
+
+    // Few-shot on the captions only: the VQA task keeps its 0-shot scores and loses its 4-shot ones.
+    let captions_only = EvalOptions { fewshot_tasks: vec!["synth_captions".into()], ..opts.clone() };
+    let r = evaluate_tasks(&tasks, &captions_only, None, &mut oracle).unwrap();
+    assert_eq!(r.scores["synth_vqa/0shot/vqa_accuracy"], 1.0);
+    assert!(!r.scores.keys().any(|k| k.starts_with("synth_vqa/4shot/")), "{:?}", r.scores);
+    assert_eq!(r.tasks[0].results.iter().map(|s| s.shots).collect::<Vec<_>>(), [0]);
+    assert_eq!(r.scores["synth_captions/4shot/cider"], report.scores["synth_captions/4shot/cider"]);
+    // A name that is no task is an error naming it and the tasks there are.
+    let typo = EvalOptions { fewshot_tasks: vec!["synth_caption".into()], ..opts.clone() };
+    let err = evaluate_tasks(&tasks, &typo, None, &mut oracle).unwrap_err().to_string();
+    assert!(err.contains("synth_caption that") && err.contains("synth_vqa, synth_captions"), "{err}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! ```text
 //! mm1-eval --checkpoint RUN_DIR|CHECKPOINT_DIR [--shots 0,4,8] [--zero-shot plain|text-demos:N]
 //!          [--seed S] [--limit N] [--support-size N] [--max-new-tokens N] [--out FILE]
-//!          [--no-blank] [--max-choices N]
+//!          [--no-blank] [--max-choices N] [--fewshot-tasks TASK,TASK]
 //!          [--coco-captions ANN.json --coco-images DIR]
 //!          [--vqav2-questions Q.json --vqav2-annotations A.json --vqav2-images DIR [--vqav2-image-pattern P]]
 //! ```
@@ -56,6 +56,11 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--limit" => a.opts.limit = Some(num("--limit", it.next())? as usize),
             "--support-size" => a.support_size = num("--support-size", it.next())? as usize,
             "--no-blank" => a.opts.blank_baseline = false,
+            "--fewshot-tasks" => {
+                let v =
+                    it.next().ok_or("--fewshot-tasks needs a list like synth_vqa_stripes,synth_captions")?;
+                a.opts.fewshot_tasks = v.split(',').map(|s| s.trim().to_string()).collect();
+            }
             "--max-choices" => a.opts.max_choices = num("--max-choices", it.next())? as usize,
             "--max-new-tokens" => a.opts.max_new_tokens = num("--max-new-tokens", it.next())? as usize,
             "--coco-captions" => a.coco[0] = it.next().map(PathBuf::from),

@@ -76,21 +76,22 @@ impl Images {
     }
 }
 
-/// Fail early (before training) when a few-shot prompt of `opts` does not leave at least
-/// `MIN_ROOM` tokens of `model.llm.max_seq_len` to generate; the error names the task, the shot
-/// count and the lengths. Tokenises every prompt the evaluation will build, nothing else.
+/// Fail early (before training) when `opts.fewshot_tasks` names a task there is not, or a few-shot
+/// prompt of `opts` does not leave at least `MIN_ROOM` tokens of `model.llm.max_seq_len` to
+/// generate; the error names the task, the shot count and the lengths. Tokenises every prompt the evaluation will build, nothing else.
 pub fn check_prompt_lengths(
     cfg: &RunConfig,
     tasks: &[EvalTask],
     opts: &EvalOptions,
 ) -> Result<(), EvalError> {
+    opts.check_fewshot_tasks(tasks)?;
     let tok = TextTokenizer::load(&cfg.data).map_err(|e| EvalError::Invalid(format!("tokenizer: {e}")))?;
     let encode = |s: &str| tok.encode(s);
     let m = cfg.model.num_image_tokens();
     let max_len = cfg.model.llm.max_seq_len;
     for task in tasks {
         let queries = &task.queries[..opts.limit.unwrap_or(usize::MAX).min(task.queries.len())];
-        for &k in opts.shots.iter().filter(|&&k| k <= task.support.len()) {
+        for k in opts.shots_for(&task.name).into_iter().filter(|&k| k <= task.support.len()) {
             let mut longest = 0;
             for (i, q) in queries.iter().enumerate() {
                 let p = build_prompt(

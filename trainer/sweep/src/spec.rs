@@ -83,6 +83,9 @@ pub struct SweepEval {
     pub max_new_tokens: usize,
     /// Queries per task (0: all).
     pub limit: usize,
+    /// Tasks also scored at the shot counts above 0 (empty: every task); the others get their
+    /// 0-shot scores only (`mm1-eval --fewshot-tasks`).
+    pub fewshot_tasks: Vec<String>,
     pub seed: u64,
     /// Evaluator command prefix (empty: `mm1-eval` next to `mm1-sweep`, else on PATH).
     pub command: Vec<String>,
@@ -96,6 +99,7 @@ impl Default for SweepEval {
             support_size: 8,
             max_new_tokens: 24,
             limit: 0,
+            fewshot_tasks: vec![],
             seed: 0,
             command: vec![],
         }
@@ -123,6 +127,9 @@ impl SweepEval {
         ];
         if self.limit > 0 {
             a.extend(["--limit".into(), self.limit.to_string()]);
+        }
+        if !self.fewshot_tasks.is_empty() {
+            a.extend(["--fewshot-tasks".into(), self.fewshot_tasks.join(",")]);
         }
         a
     }
