@@ -7,8 +7,9 @@
 Further folders add seeds: their runs join the first folder's arm of the same name (a sweep over
 fewer arms with other seeds, such as `study_cpu_tokens` for the token arms).
 
-Reads the plan (`sweep.json`), each run's `eval.json` (0-shot forced choice, 4-shot generative VQA,
-captioning CIDEr-D, their blank-image baselines, the majority answer) and the last line of its
+Reads the plan (`sweep.json`), each run's `eval.json` (0-shot forced choice, 4-shot generative VQA
+on the two tasks the study scores few-shot, 0-shot captioning CIDEr-D, their blank-image baselines,
+the majority answer) and the last line of its
 `metrics.jsonl` (held-out loss per source), and prints, per axis, every arm's mean over seeds
 beside the control's, and the paired difference (same seed) with its 95 % t interval over seeds and
 how many standard errors it lies from 0. A difference is an "effect" only when its interval
@@ -34,7 +35,6 @@ METRICS = [
     ("position, 0-shot choice", "synth_vqa_position/0shot/choice_accuracy", "eval"),
     ("reading, 0-shot choice", "synth_vqa_reading/0shot/choice_accuracy", "eval"),
     ("captioning CIDEr-D, 0-shot", "synth_captions/0shot/cider", "eval"),
-    ("captioning CIDEr-D, 4-shot", "synth_captions/4shot/cider", "eval"),
     ("patch_colour, 4-shot VQA acc.", "synth_vqa_patch_colour/4shot/vqa_accuracy", "eval"),
     ("stripes, 4-shot VQA acc.", "synth_vqa_stripes/4shot/vqa_accuracy", "eval"),
     ("held-out loss, caption", "eval/loss/caption", "metrics"),
@@ -154,7 +154,7 @@ def main():
             print(compare(plan, runs, i, control, "Arm against the control"))
     if "tokens-64" in names and "tokens-4" in names:
         print(compare(plan, runs, names.index("tokens-64"), names.index("tokens-4"), "Tokens, extremes"))
-    for label, key, where in METRICS[:3]:
+    for label, key, where in METRICS[:4]:
         print(f"### Per seed: {label}\n")
         print(per_seed(plan, runs, key, where))
 

@@ -1,13 +1,14 @@
 //! Synthetic benchmark: same seed → same bytes; no sample, image or text document repeats and the
 //! held-out shard shares none with the training shards; eval sets parse with ground truth; the
-//! trained tokenizer has the special tokens; the generated shards read back with nothing skipped.
+//! trained tokenizer has the special tokens; the generated shards read back with nothing skipped;
+//! runs started together generate the benchmark once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use mm1_data::inspect::inspect;
 use mm1_data::sample::ProcessCtx;
-use mm1_data::synth::{GENERATOR_VERSION, SynthConfig, generate, is_complete};
+use mm1_data::synth::{GENERATOR_VERSION, SynthConfig, ensure, generate, is_complete};
 use mm1_data::{DataConfig, ResizeMode, ShardItem, ShardOpener, TextTokenizer, WdsOpener};
 
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -58,6 +59,23 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     m.as_object_mut().unwrap().remove("generator");
     std::fs::write(&manifest, m.to_string()).unwrap();
     assert!(!is_complete(&tiny(a.path(), 3)));
+}
+
+#[test]
+fn runs_started_together_share_one_generation() {
+    let (dir, alone) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = tiny(dir.path(), 2);
+    let generated: Vec<bool> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4).map(|_| s.spawn(|| ensure(&cfg).unwrap())).collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(generated.iter().filter(|g| **g).count(), 1, "{generated:?}");
+    assert!(is_complete(&cfg));
+    assert!(!ensure(&cfg).unwrap(), "a complete benchmark is not generated again");
+    generate(&tiny(alone.path(), 2)).unwrap();
+    let mut shared = files(dir.path());
+    assert_eq!(shared.remove(".generate.lock"), Some(vec![]));
+    assert!(shared == files(alone.path()), "the shared generation wrote other bytes than one alone");
 }
 
 #[test]

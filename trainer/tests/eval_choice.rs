@@ -40,7 +40,7 @@ fn forced_choice_picks_the_most_likely_answer_and_scores_its_baselines() {
     let tasks = EvalTask::new("synth_vqa", kind, queries, support).split_by_task();
     assert_eq!(tasks.len(), 1, "the pool's `other` items form no task");
     let t = &tasks[0];
-    assert_eq!((t.name.as_str(), t.gate.as_str()), ("synth_vqa_colour", "resolution"));
+    assert_eq!((t.name.as_str(), t.gate.as_deref()), ("synth_vqa_colour", Some("resolution")));
     assert_eq!(t.choices, ["red", "blue", "green"]);
 
     // Log-likelihood oracle: the true answer (looked up by image) scores 0, others -1; a blank

@@ -149,6 +149,28 @@ pub fn is_complete(cfg: &SynthConfig) -> bool {
         .is_some_and(|c| c == *cfg)
 }
 
+/// Generates the benchmark unless `cfg.out` already holds it ([`is_complete`]) and returns whether
+/// this call generated it. Processes or threads started together (a sweep's `--parallel`, a test
+/// binary's threads) share one generation: the first to take the exclusive lock on
+/// `OUT/.generate.lock` generates, the others wait for the lock and then find the manifest.
+/// Without the lock each would write the same files at once, and a run that finished first could
+/// read a shard that another was rewriting.
+pub fn ensure(cfg: &SynthConfig) -> Result<bool> {
+    if is_complete(cfg) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(&cfg.out).map_err(|e| DataError::io(cfg.out.display().to_string(), e))?;
+    let path = cfg.out.join(".generate.lock");
+    let io = |e| DataError::io(path.display().to_string(), e);
+    let lock = std::fs::File::create(&path).map_err(io)?;
+    lock.lock().map_err(io)?; // released when `lock` is dropped
+    if is_complete(cfg) {
+        return Ok(false);
+    }
+    generate(cfg)?;
+    Ok(true)
+}
+
 const TAG_CAPTION: u64 = 1;
 const TAG_INTERLEAVED: u64 = 2;
 const TAG_TEXT: u64 = 3;

@@ -117,8 +117,8 @@ pub struct TaskResult {
     pub name: String,
     #[serde(flatten)]
     pub kind: TaskKind,
-    /// What the task needs (`resolution`, `tokens`, `none`).
-    pub gate: String,
+    /// What the task needs (`resolution`, `tokens`, `none`); null for a task not built for a gate.
+    pub gate: Option<String>,
     /// The metric `item_scores` hold.
     pub primary_metric: String,
     pub queries: usize,

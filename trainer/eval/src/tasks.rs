@@ -52,8 +52,10 @@ pub struct EvalTask {
     pub kind: TaskKind,
     pub queries: Vec<EvalItem>,
     pub support: Vec<EvalItem>,
-    /// What the task needs (`resolution`, `tokens`), from the items' `gate` field; `none` without one.
-    pub gate: String,
+    /// What the task needs (`resolution`, `tokens`, or `none` for a control built to need nothing),
+    /// from the items' `gate` field; `None` when the items carry none (the scene tasks, captions,
+    /// COCO, VQAv2): such a task was not built for a study's gate and is no control either.
+    pub gate: Option<String>,
     /// The task's closed answer set for forced choice (first answer of every query and support item,
     /// in order of appearance); empty for captions.
     pub choices: Vec<String>,
@@ -67,7 +69,7 @@ impl EvalTask {
         queries: Vec<EvalItem>,
         support: Vec<EvalItem>,
     ) -> Self {
-        let gate = queries.iter().find_map(|q| q.gate.clone()).unwrap_or_else(|| "none".into());
+        let gate = queries.iter().find_map(|q| q.gate.clone());
         let mut choices: Vec<String> = Vec::new();
         if matches!(kind, TaskKind::Vqa { .. }) {
             for it in queries.iter().chain(&support) {

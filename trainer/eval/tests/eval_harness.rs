@@ -146,7 +146,7 @@ fn harness_scores_and_writes_eval_json() {
     let shot0 = &report.tasks[0].results[0];
     assert_eq!(shot0.item_scores, vec![1.0; 8]);
     assert_eq!(report.tasks[0].primary_metric, "vqa_accuracy");
-    assert_eq!(report.tasks[0].gate, "none");
+    assert_eq!(report.tasks[0].gate, None, "items without a gate field: no gate, not a control");
     assert!(report.scores["synth_captions/4shot/cider"] > 1.0, "{:?}", report.scores);
 
     // Shared by 2 ranks, seen from rank 1 (rank 0's answers to queries 0, 2, ... come back from

@@ -83,7 +83,7 @@ fn eval_json(score: f64, n: usize) -> String {
           "results": [{{"shots": 0, "metrics": {{"vqa_accuracy": 0.1}}, "item_scores": []}}],
           "choice": {{"accuracy": {score}, "item_scores": [{}], "blank_accuracy": 0.2}},
           "majority": {{"answer": "red", "metrics": {{"vqa_accuracy": 0.25, "choice_accuracy": 0.25}}}}}},
-        {{"name": "synth_captions", "kind": "caption", "gate": "none", "primary_metric": "cider",
+        {{"name": "synth_captions", "kind": "caption", "gate": null, "primary_metric": "cider",
           "results": [{{"shots": 0, "metrics": {{"cider": 0.3}}, "item_scores": [0.2, 0.4],
                         "blank_metrics": {{"cider": 0.1}}}}],
           "choice": null, "majority": {{"answer": "x", "metrics": {{"cider": 0.05}}}}}}]}}"#,
@@ -139,8 +139,8 @@ fn paired_differences_are_read_from_their_intervals_and_runs_jsonl_has_every_fie
     assert_eq!(diff("image_size-48", "synth_captions").verdict, "not separated");
     let ctrl = st.per_arm.iter().find(|t| t.arm == 0 && t.task == "synth_vqa_colour").unwrap();
     assert_eq!(
-        (ctrl.gate.as_str(), ctrl.metric.as_str(), ctrl.n_items),
-        ("resolution", "choice_accuracy", 100)
+        (ctrl.gate.as_deref(), ctrl.metric.as_str(), ctrl.n_items),
+        (Some("resolution"), "choice_accuracy", 100)
     );
     assert!((ctrl.mean - 0.515).abs() < 1e-12);
     assert_eq!((ctrl.blank_image, ctrl.majority), (Some(0.2), Some(0.25)));
@@ -161,7 +161,9 @@ fn paired_differences_are_read_from_their_intervals_and_runs_jsonl_has_every_fie
     assert_eq!((l["n_items"].as_u64(), l["blank_image_score"].as_f64()), (Some(100), Some(0.2)));
     assert_eq!(l["majority_score"].as_f64(), Some(0.25));
     let cap = lines.iter().find(|l| l["task"] == "synth_captions").unwrap();
-    assert_eq!((cap["gate"].as_str(), cap["metric"].as_str()), (Some("none"), Some("cider")));
+    // A task built for no gate (captions, the scene tasks) says so: null, not "none" (a control).
+    assert!(cap["gate"].is_null(), "{cap}");
+    assert_eq!(cap["metric"].as_str(), Some("cider"));
     assert_eq!((cap["blank_image_score"].as_f64(), cap["majority_score"].as_f64()), (Some(0.1), Some(0.05)));
 
     // report.md carries the wording and runs.jsonl lies beside it.

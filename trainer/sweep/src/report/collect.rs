@@ -28,7 +28,8 @@ pub struct RunData {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskScore {
     pub task: String,
-    pub gate: String,
+    /// `resolution`, `tokens`, `none` (a control); `None` for a task built for no gate.
+    pub gate: Option<String>,
     pub metric: String,
     pub score: f64,
     pub item_scores: Vec<f64>,
@@ -45,7 +46,7 @@ pub fn task_scores(eval: &Json) -> Vec<TaskScore> {
     let mut out = vec![];
     for t in tasks {
         let name = t.get("name").and_then(Json::as_str).unwrap_or_default().to_string();
-        let gate = t.get("gate").and_then(Json::as_str).unwrap_or("none").to_string();
+        let gate = t.get("gate").and_then(Json::as_str).map(str::to_string);
         let primary = t.get("primary_metric").and_then(Json::as_str).unwrap_or("score").to_string();
         let majority = |m: &str| t.pointer(&format!("/majority/metrics/{m}")).and_then(Json::as_f64);
         let choice = t.get("choice").filter(|c| !c.is_null());

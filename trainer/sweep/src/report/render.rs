@@ -127,7 +127,7 @@ fn study_tables(d: &SweepData, st: &Study) -> Vec<(String, String, Table)> {
         .map(|t| {
             vec![
                 t.task.clone(),
-                t.gate.clone(),
+                t.gate.clone().unwrap_or_else(|| "–".into()),
                 t.metric.clone(),
                 arm_name(t.arm),
                 fmt_num(t.mean),

@@ -22,7 +22,7 @@ pub const BOOTSTRAP_SEED: u64 = 0x6d6d_3162_6f6f_7473;
 pub struct TaskArm {
     pub arm: usize,
     pub task: String,
-    pub gate: String,
+    pub gate: Option<String>,
     pub metric: String,
     /// `(seed, score)` of every finished run.
     pub scores: Vec<(u64, f64)>,
