@@ -61,6 +61,28 @@ fn cider_d_matches_pycocoevalcap_on_tokenized_text() {
 }
 
 #[test]
+fn cider_d_is_the_same_to_the_last_bit_every_time() {
+    // 300 items with overlapping n-grams: enough terms that a sum in another order rounds
+    // differently (a HashMap's order changes with every map; the study saw 1.1e-16).
+    let words = ["a", "red", "green", "circle", "square", "top", "left", "and", "the", "blue", "grid"];
+    let sentence = |i: usize, k: usize| -> String {
+        (0..6 + (i + k) % 5)
+            .map(|j| words[(i * 7 + j * (k + 3) + j * j) % words.len()])
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let cands: Vec<String> = (0..300).map(|i| sentence(i, 0)).collect();
+    let refs: Vec<Vec<String>> = (0..300).map(|i| (1..4).map(|k| sentence(i, k)).collect()).collect();
+    let first = cider_d(&cands, &refs).unwrap();
+    assert!(first.corpus > 0.0);
+    for _ in 0..20 {
+        let again = cider_d(&cands, &refs).unwrap();
+        assert_eq!(again.corpus.to_bits(), first.corpus.to_bits());
+        assert!(again.per_item.iter().zip(&first.per_item).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
+
+#[test]
 fn cider_d_end_to_end_from_raw_captions() {
     let f = fixture("cider_fixture.json");
     let images = f["images"].as_array().unwrap();
