@@ -2,10 +2,10 @@
 """Tables of the CPU study's write-up (docs/results/ablations-cpu.md) from a finished sweep folder.
 
     python3 scripts/study_tables.py runs/sweeps/study_cpu > tables.md
-    python3 scripts/study_tables.py runs/sweeps/study_cpu runs/sweeps/study_cpu_tokens > tables.md
+    python3 scripts/study_tables.py runs/sweeps/study_cpu runs/sweeps/MORE_SEEDS > tables.md
 
 Further folders add seeds: their runs join the first folder's arm of the same name (a sweep over
-fewer arms with other seeds, such as `study_cpu_tokens` for the token arms).
+fewer arms with other seeds, such as the token arms alone with seeds 4-7).
 
 Reads the plan (`sweep.json`), each run's `eval.json` (0-shot forced choice, 4-shot generative VQA
 on the two tasks the study scores few-shot, 0-shot captioning CIDEr-D, their blank-image baselines,
