@@ -146,7 +146,7 @@ def main():
         add_seeds(plan, runs, folder)
     sources = ", ".join(str(f) for f in folders)
     names = [a["name"] for a in plan["arms"]]
-    # A grid over one axis (the token supplements) has no unchanged arm, so no control.
+    # A grid over one axis (the token arms alone, with more seeds) has no unchanged arm: no control.
     control = next((i for i, a in enumerate(plan["arms"]) if not a["delta"]), None)
     print(f"{len(runs)} finished runs of {len(plan['runs'])} in {sources}\n")
     for i, name in enumerate(names):

@@ -78,7 +78,8 @@ impl Images {
 
 /// Fail early (before training) when `opts.fewshot_tasks` names a task there is not, or a few-shot
 /// prompt of `opts` does not leave at least `MIN_ROOM` tokens of `model.llm.max_seq_len` to
-/// generate; the error names the task, the shot count and the lengths. Tokenises every prompt the evaluation will build, nothing else.
+/// generate; the error names the task, the shot count and the lengths. Tokenises every prompt the
+/// evaluation will build, nothing else.
 pub fn check_prompt_lengths(
     cfg: &RunConfig,
     tasks: &[EvalTask],
